@@ -1,0 +1,13 @@
+//! The domain of AI Team: the records of API.md as types, the validated
+//! inputs that reach the store, and the ports (traits) that adapters in
+//! `ai-team-providers` implement. Nothing here knows about HTTP, SQL or a
+//! cloud: the dependency arrows point inwards.
+
+pub mod error;
+pub mod models;
+pub mod money;
+pub mod query;
+pub mod store;
+
+pub use error::StoreError;
+pub use store::Store;

@@ -1,0 +1,421 @@
+//! Validated inputs: once one of these exists, the store can trust it.
+//! Parsing failures carry FastAPI's `{loc, msg, type}` so the HTTP layer
+//! can answer 422 in the shape clients know.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::Serialize;
+
+/// One invalid input, as FastAPI reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl FieldError {
+    pub fn new(place: &str, field: &str, msg: impl Into<String>, kind: &str) -> Self {
+        Self {
+            loc: vec![place.to_owned(), field.to_owned()],
+            msg: msg.into(),
+            kind: kind.to_owned(),
+        }
+    }
+}
+
+/// A positive database id taken from a path segment.
+pub fn parse_id(field: &str, raw: &str) -> Result<i64, FieldError> {
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        Ok(_) => Err(FieldError::new(
+            "path",
+            field,
+            "Input should be greater than 0",
+            "greater_than",
+        )),
+        Err(_) => Err(FieldError::new(
+            "path",
+            field,
+            "Input should be a valid integer, unable to parse string as an integer",
+            "int_parsing",
+        )),
+    }
+}
+
+/// `page` and `page_size` of a paginated list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub page: u32,
+    pub page_size: u32,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            page: 1,
+            page_size: Self::DEFAULT_SIZE,
+        }
+    }
+}
+
+impl PageRequest {
+    pub const DEFAULT_SIZE: u32 = 50;
+    pub const MAX_SIZE: u32 = 200;
+    /// Far enough for any real listing; keeps OFFSET arithmetic in range.
+    pub const MAX_PAGE: u32 = 1_000_000;
+
+    /// Parses the two query values (absent means default).
+    pub fn parse(page: Option<&str>, page_size: Option<&str>) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let page = parse_bounded("page", page, 1, 1, Self::MAX_PAGE, &mut errors);
+        let page_size = parse_bounded(
+            "page_size",
+            page_size,
+            Self::DEFAULT_SIZE,
+            1,
+            Self::MAX_SIZE,
+            &mut errors,
+        );
+        if errors.is_empty() {
+            Ok(Self { page, page_size })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn offset(&self) -> i64 {
+        (i64::from(self.page) - 1) * i64::from(self.page_size)
+    }
+
+    pub fn limit(&self) -> i64 {
+        i64::from(self.page_size)
+    }
+}
+
+fn parse_bounded(
+    field: &str,
+    raw: Option<&str>,
+    default: u32,
+    min: u32,
+    max: u32,
+    errors: &mut Vec<FieldError>,
+) -> u32 {
+    let Some(raw) = raw else { return default };
+    match raw.trim().parse::<i64>() {
+        Ok(v) if v >= i64::from(min) && v <= i64::from(max) => v as u32,
+        Ok(v) if v < i64::from(min) => {
+            errors.push(FieldError::new(
+                "query",
+                field,
+                format!("Input should be greater than or equal to {min}"),
+                "greater_than_equal",
+            ));
+            default
+        }
+        Ok(_) => {
+            errors.push(FieldError::new(
+                "query",
+                field,
+                format!("Input should be less than or equal to {max}"),
+                "less_than_equal",
+            ));
+            default
+        }
+        Err(_) => {
+            errors.push(FieldError::new(
+                "query",
+                field,
+                "Input should be a valid integer, unable to parse string as an integer",
+                "int_parsing",
+            ));
+            default
+        }
+    }
+}
+
+/// Column a call list is ordered by; ties are broken by id in the same
+/// direction so that pages never overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortBy {
+    #[default]
+    Timestamp,
+    Model,
+    TotalTokens,
+    ResponseTimeMs,
+    Cost,
+    Id,
+}
+
+impl SortBy {
+    pub const NAMES: &'static str = "timestamp, model, total_tokens, response_time_ms, cost, id";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "timestamp" => Self::Timestamp,
+            "model" => Self::Model,
+            "total_tokens" => Self::TotalTokens,
+            "response_time_ms" => Self::ResponseTimeMs,
+            "cost" => Self::Cost,
+            "id" => Self::Id,
+            _ => return None,
+        })
+    }
+}
+
+/// Order of a sorted list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortDir {
+    Asc,
+    #[default]
+    Desc,
+}
+
+/// Every filter and order of `GET /conversations/{id}/llm-calls`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LlmCallQuery {
+    pub page: PageRequest,
+    pub sort_by: SortBy,
+    pub sort_dir: SortDir,
+    pub model: Option<String>,
+    /// Lower-cased substring of the request or response text.
+    pub q: Option<String>,
+    pub date_from: Option<DateTime<Utc>>,
+    pub date_to: Option<DateTime<Utc>>,
+}
+
+/// The raw query values, as strings from the URL.
+#[derive(Debug, Default, Clone)]
+pub struct RawLlmCallQuery<'a> {
+    pub page: Option<&'a str>,
+    pub page_size: Option<&'a str>,
+    pub sort_by: Option<&'a str>,
+    pub sort_dir: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub q: Option<&'a str>,
+    pub date_from: Option<&'a str>,
+    pub date_to: Option<&'a str>,
+}
+
+impl LlmCallQuery {
+    pub fn parse(raw: RawLlmCallQuery<'_>) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let page = PageRequest::parse(raw.page, raw.page_size).unwrap_or_else(|e| {
+            errors.extend(e);
+            PageRequest::default()
+        });
+        let sort_by = match raw.sort_by {
+            None => SortBy::default(),
+            Some(s) => SortBy::parse(s).unwrap_or_else(|| {
+                errors.push(FieldError::new(
+                    "query",
+                    "sort_by",
+                    format!("Input should be one of: {}", SortBy::NAMES),
+                    "enum",
+                ));
+                SortBy::default()
+            }),
+        };
+        let sort_dir = match raw.sort_dir.map(str::to_ascii_lowercase).as_deref() {
+            None => SortDir::default(),
+            Some("asc") => SortDir::Asc,
+            Some("desc") => SortDir::Desc,
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "query",
+                    "sort_dir",
+                    "Input should be 'asc' or 'desc'",
+                    "enum",
+                ));
+                SortDir::default()
+            }
+        };
+        let mut date = |field: &str, raw: Option<&str>, end_of_day: bool| {
+            raw.and_then(|s| match parse_datetime(s, end_of_day) {
+                Some(d) => Some(d),
+                None => {
+                    errors.push(FieldError::new(
+                        "query",
+                        field,
+                        "Input should be a valid datetime or date (ISO 8601)",
+                        "datetime_parsing",
+                    ));
+                    None
+                }
+            })
+        };
+        let date_from = date("date_from", raw.date_from, false);
+        let date_to = date("date_to", raw.date_to, true);
+        let non_empty = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+        if errors.is_empty() {
+            Ok(Self {
+                page,
+                sort_by,
+                sort_dir,
+                model: non_empty(raw.model),
+                q: non_empty(raw.q).map(|q| q.to_lowercase()),
+                date_from,
+                date_to,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// ISO 8601 with an offset, a naive date-time (taken as UTC, as the
+/// original stored them), or a plain date (start of day, or its last
+/// microsecond for an inclusive upper bound).
+pub fn parse_datetime(s: &str, end_of_day: bool) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        return Some(d.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(d.and_utc());
+        }
+    }
+    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    let t = if end_of_day {
+        day.and_hms_micro_opt(23, 59, 59, 999_999)?
+    } else {
+        day.and_hms_opt(0, 0, 0)?
+    };
+    Some(t.and_utc())
+}
+
+/// A validated `jira_story_id`: trimmed, 1..=255 characters, no control
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoryId(String);
+
+impl StoryId {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err("jira_story_id must not be empty".into());
+        }
+        if s.chars().count() > 255 {
+            return Err("jira_story_id must be at most 255 characters".into());
+        }
+        if s.chars().any(char::is_control) {
+            return Err("jira_story_id must not contain control characters".into());
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A workflow to create, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWorkflow {
+    pub name: String,
+    pub jira_story_id: StoryId,
+    pub repository_url: Option<String>,
+    pub description: Option<String>,
+}
+
+impl NewWorkflow {
+    pub fn parse(
+        name: &str,
+        jira_story_id: &str,
+        repository_url: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 500 {
+            errors.push(FieldError::new(
+                "body",
+                "name",
+                "name must be 1 to 500 characters",
+                "string_length",
+            ));
+        }
+        let story = StoryId::parse(jira_story_id)
+            .map_err(|m| errors.push(FieldError::new("body", "jira_story_id", m, "value_error")))
+            .ok();
+        if repository_url.is_some_and(|u| u.len() > 2048) {
+            errors.push(FieldError::new(
+                "body",
+                "repository_url",
+                "repository_url must be at most 2048 characters",
+                "string_length",
+            ));
+        }
+        match story {
+            Some(story) if errors.is_empty() => Ok(Self {
+                name: name.to_owned(),
+                jira_story_id: story,
+                repository_url: repository_url.map(str::to_owned),
+                description: description.map(str::to_owned),
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_must_be_positive_integers() {
+        assert_eq!(parse_id("id", "42"), Ok(42));
+        assert_eq!(parse_id("id", "abc").unwrap_err().kind, "int_parsing");
+        assert_eq!(parse_id("id", "0").unwrap_err().kind, "greater_than");
+        assert_eq!(
+            parse_id("id", "99999999999999999999").unwrap_err().kind,
+            "int_parsing"
+        );
+    }
+
+    #[test]
+    fn page_size_out_of_range_is_rejected() {
+        assert!(PageRequest::parse(None, Some("0")).is_err());
+        assert!(PageRequest::parse(None, Some("201")).is_err());
+        assert!(PageRequest::parse(Some("x"), None).is_err());
+        assert_eq!(
+            PageRequest::parse(Some("3"), Some("200")).unwrap(),
+            PageRequest {
+                page: 3,
+                page_size: 200
+            }
+        );
+    }
+
+    #[test]
+    fn dates_accept_offsets_naive_and_plain_days() {
+        let z = parse_datetime("2026-11-23T22:30:51Z", false).unwrap();
+        assert_eq!(parse_datetime("2026-11-23T23:30:51+01:00", false), Some(z));
+        assert_eq!(parse_datetime("2026-11-23T22:30:51", false), Some(z));
+        let end = parse_datetime("2026-11-23", true).unwrap();
+        assert_eq!(end.to_rfc3339(), "2026-11-23T23:59:59.999999+00:00");
+        assert!(parse_datetime("yesterday", false).is_none());
+    }
+
+    #[test]
+    fn call_query_collects_every_error() {
+        let errors = LlmCallQuery::parse(RawLlmCallQuery {
+            sort_by: Some("price"),
+            sort_dir: Some("up"),
+            date_from: Some("nope"),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.loc[1].as_str()).collect();
+        assert_eq!(fields, ["sort_by", "sort_dir", "date_from"]);
+    }
+
+    #[test]
+    fn story_ids_are_trimmed_and_bounded() {
+        assert_eq!(StoryId::parse("  PROJ-1 ").unwrap().as_str(), "PROJ-1");
+        assert!(StoryId::parse("   ").is_err());
+        assert!(StoryId::parse(&"x".repeat(256)).is_err());
+        assert!(StoryId::parse("A\u{0}B").is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! The `Store` port: every persistent record goes through it. The SQLite
+//! and PostgreSQL adapters in `ai-team-providers` implement it and are run
+//! by the same test suite.
+
+use async_trait::async_trait;
+
+use crate::error::StoreResult;
+use crate::models::{
+    CodeFile, Conversation, ConversationDetail, Event, Execution, LlmCallPage, Message,
+    NewCodeFile, NewConversation, NewLlmCall, NewMessage, Paged, Workflow,
+};
+use crate::query::{LlmCallQuery, NewWorkflow, PageRequest};
+
+/// What `create_workflow` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created<T> {
+    /// A new record was written.
+    New(T),
+    /// A record with the same natural key already existed; nothing written.
+    Existing(T),
+}
+
+impl<T> Created<T> {
+    pub fn into_inner(self) -> T {
+        match self {
+            Created::New(t) | Created::Existing(t) => t,
+        }
+    }
+
+    pub fn is_new(&self) -> bool {
+        matches!(self, Created::New(_))
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database this is ("sqlite" or "postgres").
+    fn backend(&self) -> &'static str;
+
+    /// A round trip to the database.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- workflows ---
+
+    /// Creates the workflow unless one with the same `jira_story_id`
+    /// exists; race-safe (a unique constraint decides, not a prior read).
+    async fn create_workflow(&self, new: &NewWorkflow) -> StoreResult<Created<Workflow>>;
+    async fn get_workflow(&self, id: i64) -> StoreResult<Workflow>;
+    async fn find_workflow_by_story(&self, jira_story_id: &str) -> StoreResult<Option<Workflow>>;
+    /// Newest first; `None` lists all (the legacy plain array).
+    async fn list_workflows(&self, page: Option<PageRequest>) -> StoreResult<Paged<Workflow>>;
+    /// The workflow's conversations, each with its files, message count and
+    /// latest calls, oldest first.
+    async fn workflow_conversations(&self, workflow_id: i64)
+    -> StoreResult<Vec<ConversationDetail>>;
+    async fn workflow_code_files(&self, workflow_id: i64) -> StoreResult<Vec<CodeFile>>;
+    /// Deletes the workflow and everything under it in one transaction;
+    /// `Conflict` while an execution is pending or running.
+    async fn delete_workflow(&self, id: i64) -> StoreResult<()>;
+
+    // --- executions ---
+
+    /// A new pending execution; `Conflict` if one is pending or running
+    /// (a partial unique index decides).
+    async fn create_execution(&self, workflow_id: i64) -> StoreResult<Execution>;
+    async fn get_execution(&self, workflow_id: i64, execution_id: i64) -> StoreResult<Execution>;
+    async fn list_executions(
+        &self,
+        workflow_id: i64,
+        page: Option<PageRequest>,
+    ) -> StoreResult<Paged<Execution>>;
+
+    // --- conversations, messages, calls, files ---
+
+    async fn create_conversation(&self, new: &NewConversation) -> StoreResult<Conversation>;
+    async fn get_conversation(&self, id: i64) -> StoreResult<Conversation>;
+    async fn add_message(&self, new: &NewMessage) -> StoreResult<Message>;
+    async fn list_messages(&self, conversation_id: i64, page: PageRequest)
+    -> StoreResult<Paged<Message>>;
+    /// Writes the call and adds it to the conversation's and execution's
+    /// running totals in one transaction.
+    async fn record_llm_calls(&self, calls: &[NewLlmCall]) -> StoreResult<Vec<i64>>;
+    async fn list_llm_calls(
+        &self,
+        conversation_id: i64,
+        query: &LlmCallQuery,
+    ) -> StoreResult<LlmCallPage>;
+    async fn add_code_file(&self, new: &NewCodeFile) -> StoreResult<CodeFile>;
+
+    // --- events ---
+
+    /// Appends to the workflow's log; the id is the next of that workflow.
+    async fn append_event(
+        &self,
+        workflow_id: i64,
+        execution_id: Option<i64>,
+        event_type: &str,
+        data: &serde_json::Value,
+    ) -> StoreResult<Event>;
+    async fn events_after(&self, workflow_id: i64, after: i64, limit: i64)
+    -> StoreResult<Vec<Event>>;
+}

@@ -1,0 +1,56 @@
+//! The `Store` on PostgreSQL, for deployments (Lambda, Azure Functions)
+//! and for several processes sharing one database.
+
+use std::time::Duration;
+
+use ai_team_core::StoreError;
+use ai_team_core::error::StoreResult;
+use ai_team_core::models::*;
+use ai_team_core::query::{LlmCallQuery, NewWorkflow, PageRequest};
+use ai_team_core::store::Created;
+use chrono::SubsecRound;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres};
+
+use super::errors::{is_foreign_key_violation, is_unique_violation, map_sqlx};
+use super::rows::*;
+use super::sql::{ExecutionDelta, bind_call_filters, call_filters, call_order, impl_sql_store, now};
+
+/// The `Store` on PostgreSQL.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects eagerly, so that a wrong URL fails at start-up; later
+    /// outages surface as `Unavailable` and the pool reconnects by itself.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            // Fail fast when the server is gone: the client gets a 503
+            // instead of a hung request.
+            .acquire_timeout(Duration::from_secs(3))
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .test_before_acquire(true)
+            .connect(url)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(Self { pool })
+    }
+
+    /// Applies `migrations/postgres`.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("../migrations/postgres")
+            .run(&self.pool)
+            .await
+            .map_err(super::migrate_error)
+    }
+
+    /// The pool, for benchmarks and tests that seed in bulk.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+impl_sql_store!(PostgresStore, Postgres, "postgres");

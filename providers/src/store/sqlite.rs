@@ -1,0 +1,76 @@
+//! The embedded default: one SQLite file in WAL mode with foreign keys on.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use ai_team_core::StoreError;
+use ai_team_core::error::StoreResult;
+use ai_team_core::models::*;
+use ai_team_core::query::{LlmCallQuery, NewWorkflow, PageRequest};
+use ai_team_core::store::Created;
+use chrono::SubsecRound;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool};
+
+use super::errors::{is_foreign_key_violation, is_unique_violation, map_sqlx};
+use super::rows::*;
+use super::sql::{ExecutionDelta, bind_call_filters, call_filters, call_order, impl_sql_store, now};
+use super::url::DatabaseUrl;
+
+/// The `Store` on SQLite.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the file, or a private in-memory database.
+    pub async fn connect(url: &DatabaseUrl) -> StoreResult<Self> {
+        let (options, max) = match url {
+            DatabaseUrl::SqliteFile(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                (SqliteConnectOptions::new().filename(path), 8)
+            }
+            // One connection: each in-memory connection is its own database.
+            DatabaseUrl::SqliteMemory => (SqliteConnectOptions::from_str("sqlite::memory:").map_err(map_sqlx)?, 1),
+            DatabaseUrl::Postgres(_) => {
+                return Err(StoreError::Invalid("not a SQLite URL".into()));
+            }
+        };
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(if max == 1 { 1 } else { 0 })
+            .idle_timeout(if max == 1 { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(if max == 1 { None } else { Some(Duration::from_secs(3600)) })
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(Self { pool })
+    }
+
+    /// Applies `migrations/sqlite`.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&self.pool)
+            .await
+            .map_err(super::migrate_error)
+    }
+
+    /// The pool, for benchmarks and tests that seed in bulk.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+impl_sql_store!(SqliteStore, Sqlite, "sqlite");
