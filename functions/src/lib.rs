@@ -1,1 +1,18 @@
+//! The HTTP surface of AI Team (API.md) as one axum `Router`, built by
+//! [`startup::app`] from the adapters in an [`state::AppState`], and the
+//! pieces every host of it shares: configuration, telemetry, errors.
+//! The same router serves `ai-team serve`, tests, and (later) the Lambda
+//! and Azure Functions hosts.
 
+pub mod configuration;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use startup::app;
+pub use state::AppState;

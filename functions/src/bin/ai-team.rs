@@ -1,1 +1,97 @@
-fn main() {}
+//! `ai-team`: the whole service in one local process (`serve`), and the
+//! schema on demand (`migrate`). `main` only wires things.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use ai_team_functions::configuration::{Config, keys};
+use ai_team_functions::{AppState, app, telemetry};
+use ai_team_providers::store;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ai-team", version, about = "AI Team: a team of AI agents that implements a user story")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (migrations are applied first).
+    Serve {
+        /// Address to bind (default: HOST, else 127.0.0.1).
+        #[arg(long)]
+        host: Option<String>,
+        /// Port to bind (default: PORT, else 8000; 0 picks a free one).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Apply the migrations to DATABASE_URL and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("ai-team: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let mut config = Config::from_env().map_err(|e| e.to_string())?;
+    telemetry::init(config.log_format);
+    let db = config.database_url.clone();
+    let store = store::connect(&db, true)
+        .await
+        .map_err(|e| format!("invalid {}: cannot open {}: {e}", keys::DATABASE_URL, db.redacted()))?;
+    match cli.command {
+        Command::Migrate => {
+            tracing::info!(database = db.redacted(), "migrations applied");
+            Ok(())
+        }
+        Command::Serve { host, port } => {
+            if let Some(h) = host {
+                config.host = h;
+            }
+            if let Some(p) = port {
+                config.port = p;
+            }
+            let addr = format!("{}:{}", config.host, config.port);
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(address = %local, database = db.redacted(), "listening");
+            let router = app(AppState::new(store, config));
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(shutdown())
+                .await
+                .map_err(|e| format!("server error: {e}"))
+        }
+    }
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,230 @@
+//! Typed configuration, read once from the environment with the names of
+//! API.md. Every failure names its variable; secrets never print.
+
+use std::fmt;
+use std::time::Duration;
+
+use ai_team_providers::store::DatabaseUrl;
+
+/// Variable names, in one place.
+pub mod keys {
+    pub const DATABASE_URL: &str = "DATABASE_URL";
+    pub const HOST: &str = "HOST";
+    pub const PORT: &str = "PORT";
+    pub const API_TOKEN: &str = "AI_TEAM_API_TOKEN";
+    pub const CORS_ORIGINS: &str = "AI_TEAM_CORS_ORIGINS";
+    pub const RATE_LIMIT_PER_MINUTE: &str = "AI_TEAM_RATE_LIMIT_PER_MINUTE";
+    pub const MAX_BODY_BYTES: &str = "AI_TEAM_MAX_BODY_BYTES";
+    pub const REDACT_SENSITIVE: &str = "AI_TEAM_REDACT_SENSITIVE";
+    pub const HEARTBEAT_INTERVAL_SECONDS: &str = "HEARTBEAT_INTERVAL_SECONDS";
+    pub const HEARTBEAT_TIMEOUT_SECONDS: &str = "HEARTBEAT_TIMEOUT_SECONDS";
+    pub const LOG_FORMAT: &str = "AI_TEAM_LOG_FORMAT";
+}
+
+/// A value that must never reach a log or a response.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A setting that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: DatabaseUrl,
+    pub host: String,
+    pub port: u16,
+    pub api_token: Option<Secret>,
+    pub cors_origins: Vec<String>,
+    pub rate_limit_per_minute: Option<u32>,
+    pub max_body_bytes: usize,
+    pub redact_sensitive: bool,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads through `get`, so tests can pass a map.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let database_url = DatabaseUrl::parse(
+            get(keys::DATABASE_URL)
+                .as_deref()
+                .unwrap_or(DatabaseUrl::DEFAULT),
+        )
+        .map_err(|reason| ConfigError {
+            var: keys::DATABASE_URL,
+            reason,
+        })?;
+        Ok(Self {
+            database_url,
+            host: get(keys::HOST).unwrap_or_else(|| "127.0.0.1".into()),
+            port: parse(keys::PORT, get(keys::PORT))?.unwrap_or(8000),
+            api_token: get(keys::API_TOKEN).map(Secret::new),
+            cors_origins: get(keys::CORS_ORIGINS)
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            rate_limit_per_minute: match parse::<u32>(
+                keys::RATE_LIMIT_PER_MINUTE,
+                get(keys::RATE_LIMIT_PER_MINUTE),
+            )? {
+                Some(0) | None => None,
+                Some(n) => Some(n),
+            },
+            max_body_bytes: parse(keys::MAX_BODY_BYTES, get(keys::MAX_BODY_BYTES))?
+                .unwrap_or(Self::DEFAULT_MAX_BODY_BYTES),
+            redact_sensitive: parse_bool(keys::REDACT_SENSITIVE, get(keys::REDACT_SENSITIVE))?
+                .unwrap_or(true),
+            heartbeat_interval: seconds(
+                keys::HEARTBEAT_INTERVAL_SECONDS,
+                get(keys::HEARTBEAT_INTERVAL_SECONDS),
+                15,
+            )?,
+            heartbeat_timeout: seconds(
+                keys::HEARTBEAT_TIMEOUT_SECONDS,
+                get(keys::HEARTBEAT_TIMEOUT_SECONDS),
+                120,
+            )?,
+            log_format: match get(keys::LOG_FORMAT).as_deref() {
+                None | Some("json") => LogFormat::Json,
+                Some("pretty") => LogFormat::Pretty,
+                Some(other) => {
+                    return Err(ConfigError {
+                        var: keys::LOG_FORMAT,
+                        reason: format!("{other:?} is neither json nor pretty"),
+                    });
+                }
+            },
+        })
+    }
+}
+
+fn parse<T: std::str::FromStr>(var: &'static str, raw: Option<String>) -> Result<Option<T>, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    raw.map(|v| {
+        v.parse::<T>().map_err(|e| ConfigError {
+            var,
+            reason: format!("{v:?}: {e}"),
+        })
+    })
+    .transpose()
+}
+
+fn parse_bool(var: &'static str, raw: Option<String>) -> Result<Option<bool>, ConfigError> {
+    raw.map(|v| match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError {
+            var,
+            reason: format!("{v:?} is not a boolean (1/0, true/false)"),
+        }),
+    })
+    .transpose()
+}
+
+fn seconds(var: &'static str, raw: Option<String>, default: u64) -> Result<Duration, ConfigError> {
+    match parse::<u64>(var, raw)? {
+        Some(0) => Err(ConfigError {
+            var,
+            reason: "must be at least 1".into(),
+        }),
+        Some(s) => Ok(Duration::from_secs(s)),
+        None => Ok(Duration::from_secs(default)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_settings() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.port, 8000);
+        assert_eq!(c.host, "127.0.0.1");
+        assert!(c.redact_sensitive);
+        assert_eq!(c.rate_limit_per_minute, None);
+        assert_eq!(c.database_url, DatabaseUrl::parse(DatabaseUrl::DEFAULT).unwrap());
+    }
+
+    #[test]
+    fn malformed_settings_name_their_variable() {
+        assert_eq!(config(&[("PORT", "eighty")]).unwrap_err().var, "PORT");
+        assert_eq!(
+            config(&[("DATABASE_URL", "mysql://x/y")]).unwrap_err().var,
+            "DATABASE_URL"
+        );
+        assert_eq!(
+            config(&[("AI_TEAM_REDACT_SENSITIVE", "maybe")]).unwrap_err().var,
+            "AI_TEAM_REDACT_SENSITIVE"
+        );
+        assert_eq!(
+            config(&[("HEARTBEAT_TIMEOUT_SECONDS", "0")]).unwrap_err().var,
+            "HEARTBEAT_TIMEOUT_SECONDS"
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = config(&[("AI_TEAM_API_TOKEN", "hunter2")]).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(c.api_token.unwrap().expose(), "hunter2");
+    }
+
+    #[test]
+    fn cors_origins_are_a_comma_list() {
+        let c = config(&[("AI_TEAM_CORS_ORIGINS", "http://a.test, http://b.test,")]).unwrap();
+        assert_eq!(c.cors_origins, ["http://a.test", "http://b.test"]);
+    }
+}

@@ -1,0 +1,51 @@
+//! The OpenAPI description (`/openapi.json`) and Swagger UI (`/docs`),
+//! whose assets are vendored into the binary: no outside network.
+
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::routes::{conversations, executions, health, workflows};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "AI Team", description = "A team of AI agents that implements a user story: workflows, executions, conversations and every LLM call, tracked and governed."),
+    paths(
+        health::health,
+        workflows::list_workflows,
+        workflows::create_workflow,
+        workflows::get_workflow,
+        workflows::delete_workflow,
+        workflows::execute_workflow,
+        executions::list_executions,
+        executions::get_execution,
+        executions::start_execution,
+        conversations::list_llm_calls,
+        conversations::list_messages,
+    ),
+    components(schemas(
+        ai_team_core::models::Workflow,
+        ai_team_core::models::WorkflowDetail,
+        ai_team_core::models::Execution,
+        ai_team_core::models::Conversation,
+        ai_team_core::models::ConversationDetail,
+        ai_team_core::models::LlmCall,
+        ai_team_core::models::LlmCallPage,
+        ai_team_core::models::Message,
+        ai_team_core::models::Event,
+        crate::routes::ErrorBody,
+        crate::routes::MessageBody,
+    )),
+    tags(
+        (name = "workflows"), (name = "executions"), (name = "conversations"), (name = "health"),
+    )
+)]
+pub struct ApiDoc;
+
+/// `/openapi.json` and `/docs`.
+pub fn router() -> Router<AppState> {
+    SwaggerUi::new("/docs")
+        .url("/openapi.json", ApiDoc::openapi())
+        .into()
+}

@@ -1,0 +1,28 @@
+//! Structured logs through tracing: JSON lines by default (one per
+//! request, see `middleware::request_log`), human-readable on request.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::configuration::LogFormat;
+
+/// Installs the global subscriber once; `AI_TEAM_LOG` (or `RUST_LOG`)
+/// sets the filter, default `info`. Logs go to stderr so that commands'
+/// own output stays clean.
+pub fn init(format: LogFormat) {
+    let filter = std::env::var("AI_TEAM_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+}
