@@ -8,7 +8,9 @@ use ai_team_core::StoreError;
 use ai_team_core::models::{
     ArtifactRef, ExecutionStatus, LlmCall, NewCodeFile, NewLlmCall, NewMessage, Role,
 };
-use ai_team_core::query::{LlmCallQuery, NewWorkflow, PageRequest, RawLlmCallQuery, SortBy, SortDir};
+use ai_team_core::query::{
+    LlmCallQuery, NewWorkflow, PageRequest, RawLlmCallQuery, SortBy, SortDir,
+};
 use ai_team_tests::seed::{self, Lcg};
 use ai_team_tests::{TestDb, on_both_databases};
 use chrono::Utc;
@@ -31,13 +33,27 @@ on_both_databases!(
 );
 
 fn new_workflow(story: &str) -> NewWorkflow {
-    NewWorkflow::parse("Reset password", story, Some("https://github.com/o/r"), None).unwrap()
+    NewWorkflow::parse(
+        "Reset password",
+        story,
+        Some("https://github.com/o/r"),
+        None,
+    )
+    .unwrap()
 }
 
 async fn creating_a_workflow_twice_returns_the_existing_one(db: TestDb) {
-    let first = db.store.create_workflow(&new_workflow("PROJ-1")).await.unwrap();
+    let first = db
+        .store
+        .create_workflow(&new_workflow("PROJ-1"))
+        .await
+        .unwrap();
     assert!(first.is_new());
-    let again = db.store.create_workflow(&new_workflow("PROJ-1")).await.unwrap();
+    let again = db
+        .store
+        .create_workflow(&new_workflow("PROJ-1"))
+        .await
+        .unwrap();
     assert!(!again.is_new());
     assert_eq!(first.into_inner(), again.into_inner());
     assert_eq!(db.count("workflows").await, 1);
@@ -64,7 +80,10 @@ async fn fifty_concurrent_creates_of_one_story_make_one_row(db: TestDb) {
 
 async fn workflows_list_newest_first_with_pages(db: TestDb) {
     for i in 0..5 {
-        db.store.create_workflow(&new_workflow(&format!("P-{i}"))).await.unwrap();
+        db.store
+            .create_workflow(&new_workflow(&format!("P-{i}")))
+            .await
+            .unwrap();
     }
     let all = db.store.list_workflows(None).await.unwrap();
     assert_eq!(all.total, 5);
@@ -72,7 +91,10 @@ async fn workflows_list_newest_first_with_pages(db: TestDb) {
     assert_eq!(stories, ["P-4", "P-3", "P-2", "P-1", "P-0"]);
     let page2 = db
         .store
-        .list_workflows(Some(PageRequest { page: 2, page_size: 2 }))
+        .list_workflows(Some(PageRequest {
+            page: 2,
+            page_size: 2,
+        }))
         .await
         .unwrap();
     assert_eq!(page2.total, 5);
@@ -84,13 +106,21 @@ async fn deleting_a_workflow_removes_everything_under_it(db: TestDb) {
     let keep_conv = seed::conversation(&*db.store, keep, None, "analysis").await;
     let doomed = seed::workflow(&*db.store, "DEL-1").await;
     let execution = db.store.create_execution(doomed).await.unwrap();
-    db.execute(&format!("UPDATE executions SET status = 'completed' WHERE id = {}", execution.id))
-        .await;
+    db.execute(&format!(
+        "UPDATE executions SET status = 'completed' WHERE id = {}",
+        execution.id
+    ))
+    .await;
     let conv = seed::conversation(&*db.store, doomed, Some(execution.id), "implementation").await;
     let mut rng = Lcg::new(1);
-    let calls: Vec<_> = (0..20).map(|_| seed::call(&mut rng, conv, Some(execution.id))).collect();
+    let calls: Vec<_> = (0..20)
+        .map(|_| seed::call(&mut rng, conv, Some(execution.id)))
+        .collect();
     db.store.record_llm_calls(&calls).await.unwrap();
-    db.store.record_llm_calls(&[seed::call(&mut rng, keep_conv, None)]).await.unwrap();
+    db.store
+        .record_llm_calls(&[seed::call(&mut rng, keep_conv, None)])
+        .await
+        .unwrap();
     db.store
         .add_message(&NewMessage {
             conversation_id: conv,
@@ -114,7 +144,10 @@ async fn deleting_a_workflow_removes_everything_under_it(db: TestDb) {
         })
         .await
         .unwrap();
-    db.store.append_event(doomed, Some(execution.id), "workflow", &json!({})).await.unwrap();
+    db.store
+        .append_event(doomed, Some(execution.id), "workflow", &json!({}))
+        .await
+        .unwrap();
 
     db.store.delete_workflow(doomed).await.unwrap();
 
@@ -129,8 +162,14 @@ async fn deleting_a_workflow_removes_everything_under_it(db: TestDb) {
     ] {
         assert_eq!(db.count(table).await, left, "rows left in {table}");
     }
-    assert!(matches!(db.store.get_workflow(doomed).await, Err(StoreError::NotFound(_))));
-    assert!(matches!(db.store.delete_workflow(doomed).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        db.store.get_workflow(doomed).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        db.store.delete_workflow(doomed).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn deleting_a_workflow_with_a_live_execution_is_refused(db: TestDb) {
@@ -167,7 +206,10 @@ async fn one_live_execution_per_workflow(db: TestDb) {
     let list = db.store.list_executions(id, None).await.unwrap();
     assert_eq!(list.total, 2);
     assert!(list.items[0].id > list.items[1].id, "newest first");
-    assert!(matches!(db.store.create_execution(999_999).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        db.store.create_execution(999_999).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn execution_belongs_to_its_workflow(db: TestDb) {
@@ -175,7 +217,10 @@ async fn execution_belongs_to_its_workflow(db: TestDb) {
     let b = seed::workflow(&*db.store, "B-1").await;
     let e = db.store.create_execution(a).await.unwrap();
     assert_eq!(db.store.get_execution(a, e.id).await.unwrap(), e);
-    assert!(matches!(db.store.get_execution(b, e.id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        db.store.get_execution(b, e.id).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn recording_calls_keeps_conversation_and_execution_totals(db: TestDb) {
@@ -183,12 +228,17 @@ async fn recording_calls_keeps_conversation_and_execution_totals(db: TestDb) {
     let exec = db.store.create_execution(wf).await.unwrap();
     let conv = seed::conversation(&*db.store, wf, Some(exec.id), "implementation").await;
     let mut rng = Lcg::new(7);
-    let calls: Vec<NewLlmCall> = (0..30).map(|_| seed::call(&mut rng, conv, Some(exec.id))).collect();
+    let calls: Vec<NewLlmCall> = (0..30)
+        .map(|_| seed::call(&mut rng, conv, Some(exec.id)))
+        .collect();
     let (first, rest) = calls.split_at(10);
     db.store.record_llm_calls(first).await.unwrap();
     db.store.record_llm_calls(rest).await.unwrap();
 
-    let tokens: i64 = calls.iter().map(|c| c.prompt_tokens + c.completion_tokens).sum();
+    let tokens: i64 = calls
+        .iter()
+        .map(|c| c.prompt_tokens + c.completion_tokens)
+        .sum();
     let cost: i64 = calls.iter().map(|c| c.cost).sum();
     let latency: i64 = calls.iter().map(|c| c.response_time_ms).sum();
     let conversation = db.store.get_conversation(conv).await.unwrap();
@@ -214,7 +264,14 @@ async fn recording_calls_keeps_conversation_and_execution_totals(db: TestDb) {
     let good = seed::call(&mut rng, conv, Some(exec.id));
     assert!(db.store.record_llm_calls(&[good, bad]).await.is_err());
     assert_eq!(db.count("llm_calls").await, 30);
-    assert_eq!(db.store.get_conversation(conv).await.unwrap().llm_calls_count, 30);
+    assert_eq!(
+        db.store
+            .get_conversation(conv)
+            .await
+            .unwrap()
+            .llm_calls_count,
+        30
+    );
 }
 
 /// What the endpoint must answer, computed from the raw rows.
@@ -241,7 +298,11 @@ fn brute_force(rows: &[LlmCall], q: &LlmCallQuery) -> (Vec<i64>, i64) {
             SortBy::Id => std::cmp::Ordering::Equal,
         }
         .then(a.id.cmp(&b.id));
-        if q.sort_dir == SortDir::Desc { key.reverse() } else { key }
+        if q.sort_dir == SortDir::Desc {
+            key.reverse()
+        } else {
+            key
+        }
     });
     let total = hits.len() as i64;
     let page: Vec<i64> = hits
@@ -269,7 +330,10 @@ async fn every_llm_call_query_matches_a_brute_force_filter(db: TestDb) {
     let mut rows = Vec::new();
     for page in 1..=2 {
         let q = LlmCallQuery {
-            page: PageRequest { page, page_size: 200 },
+            page: PageRequest {
+                page,
+                page_size: 200,
+            },
             sort_by: SortBy::Id,
             sort_dir: SortDir::Asc,
             ..Default::default()
@@ -287,7 +351,14 @@ async fn every_llm_call_query_matches_a_brute_force_filter(db: TestDb) {
     let total_tokens: i64 = rows.iter().map(|c| c.total_tokens).sum();
     let total_cost: i64 = rows.iter().map(|c| c.cost).sum();
 
-    let sorts = ["timestamp", "model", "total_tokens", "response_time_ms", "cost", "id"];
+    let sorts = [
+        "timestamp",
+        "model",
+        "total_tokens",
+        "response_time_ms",
+        "cost",
+        "id",
+    ];
     let mut checked = 0;
     for (i, sort_by) in sorts.iter().enumerate() {
         for sort_dir in ["asc", "desc"] {
@@ -321,7 +392,10 @@ async fn every_llm_call_query_matches_a_brute_force_filter(db: TestDb) {
             }
         }
     }
-    assert!(checked > 60, "most queries must return rows to prove anything ({checked})");
+    assert!(
+        checked > 60,
+        "most queries must return rows to prove anything ({checked})"
+    );
 }
 
 async fn messages_page_in_order_with_their_artifacts(db: TestDb) {
@@ -331,7 +405,11 @@ async fn messages_page_in_order_with_their_artifacts(db: TestDb) {
         db.store
             .add_message(&NewMessage {
                 conversation_id: conv,
-                role: if i % 2 == 0 { Role::User } else { Role::Assistant },
+                role: if i % 2 == 0 {
+                    Role::User
+                } else {
+                    Role::Assistant
+                },
                 content: format!("message {i}"),
                 artifacts: vec![ArtifactRef {
                     kind: "design".into(),
@@ -345,10 +423,29 @@ async fn messages_page_in_order_with_their_artifacts(db: TestDb) {
             .await
             .unwrap();
     }
-    let page = db.store.list_messages(conv, PageRequest { page: 2, page_size: 5 }).await.unwrap();
+    let page = db
+        .store
+        .list_messages(
+            conv,
+            PageRequest {
+                page: 2,
+                page_size: 5,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(page.total, 12);
     let contents: Vec<_> = page.items.iter().map(|m| m.content.as_str()).collect();
-    assert_eq!(contents, ["message 5", "message 6", "message 7", "message 8", "message 9"]);
+    assert_eq!(
+        contents,
+        [
+            "message 5",
+            "message 6",
+            "message 7",
+            "message 8",
+            "message 9"
+        ]
+    );
     assert_eq!(page.items[0].artifacts[0].id, "a5");
     assert_eq!(page.items[0].message_metadata["agent"], "pm");
 }
@@ -361,7 +458,11 @@ async fn event_ids_increase_per_workflow_without_gaps_under_concurrency(db: Test
         .map(|i| {
             let store = Arc::clone(&store);
             let wf = if i % 2 == 0 { a } else { b };
-            tokio::spawn(async move { store.append_event(wf, None, "heartbeat", &json!({"i": i})).await })
+            tokio::spawn(async move {
+                store
+                    .append_event(wf, None, "heartbeat", &json!({"i": i}))
+                    .await
+            })
         })
         .collect();
     for t in tasks {
@@ -400,7 +501,10 @@ async fn workflow_detail_lists_conversations_files_and_calls(db: TestDb) {
         .await
         .unwrap();
     let detail = db.store.workflow_conversations(wf).await.unwrap();
-    assert_eq!(detail.iter().map(|d| d.conversation.id).collect::<Vec<_>>(), [c1, c2]);
+    assert_eq!(
+        detail.iter().map(|d| d.conversation.id).collect::<Vec<_>>(),
+        [c1, c2]
+    );
     assert!(detail[0].code_files.is_empty());
     assert_eq!(detail[1].code_files[0].path, "src/reset.rs");
     assert_eq!(detail[1].llm_calls.len(), 3);
@@ -413,7 +517,21 @@ async fn unknown_records_are_not_found(db: TestDb) {
     assert!(nf(db.store.get_workflow(42).await.map(drop)));
     assert!(nf(db.store.get_conversation(42).await.map(drop)));
     assert!(nf(db.store.list_executions(42, None).await.map(drop)));
-    assert!(nf(db.store.list_messages(42, PageRequest::default()).await.map(drop)));
-    assert!(nf(db.store.list_llm_calls(42, &LlmCallQuery::default()).await.map(drop)));
-    assert!(db.store.find_workflow_by_story("nope").await.unwrap().is_none());
+    assert!(nf(db
+        .store
+        .list_messages(42, PageRequest::default())
+        .await
+        .map(drop)));
+    assert!(nf(db
+        .store
+        .list_llm_calls(42, &LlmCallQuery::default())
+        .await
+        .map(drop)));
+    assert!(
+        db.store
+            .find_workflow_by_story("nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -51,8 +51,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_workflows(&self, page: Option<PageRequest>) -> StoreResult<Paged<Workflow>>;
     /// The workflow's conversations, each with its files, message count and
     /// latest calls, oldest first.
-    async fn workflow_conversations(&self, workflow_id: i64)
-    -> StoreResult<Vec<ConversationDetail>>;
+    async fn workflow_conversations(
+        &self,
+        workflow_id: i64,
+    ) -> StoreResult<Vec<ConversationDetail>>;
     async fn workflow_code_files(&self, workflow_id: i64) -> StoreResult<Vec<CodeFile>>;
     /// Deletes the workflow and everything under it in one transaction;
     /// `Conflict` while an execution is pending or running.
@@ -75,8 +77,11 @@ pub trait Store: Send + Sync + 'static {
     async fn create_conversation(&self, new: &NewConversation) -> StoreResult<Conversation>;
     async fn get_conversation(&self, id: i64) -> StoreResult<Conversation>;
     async fn add_message(&self, new: &NewMessage) -> StoreResult<Message>;
-    async fn list_messages(&self, conversation_id: i64, page: PageRequest)
-    -> StoreResult<Paged<Message>>;
+    async fn list_messages(
+        &self,
+        conversation_id: i64,
+        page: PageRequest,
+    ) -> StoreResult<Paged<Message>>;
     /// Writes the call and adds it to the conversation's and execution's
     /// running totals in one transaction.
     async fn record_llm_calls(&self, calls: &[NewLlmCall]) -> StoreResult<Vec<i64>>;
@@ -97,6 +102,10 @@ pub trait Store: Send + Sync + 'static {
         event_type: &str,
         data: &serde_json::Value,
     ) -> StoreResult<Event>;
-    async fn events_after(&self, workflow_id: i64, after: i64, limit: i64)
-    -> StoreResult<Vec<Event>>;
+    async fn events_after(
+        &self,
+        workflow_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Event>>;
 }

@@ -81,7 +81,11 @@ impl Config {
 
     /// Reads through `get`, so tests can pass a map.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let database_url = DatabaseUrl::parse(
             get(keys::DATABASE_URL)
                 .as_deref()
@@ -139,7 +143,10 @@ impl Config {
     }
 }
 
-fn parse<T: std::str::FromStr>(var: &'static str, raw: Option<String>) -> Result<Option<T>, ConfigError>
+fn parse<T: std::str::FromStr>(
+    var: &'static str,
+    raw: Option<String>,
+) -> Result<Option<T>, ConfigError>
 where
     T::Err: fmt::Display,
 {
@@ -195,7 +202,10 @@ mod tests {
         assert_eq!(c.host, "127.0.0.1");
         assert!(c.redact_sensitive);
         assert_eq!(c.rate_limit_per_minute, None);
-        assert_eq!(c.database_url, DatabaseUrl::parse(DatabaseUrl::DEFAULT).unwrap());
+        assert_eq!(
+            c.database_url,
+            DatabaseUrl::parse(DatabaseUrl::DEFAULT).unwrap()
+        );
     }
 
     #[test]
@@ -206,11 +216,15 @@ mod tests {
             "DATABASE_URL"
         );
         assert_eq!(
-            config(&[("AI_TEAM_REDACT_SENSITIVE", "maybe")]).unwrap_err().var,
+            config(&[("AI_TEAM_REDACT_SENSITIVE", "maybe")])
+                .unwrap_err()
+                .var,
             "AI_TEAM_REDACT_SENSITIVE"
         );
         assert_eq!(
-            config(&[("HEARTBEAT_TIMEOUT_SECONDS", "0")]).unwrap_err().var,
+            config(&[("HEARTBEAT_TIMEOUT_SECONDS", "0")])
+                .unwrap_err()
+                .var,
             "HEARTBEAT_TIMEOUT_SECONDS"
         );
     }

@@ -32,7 +32,10 @@ pub enum ApiError {
     RateLimited { retry_after: Duration },
     /// 503: a dependency is down; the detail is logged.
     #[error("{public}")]
-    Unavailable { public: &'static str, detail: String },
+    Unavailable {
+        public: &'static str,
+        detail: String,
+    },
     /// 500: anything else; the detail is logged.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

@@ -29,7 +29,10 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     if let Some(n) = config.rate_limit_per_minute.and_then(NonZeroU32::new) {
         router = router.layer(middleware::from_fn_with_state(
             rate_limit::ClientLimiter::per_minute(n),

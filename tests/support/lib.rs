@@ -87,7 +87,9 @@ impl TestDb {
             .expect("create test database");
         admin.close().await;
         let url = DatabaseUrl::Postgres(database_url_for(&name));
-        let DatabaseUrl::Postgres(u) = &url else { unreachable!() };
+        let DatabaseUrl::Postgres(u) = &url else {
+            unreachable!()
+        };
         let store = PostgresStore::connect(u).await.expect("connect postgres");
         store.migrate().await.expect("migrate postgres");
         Self {
@@ -142,9 +144,11 @@ impl Drop for TestDb {
                         .expect("runtime");
                     rt.block_on(async {
                         if let Ok(admin) = sqlx::PgPool::connect(&pg_admin_url()).await {
-                            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&admin)
-                                .await;
+                            let _ = sqlx::query(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .execute(&admin)
+                            .await;
                             admin.close().await;
                         }
                     });
@@ -210,7 +214,11 @@ impl TestApp {
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.client.delete(self.url(path)).send().await.expect("DELETE")
+        self.client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("DELETE")
     }
 }
 

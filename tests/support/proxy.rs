@@ -33,6 +33,8 @@ impl Proxy {
                         continue;
                     }
                     let mut cuts = cuts.clone();
+                    // Only cuts after this connection opened count.
+                    cuts.borrow_and_update();
                     tokio::spawn(async move {
                         let Ok(server) = TcpStream::connect(upstream).await else {
                             return;

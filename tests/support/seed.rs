@@ -15,7 +15,7 @@ impl Lcg {
         Self(seed.wrapping_mul(6364136223846793005).wrapping_add(1))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
@@ -24,7 +24,7 @@ impl Lcg {
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
@@ -33,7 +33,15 @@ impl Lcg {
 }
 
 pub const MODELS: &[&str] = &["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "smollm2-135m"];
-pub const WORDS: &[&str] = &["Reset", "password", "login", "Token", "email", "50%_off", "ünïcode"];
+pub const WORDS: &[&str] = &[
+    "Reset",
+    "password",
+    "login",
+    "Token",
+    "email",
+    "50%_off",
+    "ünïcode",
+];
 
 pub fn base_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
@@ -44,7 +52,12 @@ pub async fn workflow(store: &dyn Store, story: &str) -> i64 {
     store.create_workflow(&new).await.unwrap().into_inner().id
 }
 
-pub async fn conversation(store: &dyn Store, workflow_id: i64, execution_id: Option<i64>, step: &str) -> i64 {
+pub async fn conversation(
+    store: &dyn Store,
+    workflow_id: i64,
+    execution_id: Option<i64>,
+    step: &str,
+) -> i64 {
     store
         .create_conversation(&NewConversation {
             workflow_id,
@@ -67,7 +80,11 @@ pub fn call(rng: &mut Lcg, conversation_id: i64, execution_id: Option<i64>) -> N
     let prompt_tokens = rng.below(4000) as i64;
     let completion_tokens = rng.below(1000) as i64;
     let text = format!("{} {} {}", rng.pick(WORDS), rng.pick(WORDS), rng.below(100));
-    let status = *rng.pick(&[LlmCallStatus::Success, LlmCallStatus::Success, LlmCallStatus::Failed]);
+    let status = *rng.pick(&[
+        LlmCallStatus::Success,
+        LlmCallStatus::Success,
+        LlmCallStatus::Failed,
+    ]);
     NewLlmCall {
         conversation_id,
         execution_id,
@@ -80,8 +97,8 @@ pub fn call(rng: &mut Lcg, conversation_id: i64, execution_id: Option<i64>) -> N
         status,
         error_code: (status == LlmCallStatus::Failed).then(|| "429".to_owned()),
         truncated_sections: vec![],
-        prompt_hash: format!("{:064x}", rng.next()),
-        response_hash: Some(format!("{:064x}", rng.next())),
+        prompt_hash: format!("{:064x}", rng.next_u64()),
+        response_hash: Some(format!("{:064x}", rng.next_u64())),
         budget_snapshot: json!({"step_tokens_left": rng.below(10000)}),
         cost: rng.below(50_000_000) as i64,
         timestamp: base_time() + Duration::minutes(rng.below(14_400) as i64),

@@ -10,7 +10,11 @@ use ai_team_providers::store;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ai-team", version, about = "AI Team: a team of AI agents that implements a user story")]
+#[command(
+    name = "ai-team",
+    version,
+    about = "AI Team: a team of AI agents that implements a user story"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,9 +51,13 @@ async fn run(cli: Cli) -> Result<(), String> {
     let mut config = Config::from_env().map_err(|e| e.to_string())?;
     telemetry::init(config.log_format);
     let db = config.database_url.clone();
-    let store = store::connect(&db, true)
-        .await
-        .map_err(|e| format!("invalid {}: cannot open {}: {e}", keys::DATABASE_URL, db.redacted()))?;
+    let store = store::connect(&db, true).await.map_err(|e| {
+        format!(
+            "invalid {}: cannot open {}: {e}",
+            keys::DATABASE_URL,
+            db.redacted()
+        )
+    })?;
     match cli.command {
         Command::Migrate => {
             tracing::info!(database = db.redacted(), "migrations applied");
@@ -69,10 +77,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             let local = listener.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(address = %local, database = db.redacted(), "listening");
             let router = app(AppState::new(store, config));
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(shutdown())
-                .await
-                .map_err(|e| format!("server error: {e}"))
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|e| format!("server error: {e}"))
         }
     }
 }
@@ -83,7 +94,8 @@ async fn shutdown() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

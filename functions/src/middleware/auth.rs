@@ -27,8 +27,12 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    let ok = presented.is_some_and(|t| bool::from(t.as_bytes().ct_eq(expected.expose().as_bytes())));
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    let ok =
+        presented.is_some_and(|t| bool::from(t.as_bytes().ct_eq(expected.expose().as_bytes())));
     if ok {
         return next.run(req).await;
     }

@@ -13,8 +13,14 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/conversations/{conversation_id}/llm-calls", get(list_llm_calls))
-        .route("/conversations/{conversation_id}/messages", get(list_messages))
+        .route(
+            "/conversations/{conversation_id}/llm-calls",
+            get(list_llm_calls),
+        )
+        .route(
+            "/conversations/{conversation_id}/messages",
+            get(list_messages),
+        )
 }
 
 #[utoipa::path(get, path = "/conversations/{conversation_id}/llm-calls", tag = "conversations",
@@ -28,7 +34,11 @@ pub fn router() -> Router<AppState> {
         ("date_to" = Option<String>, Query, description = "inclusive, ISO 8601; a plain date covers the whole day")),
     responses((status = 200, description = "Totals cover the whole conversation; total counts the filtered calls", body = LlmCallPage),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn list_llm_calls(State(state): State<AppState>, Id(id): Id, query: QueryMap) -> ApiResult<Json<LlmCallPage>> {
+pub async fn list_llm_calls(
+    State(state): State<AppState>,
+    Id(id): Id,
+    query: QueryMap,
+) -> ApiResult<Json<LlmCallPage>> {
     let parsed = LlmCallQuery::parse(RawLlmCallQuery {
         page: query.get("page"),
         page_size: query.get("page_size"),
@@ -47,8 +57,13 @@ pub async fn list_llm_calls(State(state): State<AppState>, Id(id): Id, query: Qu
     params(("conversation_id" = i64, Path), ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query)),
     responses((status = 200, description = "{page, page_size, total, items}", body = PagedMessages),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn list_messages(State(state): State<AppState>, Id(id): Id, query: QueryMap) -> ApiResult<Json<Paged<Message>>> {
-    let page = PageRequest::parse(query.get("page"), query.get("page_size")).map_err(ApiError::Validation)?;
+pub async fn list_messages(
+    State(state): State<AppState>,
+    Id(id): Id,
+    query: QueryMap,
+) -> ApiResult<Json<Paged<Message>>> {
+    let page = PageRequest::parse(query.get("page"), query.get("page_size"))
+        .map_err(ApiError::Validation)?;
     Ok(Json(state.store.list_messages(id, page).await?))
 }
 

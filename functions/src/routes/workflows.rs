@@ -19,7 +19,10 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/workflows", get(list_workflows).post(create_workflow))
-        .route("/workflows/{workflow_id}", get(get_workflow).delete(delete_workflow))
+        .route(
+            "/workflows/{workflow_id}",
+            get(get_workflow).delete(delete_workflow),
+        )
         .route("/workflows/{workflow_id}/execute", post(execute_workflow))
 }
 
@@ -30,7 +33,9 @@ pub fn optional_page(query: &QueryMap) -> ApiResult<Option<PageRequest>> {
     if page.is_none() && size.is_none() {
         return Ok(None);
     }
-    PageRequest::parse(page, size).map(Some).map_err(ApiError::Validation)
+    PageRequest::parse(page, size)
+        .map(Some)
+        .map_err(ApiError::Validation)
 }
 
 /// A list answer: the plain array, or the paginated object.
@@ -51,7 +56,10 @@ pub fn list_response<T: serde::Serialize>(
               (status = 422, body = ErrorBody)))]
 pub async fn list_workflows(State(state): State<AppState>, query: QueryMap) -> ApiResult<Response> {
     let page = optional_page(&query)?;
-    Ok(list_response(state.store.list_workflows(page).await?, page.is_some()))
+    Ok(list_response(
+        state.store.list_workflows(page).await?,
+        page.is_some(),
+    ))
 }
 
 /// Body of `POST /workflows`.
@@ -74,7 +82,12 @@ pub async fn create_workflow(
     let mut missing = Vec::new();
     for (field, value) in [("name", &body.name), ("jira_story_id", &body.jira_story_id)] {
         if value.is_none() {
-            missing.push(ai_team_core::query::FieldError::new("body", field, "Field required", "missing"));
+            missing.push(ai_team_core::query::FieldError::new(
+                "body",
+                field,
+                "Field required",
+                "missing",
+            ));
         }
     }
     if !missing.is_empty() {
@@ -88,26 +101,42 @@ pub async fn create_workflow(
     )
     .map_err(ApiError::Validation)?;
     let created = state.store.create_workflow(&new).await?;
-    let status = if created.is_new() { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created.is_new() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(created.into_inner())))
 }
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}", tag = "workflows",
     params(("workflow_id" = i64, Path)),
     responses((status = 200, body = WorkflowDetail), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn get_workflow(State(state): State<AppState>, Id(id): Id) -> ApiResult<Json<WorkflowDetail>> {
+pub async fn get_workflow(
+    State(state): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<WorkflowDetail>> {
     let workflow = state.store.get_workflow(id).await?;
     let conversations = state.store.workflow_conversations(id).await?;
     let code_files = state.store.workflow_code_files(id).await?;
-    Ok(Json(WorkflowDetail { workflow, conversations, code_files }))
+    Ok(Json(WorkflowDetail {
+        workflow,
+        conversations,
+        code_files,
+    }))
 }
 
 #[utoipa::path(delete, path = "/workflows/{workflow_id}", tag = "workflows",
     params(("workflow_id" = i64, Path)),
     responses((status = 200, body = MessageBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn delete_workflow(State(state): State<AppState>, Id(id): Id) -> ApiResult<Json<MessageBody>> {
+pub async fn delete_workflow(
+    State(state): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<MessageBody>> {
     state.store.delete_workflow(id).await?;
-    Ok(Json(MessageBody { message: format!("Workflow {id} deleted") }))
+    Ok(Json(MessageBody {
+        message: format!("Workflow {id} deleted"),
+    }))
 }
 
 /// Until the engine lands the trigger says so plainly rather than

@@ -16,8 +16,7 @@ fn json<T: DeserializeOwned>(column: &str, text: &str) -> Result<T, StoreError> 
 }
 
 fn enum_value<T>(column: &str, raw: &str, parse: fn(&str) -> Option<T>) -> Result<T, StoreError> {
-    parse(raw)
-        .ok_or_else(|| StoreError::Unknown(anyhow::anyhow!("column {column} holds {raw:?}")))
+    parse(raw).ok_or_else(|| StoreError::Unknown(anyhow::anyhow!("column {column} holds {raw:?}")))
 }
 
 pub const WORKFLOW_COLUMNS: &str =

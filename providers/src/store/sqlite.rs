@@ -14,7 +14,9 @@ use sqlx::{Sqlite, SqlitePool};
 
 use super::errors::{is_foreign_key_violation, is_unique_violation, map_sqlx};
 use super::rows::*;
-use super::sql::{ExecutionDelta, bind_call_filters, call_filters, call_order, impl_sql_store, now};
+use super::sql::{
+    ExecutionDelta, bind_call_filters, call_filters, call_order, impl_sql_store, now,
+};
 use super::url::DatabaseUrl;
 
 /// The `Store` on SQLite.
@@ -36,7 +38,10 @@ impl SqliteStore {
                 (SqliteConnectOptions::new().filename(path), 8)
             }
             // One connection: each in-memory connection is its own database.
-            DatabaseUrl::SqliteMemory => (SqliteConnectOptions::from_str("sqlite::memory:").map_err(map_sqlx)?, 1),
+            DatabaseUrl::SqliteMemory => (
+                SqliteConnectOptions::from_str("sqlite::memory:").map_err(map_sqlx)?,
+                1,
+            ),
             DatabaseUrl::Postgres(_) => {
                 return Err(StoreError::Invalid("not a SQLite URL".into()));
             }
@@ -50,8 +55,16 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .min_connections(if max == 1 { 1 } else { 0 })
-            .idle_timeout(if max == 1 { None } else { Some(Duration::from_secs(600)) })
-            .max_lifetime(if max == 1 { None } else { Some(Duration::from_secs(3600)) })
+            .idle_timeout(if max == 1 {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if max == 1 {
+                None
+            } else {
+                Some(Duration::from_secs(3600))
+            })
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await

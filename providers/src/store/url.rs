@@ -77,12 +77,24 @@ mod tests {
     #[test]
     fn sqlalchemy_and_sqlx_forms_are_both_understood() {
         let file = |p: &str| Ok(DatabaseUrl::SqliteFile(PathBuf::from(p)));
-        assert_eq!(DatabaseUrl::parse(DatabaseUrl::DEFAULT), file("./ai_team.db"));
-        assert_eq!(DatabaseUrl::parse("sqlite:////var/db/a.db"), file("/var/db/a.db"));
+        assert_eq!(
+            DatabaseUrl::parse(DatabaseUrl::DEFAULT),
+            file("./ai_team.db")
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:////var/db/a.db"),
+            file("/var/db/a.db")
+        );
         assert_eq!(DatabaseUrl::parse("sqlite://a.db"), file("a.db"));
         assert_eq!(DatabaseUrl::parse("sqlite:a.db?mode=rwc"), file("a.db"));
-        assert_eq!(DatabaseUrl::parse("sqlite::memory:"), Ok(DatabaseUrl::SqliteMemory));
-        assert_eq!(DatabaseUrl::parse("sqlite://"), Ok(DatabaseUrl::SqliteMemory));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite::memory:"),
+            Ok(DatabaseUrl::SqliteMemory)
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://"),
+            Ok(DatabaseUrl::SqliteMemory)
+        );
         assert_eq!(
             DatabaseUrl::parse("postgresql+psycopg2://u:p@h:5432/db"),
             Ok(DatabaseUrl::Postgres("postgres://u:p@h:5432/db".into()))
