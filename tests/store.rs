@@ -291,7 +291,7 @@ fn brute_force(rows: &[LlmCall], q: &LlmCallQuery) -> (Vec<i64>, i64) {
     hits.sort_by(|a, b| {
         let key = match q.sort_by {
             SortBy::Timestamp => a.timestamp.cmp(&b.timestamp),
-            SortBy::Model => a.model.cmp(&b.model),
+            SortBy::Model => a.model.cmp(&b.model).then(a.timestamp.cmp(&b.timestamp)),
             SortBy::TotalTokens => a.total_tokens.cmp(&b.total_tokens),
             SortBy::ResponseTimeMs => a.response_time_ms.cmp(&b.response_time_ms),
             SortBy::Cost => a.cost.cmp(&b.cost),

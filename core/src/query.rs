@@ -135,7 +135,8 @@ fn parse_bounded(
 }
 
 /// Column a call list is ordered by; ties are broken by id in the same
-/// direction so that pages never overlap.
+/// direction (for `model`, by timestamp, then id) so that pages never
+/// overlap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SortBy {
     #[default]

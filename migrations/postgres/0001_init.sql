@@ -125,6 +125,7 @@ CREATE TABLE llm_calls (
 );
 -- One index per sort of GET /conversations/{id}/llm-calls (ties by id),
 -- plus the model filter with the default order and the date range.
+CREATE INDEX llm_calls_conv_id_idx     ON llm_calls (conversation_id, id);
 CREATE INDEX llm_calls_conv_ts_idx     ON llm_calls (conversation_id, timestamp, id);
 CREATE INDEX llm_calls_conv_model_idx  ON llm_calls (conversation_id, model, timestamp, id);
 CREATE INDEX llm_calls_conv_tokens_idx ON llm_calls (conversation_id, total_tokens, id);
@@ -132,6 +133,15 @@ CREATE INDEX llm_calls_conv_rt_idx     ON llm_calls (conversation_id, response_t
 CREATE INDEX llm_calls_conv_cost_idx   ON llm_calls (conversation_id, cost_nanos, id);
 -- The response cache: a stored response for this prompt in this execution.
 CREATE INDEX llm_calls_exec_prompt_idx ON llm_calls (execution_id, prompt_hash) WHERE execution_id IS NOT NULL;
+
+-- Calls per model in each conversation, kept with the calls, so that the
+-- total of a model-filtered listing is one row read, not a count.
+CREATE TABLE llm_call_model_counts (
+    conversation_id  BIGINT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    model            TEXT NOT NULL,
+    calls            BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (conversation_id, model)
+);
 
 CREATE TABLE code_files (
     id               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

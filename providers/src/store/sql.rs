@@ -54,7 +54,8 @@ pub fn call_filters(q: &LlmCallQuery) -> (String, usize) {
     (sql, n)
 }
 
-/// ORDER BY for a call listing, ties broken by id in the same direction.
+/// ORDER BY for a call listing, ties broken by id in the same direction
+/// (for model, by time first, so that `llm_calls_conv_model_idx` serves it).
 pub fn call_order(q: &LlmCallQuery) -> String {
     let dir = match q.sort_dir {
         SortDir::Asc => "ASC",
@@ -62,11 +63,11 @@ pub fn call_order(q: &LlmCallQuery) -> String {
     };
     let column = match q.sort_by {
         SortBy::Timestamp => "timestamp",
-        SortBy::Model => "model",
         SortBy::TotalTokens => "total_tokens",
         SortBy::ResponseTimeMs => "response_time_ms",
         SortBy::Cost => "cost_nanos",
         SortBy::Id => return format!("id {dir}"),
+        SortBy::Model => return format!("model {dir}, timestamp {dir}, id {dir}"),
     };
     format!("{column} {dir}, id {dir}")
 }
@@ -431,6 +432,7 @@ macro_rules! impl_sql_store {
                 // completion, latency, models) per execution.
                 let mut per_conversation: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
                 let mut per_execution: BTreeMap<i64, ExecutionDelta> = BTreeMap::new();
+                let mut per_model: BTreeMap<(i64, &str), i64> = BTreeMap::new();
                 for c in calls {
                     let total = c.prompt_tokens + c.completion_tokens;
                     let result = sqlx::query_scalar::<$db, i64>(
@@ -473,6 +475,7 @@ macro_rules! impl_sql_store {
                     conv.0 += total;
                     conv.1 += c.cost;
                     conv.2 += 1;
+                    *per_model.entry((c.conversation_id, c.model.as_str())).or_default() += 1;
                     if let Some(eid) = c.execution_id {
                         per_execution.entry(eid).or_default().add(c);
                     }
@@ -486,6 +489,18 @@ macro_rules! impl_sql_store {
                     .bind(tokens)
                     .bind(cost)
                     .bind(count)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_sqlx)?;
+                }
+                for ((id, model), n) in per_model {
+                    sqlx::query(
+                        "INSERT INTO llm_call_model_counts (conversation_id, model, calls) VALUES ($1, $2, $3) \
+                         ON CONFLICT (conversation_id, model) DO UPDATE SET calls = llm_call_model_counts.calls + excluded.calls",
+                    )
+                    .bind(id)
+                    .bind(model)
+                    .bind(n)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_sqlx)?;
@@ -541,9 +556,22 @@ macro_rules! impl_sql_store {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(map_sqlx)?;
-                // The unfiltered count is kept on the conversation row, so the
-                // common listing never counts a million rows.
-                let total = if filtered {
+                // The unfiltered count is kept on the conversation row and the
+                // per-model ones beside it, so these listings never count a
+                // million rows.
+                let model_only = query.model.is_some() && query.q.is_none()
+                    && query.date_from.is_none() && query.date_to.is_none();
+                let total = if model_only {
+                    sqlx::query_scalar::<$db, i64>(
+                        "SELECT calls FROM llm_call_model_counts WHERE conversation_id = $1 AND model = $2",
+                    )
+                    .bind(conversation_id)
+                    .bind(query.model.as_deref())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_sqlx)?
+                    .unwrap_or(0)
+                } else if filtered {
                     let count_sql = format!("SELECT COUNT(*) FROM llm_calls WHERE {filters}");
                     bind_call_filters!(sqlx::query_scalar::<$db, i64>(&count_sql).bind(conversation_id), query)
                         .fetch_one(&self.pool)
