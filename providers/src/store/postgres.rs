@@ -15,7 +15,7 @@ use sqlx::{PgPool, Postgres};
 use super::errors::{is_foreign_key_violation, is_unique_violation, map_sqlx};
 use super::rows::*;
 use super::sql::{
-    ExecutionDelta, bind_call_filters, call_filters, call_order, impl_sql_store, now,
+    ExecutionDelta, bind_call_filters, call_filters, call_order, id_walk_bound, impl_sql_store, now,
 };
 
 /// The `Store` on PostgreSQL.
