@@ -3,7 +3,9 @@
 //! `ai-team-providers` implement. Nothing here knows about HTTP, SQL or a
 //! cloud: the dependency arrows point inwards.
 
+pub mod catalog;
 pub mod error;
+pub mod llm;
 pub mod models;
 pub mod money;
 pub mod query;

@@ -1,0 +1,182 @@
+//! The model catalog: context window, output limit, tokenizer and price
+//! per model, read from `catalog/models.json` (data, not code). Prices are
+//! turned into whole nano-dollars per 1K tokens at load, so cost math is
+//! exact integer arithmetic. An unknown model gets the catalog's default
+//! entry, marked so the caller can log it: never a silent zero cost.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::money::NANOS_PER_DOLLAR;
+
+/// The catalog shipped with the binary.
+pub const BUILTIN: &str = include_str!("../catalog/models.json");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub name: String,
+    pub context_window: i64,
+    pub max_output_tokens: i64,
+    /// `cl100k_base`, `o200k_base`, or `estimate`.
+    pub tokenizer: String,
+    pub prompt_nanos_per_1k: i64,
+    pub completion_nanos_per_1k: i64,
+    /// False when the model was not in the catalog and the default applies.
+    pub known: bool,
+}
+
+impl ModelInfo {
+    /// Cost of a call in nano-dollars, rounded half up per side.
+    pub fn cost_nanos(&self, prompt_tokens: i64, completion_tokens: i64) -> i64 {
+        per_1k(prompt_tokens, self.prompt_nanos_per_1k)
+            + per_1k(completion_tokens, self.completion_nanos_per_1k)
+    }
+}
+
+fn per_1k(tokens: i64, nanos_per_1k: i64) -> i64 {
+    let product = i128::from(tokens.max(0)) * i128::from(nanos_per_1k);
+    ((product + 500) / 1000) as i64
+}
+
+#[derive(Deserialize)]
+struct RawEntry {
+    context_window: i64,
+    max_output_tokens: i64,
+    tokenizer: String,
+    prompt_per_1k: f64,
+    completion_per_1k: f64,
+}
+
+#[derive(Deserialize)]
+struct RawCatalog {
+    default: RawEntry,
+    models: HashMap<String, RawEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    default: ModelInfo,
+    models: HashMap<String, ModelInfo>,
+}
+
+fn info(name: &str, e: &RawEntry, known: bool) -> Result<ModelInfo, String> {
+    if e.context_window <= 0 || e.max_output_tokens <= 0 {
+        return Err(format!(
+            "{name}: context_window and max_output_tokens must be positive"
+        ));
+    }
+    if !(e.prompt_per_1k >= 0.0 && e.completion_per_1k >= 0.0) {
+        return Err(format!("{name}: prices must be zero or more"));
+    }
+    let nanos = |usd: f64| (usd * NANOS_PER_DOLLAR as f64).round() as i64;
+    Ok(ModelInfo {
+        name: name.to_owned(),
+        context_window: e.context_window,
+        max_output_tokens: e.max_output_tokens,
+        tokenizer: e.tokenizer.clone(),
+        prompt_nanos_per_1k: nanos(e.prompt_per_1k),
+        completion_nanos_per_1k: nanos(e.completion_per_1k),
+        known,
+    })
+}
+
+impl Catalog {
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let raw: RawCatalog =
+            serde_json::from_str(json).map_err(|e| format!("model catalog: {e}"))?;
+        let mut models = HashMap::new();
+        for (name, entry) in &raw.models {
+            models.insert(name.clone(), info(name, entry, true)?);
+        }
+        Ok(Self {
+            default: info("default", &raw.default, false)?,
+            models,
+        })
+    }
+
+    pub fn builtin() -> Self {
+        Self::parse(BUILTIN).expect("the built-in catalog is valid (tested)")
+    }
+
+    /// The entry for `model`: exact name, else the longest catalog name
+    /// the reported name starts with (`gpt-4o-2024-08-06` → `gpt-4o`),
+    /// else the default, marked unknown.
+    pub fn lookup(&self, model: &str) -> ModelInfo {
+        if let Some(m) = self.models.get(model) {
+            return m.clone();
+        }
+        let prefix = self
+            .models
+            .iter()
+            .filter(|(name, _)| model.starts_with(name.as_str()))
+            .max_by_key(|(name, _)| name.len());
+        match prefix {
+            Some((_, m)) => ModelInfo {
+                name: model.to_owned(),
+                ..m.clone()
+            },
+            None => ModelInfo {
+                name: model.to_owned(),
+                ..self.default.clone()
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalog_loads_and_prices_exactly() {
+        let c = Catalog::builtin();
+        let m = c.lookup("gpt-4o");
+        assert!(m.known);
+        assert_eq!(m.prompt_nanos_per_1k, 2_500_000);
+        // 1,000 prompt + 1,000 completion tokens: $0.0025 + $0.01.
+        assert_eq!(m.cost_nanos(1000, 1000), 12_500_000);
+        assert_eq!(m.cost_nanos(1, 0), 2_500);
+    }
+
+    #[test]
+    fn dated_names_match_their_family_and_unknown_models_are_marked() {
+        let c = Catalog::builtin();
+        let dated = c.lookup("gpt-4o-mini-2024-07-18");
+        assert!(dated.known);
+        assert_eq!(dated.prompt_nanos_per_1k, 150_000);
+        let unknown = c.lookup("my-private-model");
+        assert!(!unknown.known);
+        assert!(unknown.cost_nanos(1000, 0) > 0, "never a silent zero cost");
+    }
+
+    #[test]
+    fn cost_matches_the_formula_for_many_token_counts() {
+        let c = Catalog::builtin();
+        let mut x: u64 = 12345;
+        for name in [
+            "gpt-4o",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "amazon.nova-lite-v1:0",
+            "unknown",
+        ] {
+            let m = c.lookup(name);
+            for _ in 0..1000 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let (p, q) = ((x >> 40) as i64 % 2_000_000, (x >> 20) as i64 % 100_000);
+                let want = (i128::from(p) * i128::from(m.prompt_nanos_per_1k) + 500) / 1000
+                    + (i128::from(q) * i128::from(m.completion_nanos_per_1k) + 500) / 1000;
+                assert_eq!(i128::from(m.cost_nanos(p, q)), want);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_catalogs_are_refused() {
+        assert!(Catalog::parse("{}").is_err());
+        let negative = r#"{"default":{"context_window":1,"max_output_tokens":1,"tokenizer":"estimate","prompt_per_1k":-1,"completion_per_1k":0},"models":{}}"#;
+        assert!(Catalog::parse(negative).is_err());
+    }
+}
