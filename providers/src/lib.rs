@@ -1,4 +1,6 @@
 //! Adapters behind the ports of `ai-team-core`, chosen by configuration.
-//! For now: the `Store` on SQLite (the embedded default) and PostgreSQL.
+//! For now: the `Store` on SQLite (the embedded default) and PostgreSQL,
+//! and the OpenAI-wire LLM clients (OpenAI-compatible servers, Azure OpenAI).
 
+pub mod llm;
 pub mod store;

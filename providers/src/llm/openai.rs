@@ -1,0 +1,178 @@
+//! Chat completions over the OpenAI wire format: any OpenAI-compatible
+//! server (`OPENAI_BASE_URL`: OpenAI, Ollama, llama.cpp's server, vLLM)
+//! and Azure OpenAI (`{endpoint}/openai/deployments/{deployment}/chat/
+//! completions?api-version=…` with an `api-key` header). One HTTP client,
+//! built once; a timeout on every request.
+
+use std::time::{Duration, Instant};
+
+use ai_team_core::llm::{ChatRequest, ChatResponse, LlmClient, LlmError, LlmErrorKind, Usage};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::classify::{classify, retry_after};
+
+pub struct OpenAiClient {
+    http: reqwest::Client,
+    url: String,
+    auth: Option<(&'static str, String)>,
+    model: String,
+    provider: &'static str,
+    /// Azure takes the deployment from the URL, not the body.
+    send_model: bool,
+}
+
+impl OpenAiClient {
+    /// An OpenAI-compatible server; `base_url` ends before
+    /// `/chat/completions` (e.g. `https://api.openai.com/v1`).
+    pub fn openai(
+        base_url: &str,
+        api_key: Option<&str>,
+        model: &str,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            http: http_client(timeout)?,
+            url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+            auth: api_key.map(|k| ("authorization", format!("Bearer {k}"))),
+            model: model.to_owned(),
+            provider: "openai",
+            send_model: true,
+        })
+    }
+
+    /// Azure OpenAI.
+    pub fn azure(
+        endpoint: &str,
+        deployment: &str,
+        api_version: &str,
+        api_key: &str,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            http: http_client(timeout)?,
+            url: format!(
+                "{}/openai/deployments/{deployment}/chat/completions?api-version={api_version}",
+                endpoint.trim_end_matches('/')
+            ),
+            auth: Some(("api-key", api_key.to_owned())),
+            model: deployment.to_owned(),
+            provider: "azure-openai",
+            send_model: false,
+        })
+    }
+
+    fn body(&self, request: &ChatRequest) -> Value {
+        let messages: Vec<Value> = request
+            .messages
+            .iter()
+            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+            .collect();
+        let mut body = json!({
+            "messages": messages,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        });
+        if self.send_model {
+            body["model"] = json!(self.model);
+        }
+        body
+    }
+}
+
+fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
+fn error(kind: LlmErrorKind, status: Option<u16>, message: String, started: Instant) -> LlmError {
+    LlmError {
+        kind,
+        status,
+        message,
+        latency_ms: started.elapsed().as_millis() as i64,
+    }
+}
+
+/// The first 500 characters of a provider's error body, for the record.
+fn excerpt(body: &str) -> String {
+    body.chars().take(500).collect()
+}
+
+#[async_trait]
+impl LlmClient for OpenAiClient {
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    #[tracing::instrument(skip(self, request), fields(provider = self.provider, model = %self.model))]
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let started = Instant::now();
+        let mut call = self.http.post(&self.url).json(&self.body(request));
+        if let Some((name, value)) = &self.auth {
+            call = call.header(*name, value);
+        }
+        let response = call.send().await.map_err(|e| {
+            let what = if e.is_timeout() {
+                "timed out"
+            } else {
+                "could not be sent"
+            };
+            error(
+                LlmErrorKind::Retryable,
+                None,
+                format!("request {what}: {e}"),
+                started,
+            )
+        })?;
+        let status = response.status().as_u16();
+        let wait = retry_after(response.headers());
+        let text = response.text().await.map_err(|e| {
+            error(
+                LlmErrorKind::Retryable,
+                Some(status),
+                format!("response body lost: {e}"),
+                started,
+            )
+        })?;
+        if !(200..300).contains(&status) {
+            return Err(error(
+                classify(status, &text, wait),
+                Some(status),
+                excerpt(&text),
+                started,
+            ));
+        }
+        let malformed = |why: &str| {
+            error(
+                LlmErrorKind::Retryable,
+                Some(status),
+                format!("malformed response ({why}): {}", excerpt(&text)),
+                started,
+            )
+        };
+        let v: Value = serde_json::from_str(&text).map_err(|_| malformed("not JSON"))?;
+        let choice = v["choices"].get(0).ok_or_else(|| malformed("no choices"))?;
+        let content = choice["message"]["content"]
+            .as_str()
+            .ok_or_else(|| malformed("no content"))?;
+        let usage = &v["usage"];
+        Ok(ChatResponse {
+            content: content.to_owned(),
+            model: v["model"].as_str().unwrap_or(&self.model).to_owned(),
+            usage: Usage {
+                prompt_tokens: usage["prompt_tokens"].as_i64().unwrap_or(0),
+                completion_tokens: usage["completion_tokens"].as_i64().unwrap_or(0),
+            },
+            latency_ms: started.elapsed().as_millis() as i64,
+            finish_reason: choice["finish_reason"].as_str().map(str::to_owned),
+        })
+    }
+}
