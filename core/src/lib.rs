@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod governance;
 pub mod llm;
 pub mod models;
 pub mod money;
