@@ -4,3 +4,4 @@
 
 pub mod llm;
 pub mod store;
+pub mod tokens;
