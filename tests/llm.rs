@@ -191,7 +191,8 @@ async fn rate_limit_honours_retry_after_and_every_attempt_is_reported() {
                 .as_ref()
                 .map(|_| ())
                 .map_err(|e| (e.kind, e.code())),
-        )
+        );
+        std::future::ready(())
     })
     .await
     .unwrap();
@@ -231,9 +232,12 @@ async fn server_errors_are_retryable_and_retries_are_bounded() {
         ..RetryPolicy::default()
     };
     let mut n = 0;
-    let err = chat_with_retries(&client, &request(), policy, |_| n += 1)
-        .await
-        .unwrap_err();
+    let err = chat_with_retries(&client, &request(), policy, |_| {
+        n += 1;
+        std::future::ready(())
+    })
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, LlmErrorKind::Retryable);
     assert_eq!(err.status, Some(500));
     assert_eq!(n, 3);
@@ -281,13 +285,137 @@ async fn context_overflow_and_auth_are_not_retried() {
         base_delay: Duration::from_millis(1),
         ..RetryPolicy::default()
     };
-    let e1 = chat_with_retries(&client, &request(), policy, |_| {})
+    let e1 = chat_with_retries(&client, &request(), policy, |_| std::future::ready(()))
         .await
         .unwrap_err();
     assert_eq!(e1.kind, LlmErrorKind::ContextOverflow);
-    let e2 = chat_with_retries(&client, &request(), policy, |_| {})
+    let e2 = chat_with_retries(&client, &request(), policy, |_| std::future::ready(()))
         .await
         .unwrap_err();
     assert_eq!(e2.kind, LlmErrorKind::Auth);
     assert_eq!(fake.seen.lock().unwrap().len(), 2, "one attempt each");
+}
+
+mod tracking {
+    use super::*;
+    use ai_team_core::catalog::Catalog;
+    use ai_team_core::tracking::{CallContext, tracked_chat};
+    use ai_team_tests::seed;
+    use ai_team_tests::{Backend, TestDb};
+
+    const PLANTED: &str = "sk-planted-SECRET-0123456789abcdef";
+
+    async fn every_attempt_is_a_row_and_a_paid_response_is_reused(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        let wf = seed::workflow(&*db.store, "TRACK-1").await;
+        let exec = db.store.create_execution(wf).await.unwrap();
+        let conv = seed::conversation(&*db.store, wf, Some(exec.id), "analysis").await;
+        let limited = Reply {
+            status: 429,
+            headers: vec![("retry-after-ms", "20")],
+            body: json!({"error": {"code": "429", "message": "Rate limit reached"}}).to_string(),
+            delay: Duration::ZERO,
+        };
+        let (base, fake) = start(vec![limited, reply(200, ok_body("The criteria are ..."))]).await;
+        let client = OpenAiClient::openai(
+            &format!("{base}/v1"),
+            Some(PLANTED),
+            "gpt-4o",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let catalog = Catalog::builtin();
+        let ctx = CallContext {
+            conversation_id: conv,
+            execution_id: Some(exec.id),
+            catalog: &catalog,
+            budget_snapshot: json!({"step_tokens_left": 5000}),
+            truncated_sections: vec!["history (dropped)".into()],
+            prompt_tokens_estimate: Some(20),
+            redact: true,
+        };
+        let mut req = request();
+        req.messages[1].content =
+            format!("Analyse the story. api_key={PLANTED} Authorization: Bearer {PLANTED}");
+        let first = tracked_chat(&db.store, &client, &ctx, &req, RetryPolicy::default())
+            .await
+            .unwrap();
+        assert!(!first.cached);
+        assert_eq!(
+            first.call_ids.len(),
+            2,
+            "the 429 and the success are both rows"
+        );
+
+        let page = db
+            .store
+            .list_llm_calls(conv, &Default::default())
+            .await
+            .unwrap();
+        let mut calls = page.calls.clone();
+        calls.sort_by_key(|c| c.id);
+        assert_eq!(calls[0].status.as_str(), "failed");
+        assert_eq!(calls[0].error_code.as_deref(), Some("429"));
+        assert_eq!(calls[0].cost, 0);
+        assert_eq!(calls[1].status.as_str(), "success");
+        assert_eq!(
+            (calls[1].prompt_tokens, calls[1].completion_tokens),
+            (19, 10)
+        );
+        assert_eq!(
+            calls[1].cost,
+            catalog.lookup("gpt-4o-2024-08-06").cost_nanos(19, 10)
+        );
+        assert_eq!(calls[1].prompt_hash, calls[0].prompt_hash);
+        assert_eq!(calls[1].response_hash.as_deref().map(str::len), Some(64));
+        assert_eq!(calls[1].truncated_sections, ["history (dropped)"]);
+        assert_eq!(calls[1].budget_snapshot["step_tokens_left"], 5000);
+        assert_eq!(calls[1].total_tokens_requested, Some(20 + 256));
+        assert_eq!(page.total_cost, calls[1].cost);
+
+        // The step is retried: the paid response comes from the store.
+        let again = tracked_chat(&db.store, &client, &ctx, &req, RetryPolicy::default())
+            .await
+            .unwrap();
+        assert!(again.cached);
+        assert_eq!(again.response.content, "The criteria are ...");
+        assert_eq!(fake.seen.lock().unwrap().len(), 2, "no request sent twice");
+        assert_eq!(db.count("llm_calls").await, 2);
+
+        // The planted secret reached the provider but nothing written.
+        let written = serde_json::to_string(
+            &db.store
+                .list_llm_calls(conv, &Default::default())
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(!written.contains(PLANTED), "secret in the call rows");
+        assert!(written.contains("[REDACTED]"));
+        if let ai_team_tests::Raw::Sqlite(s) = &db.raw {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(s.pool())
+                .await
+                .unwrap();
+            let ai_team_providers::store::DatabaseUrl::SqliteFile(path) = &db.url else {
+                unreachable!()
+            };
+            let bytes = std::fs::read(path).unwrap();
+            let needle = PLANTED.as_bytes();
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "secret in the database file"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn tracked_calls_on_sqlite() {
+        every_attempt_is_a_row_and_a_paid_response_is_reused(Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn tracked_calls_on_postgres() {
+        every_attempt_is_a_row_and_a_paid_response_is_reused(Backend::Postgres).await;
+    }
 }

@@ -10,7 +10,9 @@ pub mod llm;
 pub mod models;
 pub mod money;
 pub mod query;
+pub mod redact;
 pub mod store;
+pub mod tracking;
 
 pub use error::StoreError;
 pub use store::Store;

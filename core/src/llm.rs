@@ -139,21 +139,29 @@ pub struct Attempt {
 }
 
 /// Calls until success, a non-retryable error, or the policy's bounds;
-/// `on_attempt` sees every attempt (each becomes a call row).
-pub async fn chat_with_retries(
+/// `on_attempt` is awaited for every attempt before the next one starts
+/// (each becomes a call row, written before anything else can fail).
+pub async fn chat_with_retries<F, Fut>(
     client: &dyn LlmClient,
     request: &ChatRequest,
     policy: RetryPolicy,
-    mut on_attempt: impl FnMut(&Attempt),
-) -> Result<ChatResponse, LlmError> {
+    mut on_attempt: F,
+) -> Result<ChatResponse, LlmError>
+where
+    F: FnMut(Attempt) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let started = std::time::Instant::now();
     let mut number = 0;
     loop {
         number += 1;
         let result = client.chat(request).await;
-        let attempt = Attempt { number, result };
-        on_attempt(&attempt);
-        let err = match attempt.result {
+        on_attempt(Attempt {
+            number,
+            result: result.clone(),
+        })
+        .await;
+        let err = match result {
             Ok(r) => return Ok(r),
             Err(e) => e,
         };

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::error::StoreResult;
 use crate::models::{
-    CodeFile, Conversation, ConversationDetail, Event, Execution, LlmCallPage, Message,
+    CodeFile, Conversation, ConversationDetail, Event, Execution, LlmCall, LlmCallPage, Message,
     NewCodeFile, NewConversation, NewLlmCall, NewMessage, Paged, Workflow,
 };
 use crate::query::{LlmCallQuery, NewWorkflow, PageRequest};
@@ -90,6 +90,13 @@ pub trait Store: Send + Sync + 'static {
         conversation_id: i64,
         query: &LlmCallQuery,
     ) -> StoreResult<LlmCallPage>;
+    /// The newest successful call of this execution with this prompt hash:
+    /// a response already paid for, reused by a retried step.
+    async fn find_cached_call(
+        &self,
+        execution_id: i64,
+        prompt_hash: &str,
+    ) -> StoreResult<Option<LlmCall>>;
     async fn add_code_file(&self, new: &NewCodeFile) -> StoreResult<CodeFile>;
 
     // --- events ---

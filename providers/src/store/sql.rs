@@ -608,6 +608,20 @@ macro_rules! impl_sql_store {
                 })
             }
 
+            async fn find_cached_call(&self, execution_id: i64, prompt_hash: &str) -> StoreResult<Option<LlmCall>> {
+                sqlx::query_as::<$db, LlmCallRow>(&format!(
+                    "SELECT {LLM_CALL_COLUMNS} FROM llm_calls WHERE execution_id = $1 AND prompt_hash = $2 \
+                     AND status = 'success' ORDER BY id DESC LIMIT 1"
+                ))
+                .bind(execution_id)
+                .bind(prompt_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_sqlx)?
+                .map(LlmCall::try_from)
+                .transpose()
+            }
+
             async fn add_code_file(&self, new: &NewCodeFile) -> StoreResult<CodeFile> {
                 let result = sqlx::query_as::<$db, CodeFileRow>(&format!(
                     "INSERT INTO code_files (workflow_id, conversation_id, execution_id, path, language, content, checksum, created_at) \

@@ -1,0 +1,248 @@
+//! A tracked LLM call: the response cache of the execution first (a
+//! retried step reuses a response already paid for), then the call with
+//! retries, each attempt written as its own `llm_calls` row before the
+//! next starts (hashes, cost from the catalog, budget snapshot, redacted
+//! request and response), so that what was sent and spent is on record.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{SubsecRound, Utc};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::Catalog;
+use crate::error::StoreError;
+use crate::llm::{
+    ChatRequest, ChatResponse, LlmClient, LlmError, RetryPolicy, Usage, chat_with_retries,
+};
+use crate::models::{LlmCallStatus, NewLlmCall};
+use crate::redact::redact_value;
+use crate::store::Store;
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The hash of the canonical request: provider, model, messages, limits.
+pub fn prompt_hash(provider: &str, model: &str, request: &ChatRequest) -> String {
+    let canonical = json!({
+        "provider": provider,
+        "model": model,
+        "messages": request.messages,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    });
+    sha256_hex(canonical.to_string().as_bytes())
+}
+
+/// Where a call belongs and what governance decided before it.
+pub struct CallContext<'a> {
+    pub conversation_id: i64,
+    pub execution_id: Option<i64>,
+    pub catalog: &'a Catalog,
+    pub budget_snapshot: Value,
+    pub truncated_sections: Vec<String>,
+    pub prompt_tokens_estimate: Option<i64>,
+    pub redact: bool,
+}
+
+#[derive(Debug)]
+pub struct Tracked {
+    pub response: ChatResponse,
+    /// True when the response came from the execution's cache: no call
+    /// was made and no row written.
+    pub cached: bool,
+    pub call_ids: Vec<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error("could not record the call: {0}")]
+    Store(#[from] StoreError),
+}
+
+pub async fn tracked_chat(
+    store: &Arc<dyn Store>,
+    client: &dyn LlmClient,
+    ctx: &CallContext<'_>,
+    request: &ChatRequest,
+    policy: RetryPolicy,
+) -> Result<Tracked, TrackError> {
+    let hash = prompt_hash(client.provider(), client.model(), request);
+    if let Some(eid) = ctx.execution_id
+        && let Some(call) = store.find_cached_call(eid, &hash).await?
+    {
+        tracing::info!(
+            execution_id = eid,
+            call_id = call.id,
+            "reusing a stored response"
+        );
+        return Ok(Tracked {
+            response: ChatResponse {
+                content: call.response_data["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                model: call.model,
+                usage: Usage {
+                    prompt_tokens: call.prompt_tokens,
+                    completion_tokens: call.completion_tokens,
+                },
+                latency_ms: 0,
+                finish_reason: call.response_data["finish_reason"]
+                    .as_str()
+                    .map(str::to_owned),
+            },
+            cached: true,
+            call_ids: vec![],
+        });
+    }
+    let mut request_data = json!({
+        "provider": client.provider(),
+        "model": client.model(),
+        "messages": request.messages,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    });
+    if ctx.redact {
+        redact_value(&mut request_data);
+    }
+    let recorded: Arc<Mutex<Result<Vec<i64>, StoreError>>> = Arc::new(Mutex::new(Ok(Vec::new())));
+    let result = chat_with_retries(client, request, policy, |attempt| {
+        let row = row_for(ctx, client, request, &hash, &request_data, &attempt.result);
+        let store = store.clone();
+        let recorded = recorded.clone();
+        async move {
+            let written = store.record_llm_calls(&[row]).await;
+            if let Ok(mut r) = recorded.lock()
+                && let Ok(ids) = r.as_mut()
+            {
+                match written {
+                    Ok(new) => ids.extend(new),
+                    Err(e) => *r = Err(e),
+                }
+            }
+        }
+    })
+    .await;
+    let call_ids = std::mem::replace(
+        &mut *recorded
+            .lock()
+            .map_err(|_| StoreError::Unknown(anyhow::anyhow!("poisoned")))?,
+        Ok(vec![]),
+    )?;
+    Ok(Tracked {
+        response: result?,
+        cached: false,
+        call_ids,
+    })
+}
+
+fn row_for(
+    ctx: &CallContext<'_>,
+    client: &dyn LlmClient,
+    request: &ChatRequest,
+    hash: &str,
+    request_data: &Value,
+    result: &Result<ChatResponse, LlmError>,
+) -> NewLlmCall {
+    let base = NewLlmCall {
+        conversation_id: ctx.conversation_id,
+        execution_id: ctx.execution_id,
+        model: client.model().to_owned(),
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        max_tokens: Some(i64::from(request.max_tokens)),
+        total_tokens_requested: ctx
+            .prompt_tokens_estimate
+            .map(|p| p + i64::from(request.max_tokens)),
+        response_time_ms: 0,
+        status: LlmCallStatus::Failed,
+        error_code: None,
+        truncated_sections: ctx.truncated_sections.clone(),
+        prompt_hash: hash.to_owned(),
+        response_hash: None,
+        budget_snapshot: ctx.budget_snapshot.clone(),
+        cost: 0,
+        timestamp: Utc::now().trunc_subsecs(6),
+        request_data: request_data.clone(),
+        response_data: json!({}),
+    };
+    match result {
+        Ok(r) => {
+            let info = ctx.catalog.lookup(&r.model);
+            if !info.known {
+                tracing::warn!(model = %r.model, "model not in the catalog: priced at the catalog default");
+            }
+            let mut response_data =
+                json!({"content": r.content, "model": r.model, "finish_reason": r.finish_reason});
+            if ctx.redact {
+                redact_value(&mut response_data);
+            }
+            NewLlmCall {
+                model: r.model.clone(),
+                prompt_tokens: r.usage.prompt_tokens,
+                completion_tokens: r.usage.completion_tokens,
+                response_time_ms: r.latency_ms,
+                status: if r.finish_reason.as_deref() == Some("length") {
+                    LlmCallStatus::Truncated
+                } else {
+                    LlmCallStatus::Success
+                },
+                response_hash: Some(sha256_hex(r.content.as_bytes())),
+                cost: info.cost_nanos(r.usage.prompt_tokens, r.usage.completion_tokens),
+                response_data,
+                ..base
+            }
+        }
+        Err(e) => {
+            let mut response_data = json!({"error": e.message, "status": e.status});
+            if ctx.redact {
+                redact_value(&mut response_data);
+            }
+            NewLlmCall {
+                response_time_ms: e.latency_ms,
+                error_code: Some(e.code()),
+                response_data,
+                ..base
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::ChatMessage;
+    use crate::models::Role;
+
+    fn req(content: &str) -> ChatRequest {
+        ChatRequest {
+            messages: vec![ChatMessage {
+                role: Role::User,
+                content: content.into(),
+            }],
+            max_tokens: 10,
+            temperature: 0.0,
+        }
+    }
+
+    #[test]
+    fn prompt_hash_is_stable_and_sensitive_to_every_part() {
+        let a = prompt_hash("openai", "gpt-4o", &req("hi"));
+        assert_eq!(a, prompt_hash("openai", "gpt-4o", &req("hi")));
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, prompt_hash("openai", "gpt-4o", &req("hi!")));
+        assert_ne!(a, prompt_hash("openai", "gpt-4o-mini", &req("hi")));
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
