@@ -333,6 +333,7 @@ mod tracking {
             truncated_sections: vec!["history (dropped)".into()],
             prompt_tokens_estimate: Some(20),
             redact: true,
+            spill: None,
         };
         let mut req = request();
         req.messages[1].content =
@@ -407,6 +408,70 @@ mod tracking {
                 "secret in the database file"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn large_bodies_move_to_the_blob_store_with_a_checksum() {
+        use ai_team_core::blob::BlobStore;
+        use ai_team_core::tracking::Spill;
+        use ai_team_providers::blob::LocalBlobStore;
+
+        let db = TestDb::sqlite().await;
+        let wf = seed::workflow(&*db.store, "BLOB-1").await;
+        let conv = seed::conversation(&*db.store, wf, None, "analysis").await;
+        let long_answer = "x".repeat(5000);
+        let (base, fake) = start(vec![reply(200, ok_body(&long_answer))]).await;
+        let client = openai(&base, Duration::from_secs(5));
+        let dir =
+            std::env::temp_dir().join(format!("ai_team_blobs_{}", uuid::Uuid::new_v4().simple()));
+        let blobs = LocalBlobStore::new(&dir);
+        let catalog = Catalog::builtin();
+        let exec = db.store.create_execution(wf).await.unwrap();
+        let ctx = CallContext {
+            conversation_id: conv,
+            execution_id: Some(exec.id),
+            catalog: &catalog,
+            budget_snapshot: json!({}),
+            truncated_sections: vec![],
+            prompt_tokens_estimate: None,
+            redact: true,
+            spill: Some(Spill {
+                blobs: &blobs,
+                threshold: 1024,
+            }),
+        };
+        tracked_chat(&db.store, &client, &ctx, &request(), RetryPolicy::default())
+            .await
+            .unwrap();
+        let call = db
+            .store
+            .list_llm_calls(conv, &Default::default())
+            .await
+            .unwrap()
+            .calls
+            .remove(0);
+        assert!(
+            call.request_data.get("messages").is_some(),
+            "small request stays inline"
+        );
+        let uri = call.response_data["blob_uri"]
+            .as_str()
+            .expect("response moved to a blob");
+        let bytes = blobs.get(uri).await.unwrap();
+        assert_eq!(call.response_data["size_bytes"], bytes.len());
+        assert_eq!(
+            call.response_data["sha256"],
+            ai_team_core::tracking::sha256_hex(&bytes)
+        );
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["content"], long_answer);
+        let again = tracked_chat(&db.store, &client, &ctx, &request(), RetryPolicy::default())
+            .await
+            .unwrap();
+        assert!(again.cached, "a spilled response is still reused");
+        assert_eq!(again.response.content, long_answer);
+        assert_eq!(fake.seen.lock().unwrap().len(), 1);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]

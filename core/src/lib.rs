@@ -3,6 +3,7 @@
 //! `ai-team-providers` implement. Nothing here knows about HTTP, SQL or a
 //! cloud: the dependency arrows point inwards.
 
+pub mod blob;
 pub mod catalog;
 pub mod error;
 pub mod governance;

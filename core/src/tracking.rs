@@ -10,6 +10,7 @@ use chrono::{SubsecRound, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::blob::BlobStore;
 use crate::catalog::Catalog;
 use crate::error::StoreError;
 use crate::llm::{
@@ -48,6 +49,31 @@ pub struct CallContext<'a> {
     pub truncated_sections: Vec<String>,
     pub prompt_tokens_estimate: Option<i64>,
     pub redact: bool,
+    /// Where bodies larger than the threshold go; the row keeps a reference.
+    pub spill: Option<Spill<'a>>,
+}
+
+/// Bodies over `threshold` bytes move to `blobs`.
+#[derive(Clone, Copy)]
+pub struct Spill<'a> {
+    pub blobs: &'a dyn BlobStore,
+    pub threshold: usize,
+}
+
+/// Moves an oversized body to the blob store, leaving
+/// `{blob_uri, sha256, size_bytes}`; on a storage failure the body stays
+/// inline (a row that is too big beats a lost record).
+async fn spill_body(spill: Spill<'_>, hash: &str, part: &str, body: &mut Value) {
+    let text = body.to_string();
+    if text.len() <= spill.threshold {
+        return;
+    }
+    let sha = sha256_hex(text.as_bytes());
+    let key = format!("calls/{hash}/{part}-{}.json", &sha[..16]);
+    match spill.blobs.put(&key, text.as_bytes()).await {
+        Ok(uri) => *body = json!({"blob_uri": uri, "sha256": sha, "size_bytes": text.len()}),
+        Err(e) => tracing::warn!(error = %e, key, "blob store failed; body kept in the row"),
+    }
 }
 
 #[derive(Debug)]
@@ -77,6 +103,8 @@ pub async fn tracked_chat(
     let hash = prompt_hash(client.provider(), client.model(), request);
     if let Some(eid) = ctx.execution_id
         && let Some(call) = store.find_cached_call(eid, &hash).await?
+        && let Some(body) = stored_body(ctx, &call.response_data).await
+        && let Some(content) = body["content"].as_str()
     {
         tracing::info!(
             execution_id = eid,
@@ -85,19 +113,14 @@ pub async fn tracked_chat(
         );
         return Ok(Tracked {
             response: ChatResponse {
-                content: call.response_data["content"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
+                content: content.to_owned(),
                 model: call.model,
                 usage: Usage {
                     prompt_tokens: call.prompt_tokens,
                     completion_tokens: call.completion_tokens,
                 },
                 latency_ms: 0,
-                finish_reason: call.response_data["finish_reason"]
-                    .as_str()
-                    .map(str::to_owned),
+                finish_reason: body["finish_reason"].as_str().map(str::to_owned),
             },
             cached: true,
             call_ids: vec![],
@@ -115,10 +138,15 @@ pub async fn tracked_chat(
     }
     let recorded: Arc<Mutex<Result<Vec<i64>, StoreError>>> = Arc::new(Mutex::new(Ok(Vec::new())));
     let result = chat_with_retries(client, request, policy, |attempt| {
-        let row = row_for(ctx, client, request, &hash, &request_data, &attempt.result);
+        let mut row = row_for(ctx, client, request, &hash, &request_data, &attempt.result);
         let store = store.clone();
         let recorded = recorded.clone();
+        let spill = ctx.spill;
         async move {
+            if let Some(spill) = spill {
+                spill_body(spill, &row.prompt_hash, "request", &mut row.request_data).await;
+                spill_body(spill, &row.prompt_hash, "response", &mut row.response_data).await;
+            }
             let written = store.record_llm_calls(&[row]).await;
             if let Ok(mut r) = recorded.lock()
                 && let Ok(ids) = r.as_mut()
@@ -142,6 +170,16 @@ pub async fn tracked_chat(
         cached: false,
         call_ids,
     })
+}
+
+/// A stored body, fetched from the blob store when it was moved there;
+/// `None` when it cannot be read (the call is then made again).
+async fn stored_body(ctx: &CallContext<'_>, data: &Value) -> Option<Value> {
+    let Some(uri) = data["blob_uri"].as_str() else {
+        return Some(data.clone());
+    };
+    let bytes = ctx.spill?.blobs.get(uri).await.ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn row_for(

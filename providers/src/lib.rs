@@ -2,6 +2,7 @@
 //! For now: the `Store` on SQLite (the embedded default) and PostgreSQL,
 //! and the OpenAI-wire LLM clients (OpenAI-compatible servers, Azure OpenAI).
 
+pub mod blob;
 pub mod llm;
 pub mod store;
 pub mod tokens;
