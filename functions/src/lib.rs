@@ -7,6 +7,7 @@
 pub mod configuration;
 pub mod error;
 pub mod extract;
+pub mod llm_config;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;

@@ -1,0 +1,183 @@
+//! Which LLM adapter to build, from the environment (API.md): explicit
+//! `LLM_PROVIDER`, else `CLOUD_PROVIDER` (azure → azure-openai, aws →
+//! bedrock), else the settings that exist (`AZURE_OPENAI_ENDPOINT`,
+//! `OPENAI_BASE_URL`), else the embedded model. A missing setting of the
+//! chosen provider is a `ConfigError` naming it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ai_team_core::llm::LlmClient;
+use ai_team_providers::llm::OpenAiClient;
+
+use crate::configuration::ConfigError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlmProvider {
+    AzureOpenAi,
+    OpenAi,
+    Bedrock,
+    Embedded,
+}
+
+/// The GA Azure OpenAI REST version used when none is set.
+pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
+
+pub fn choose(get: &dyn Fn(&str) -> Option<String>) -> Result<LlmProvider, ConfigError> {
+    let set = |k: &str| get(k).is_some_and(|v| !v.trim().is_empty());
+    if let Some(p) = get("LLM_PROVIDER").filter(|v| !v.trim().is_empty()) {
+        return match p.trim() {
+            "azure-openai" => Ok(LlmProvider::AzureOpenAi),
+            "openai" => Ok(LlmProvider::OpenAi),
+            "bedrock" => Ok(LlmProvider::Bedrock),
+            "embedded" => Ok(LlmProvider::Embedded),
+            other => Err(ConfigError {
+                var: "LLM_PROVIDER",
+                reason: format!("{other:?}: use azure-openai, bedrock, openai or embedded"),
+            }),
+        };
+    }
+    Ok(match get("CLOUD_PROVIDER").as_deref().map(str::trim) {
+        Some("azure") => LlmProvider::AzureOpenAi,
+        Some("aws") => LlmProvider::Bedrock,
+        _ if set("AZURE_OPENAI_ENDPOINT") => LlmProvider::AzureOpenAi,
+        _ if set("OPENAI_BASE_URL") => LlmProvider::OpenAi,
+        _ => LlmProvider::Embedded,
+    })
+}
+
+/// Builds the chosen adapter.
+pub fn build(get: &dyn Fn(&str) -> Option<String>) -> Result<Arc<dyn LlmClient>, ConfigError> {
+    let required = |var: &'static str| {
+        get(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .ok_or(ConfigError {
+                var,
+                reason: "is required by the chosen LLM provider".into(),
+            })
+    };
+    let timeout = match get("LLM_TIMEOUT_SECONDS") {
+        None => Duration::from_secs(120),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+            .ok_or(ConfigError {
+                var: "LLM_TIMEOUT_SECONDS",
+                reason: format!("{v:?} is not a positive number of seconds"),
+            })?,
+    };
+    let built = |r: Result<OpenAiClient, String>, var: &'static str| {
+        r.map(|c| Arc::new(c) as Arc<dyn LlmClient>)
+            .map_err(|reason| ConfigError { var, reason })
+    };
+    match choose(get)? {
+        LlmProvider::AzureOpenAi => {
+            let endpoint = required("AZURE_OPENAI_ENDPOINT")?;
+            let key = required("AZURE_OPENAI_API_KEY")?;
+            let deployment = required("AZURE_OPENAI_DEPLOYMENT")?;
+            let version = get("AZURE_OPENAI_API_VERSION").unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.into());
+            built(OpenAiClient::azure(&endpoint, &deployment, &version, &key, timeout), "AZURE_OPENAI_ENDPOINT")
+        }
+        LlmProvider::OpenAi => {
+            let base = required("OPENAI_BASE_URL")?;
+            let model = required("OPENAI_MODEL")?;
+            let key = get("OPENAI_API_KEY");
+            built(OpenAiClient::openai(&base, key.as_deref(), &model, timeout), "OPENAI_BASE_URL")
+        }
+        LlmProvider::Bedrock | LlmProvider::Embedded => Err(ConfigError {
+            var: "LLM_PROVIDER",
+            reason: "bedrock and embedded are not in this build yet; set OPENAI_BASE_URL or AZURE_OPENAI_ENDPOINT".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_follow_api_md() {
+        assert_eq!(choose(&env(&[])), Ok(LlmProvider::Embedded));
+        assert_eq!(
+            choose(&env(&[("CLOUD_PROVIDER", "azure")])),
+            Ok(LlmProvider::AzureOpenAi)
+        );
+        assert_eq!(
+            choose(&env(&[("CLOUD_PROVIDER", "aws")])),
+            Ok(LlmProvider::Bedrock)
+        );
+        assert_eq!(
+            choose(&env(&[("AZURE_OPENAI_ENDPOINT", "https://x")])),
+            Ok(LlmProvider::AzureOpenAi)
+        );
+        assert_eq!(
+            choose(&env(&[("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")])),
+            Ok(LlmProvider::OpenAi)
+        );
+        assert_eq!(
+            choose(&env(&[
+                ("LLM_PROVIDER", "openai"),
+                ("CLOUD_PROVIDER", "azure")
+            ])),
+            Ok(LlmProvider::OpenAi),
+            "explicit wins"
+        );
+        assert_eq!(
+            choose(&env(&[("LLM_PROVIDER", "gpt")])).unwrap_err().var,
+            "LLM_PROVIDER"
+        );
+    }
+
+    #[test]
+    fn missing_settings_are_named() {
+        let e = build(&env(&[
+            ("AZURE_OPENAI_ENDPOINT", "https://x"),
+            ("AZURE_OPENAI_API_KEY", "k"),
+        ]))
+        .err()
+        .unwrap();
+        assert_eq!(e.var, "AZURE_OPENAI_DEPLOYMENT");
+        let e = build(&env(&[("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")]))
+            .err()
+            .unwrap();
+        assert_eq!(e.var, "OPENAI_MODEL");
+        let e = build(&env(&[
+            ("OPENAI_BASE_URL", "http://h/v1"),
+            ("OPENAI_MODEL", "m"),
+            ("LLM_TIMEOUT_SECONDS", "0"),
+        ]))
+        .err()
+        .unwrap();
+        assert_eq!(e.var, "LLM_TIMEOUT_SECONDS");
+    }
+
+    #[test]
+    fn configured_providers_are_built() {
+        let c = build(&env(&[
+            ("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"),
+            ("OPENAI_MODEL", "smollm2"),
+        ]))
+        .unwrap();
+        assert_eq!((c.provider(), c.model()), ("openai", "smollm2"));
+        let a = build(&env(&[
+            ("AZURE_OPENAI_ENDPOINT", "https://r.openai.azure.com"),
+            ("AZURE_OPENAI_API_KEY", "k"),
+            ("AZURE_OPENAI_DEPLOYMENT", "gpt4o"),
+        ]))
+        .unwrap();
+        assert_eq!((a.provider(), a.model()), ("azure-openai", "gpt4o"));
+    }
+}
