@@ -500,7 +500,9 @@ async fn workflow_detail_lists_conversations_files_and_calls(db: TestDb) {
         })
         .await
         .unwrap();
-    let detail = db.store.workflow_conversations(wf).await.unwrap();
+    let whole = db.store.workflow_detail(wf).await.unwrap();
+    assert_eq!(whole.workflow.id, wf);
+    let detail = whole.conversations;
     assert_eq!(
         detail.iter().map(|d| d.conversation.id).collect::<Vec<_>>(),
         [c1, c2]
@@ -509,6 +511,7 @@ async fn workflow_detail_lists_conversations_files_and_calls(db: TestDb) {
     assert_eq!(detail[1].code_files[0].path, "src/reset.rs");
     assert_eq!(detail[1].llm_calls.len(), 3);
     assert_eq!(detail[1].conversation.llm_calls_count, 3);
+    assert_eq!(whole.code_files.len(), 1);
     assert_eq!(db.store.workflow_code_files(wf).await.unwrap().len(), 1);
 }
 

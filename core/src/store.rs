@@ -6,8 +6,8 @@ use async_trait::async_trait;
 
 use crate::error::StoreResult;
 use crate::models::{
-    CodeFile, Conversation, ConversationDetail, Event, Execution, LlmCall, LlmCallPage, Message,
-    NewCodeFile, NewConversation, NewLlmCall, NewMessage, Paged, Workflow,
+    CodeFile, Conversation, Event, Execution, LlmCall, LlmCallPage, Message, NewCodeFile,
+    NewConversation, NewLlmCall, NewMessage, Paged, Workflow, WorkflowDetail,
 };
 use crate::query::{LlmCallQuery, NewWorkflow, PageRequest};
 
@@ -49,12 +49,9 @@ pub trait Store: Send + Sync + 'static {
     async fn find_workflow_by_story(&self, jira_story_id: &str) -> StoreResult<Option<Workflow>>;
     /// Newest first; `None` lists all (the legacy plain array).
     async fn list_workflows(&self, page: Option<PageRequest>) -> StoreResult<Paged<Workflow>>;
-    /// The workflow's conversations, each with its files, message count and
-    /// latest calls, oldest first.
-    async fn workflow_conversations(
-        &self,
-        workflow_id: i64,
-    ) -> StoreResult<Vec<ConversationDetail>>;
+    /// The workflow with its conversations (oldest first, each with its
+    /// files, message count and latest calls) and the flat list of files.
+    async fn workflow_detail(&self, workflow_id: i64) -> StoreResult<WorkflowDetail>;
     async fn workflow_code_files(&self, workflow_id: i64) -> StoreResult<Vec<CodeFile>>;
     /// Deletes the workflow and everything under it in one transaction;
     /// `Conflict` while an execution is pending or running.

@@ -116,14 +116,7 @@ pub async fn get_workflow(
     State(state): State<AppState>,
     Id(id): Id,
 ) -> ApiResult<Json<WorkflowDetail>> {
-    let workflow = state.store.get_workflow(id).await?;
-    let conversations = state.store.workflow_conversations(id).await?;
-    let code_files = state.store.workflow_code_files(id).await?;
-    Ok(Json(WorkflowDetail {
-        workflow,
-        conversations,
-        code_files,
-    }))
+    Ok(Json(state.store.workflow_detail(id).await?))
 }
 
 #[utoipa::path(delete, path = "/workflows/{workflow_id}", tag = "workflows",

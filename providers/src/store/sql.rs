@@ -202,7 +202,10 @@ macro_rules! impl_sql_store {
                 Ok(Paged { page: p.page, page_size: p.page_size, total, items })
             }
 
-            async fn workflow_conversations(&self, workflow_id: i64) -> StoreResult<Vec<ConversationDetail>> {
+            async fn workflow_detail(&self, workflow_id: i64) -> StoreResult<WorkflowDetail> {
+                let workflow = self.get_workflow(workflow_id).await?;
+                // Read once: the flat list and each conversation's share.
+                let code_files = self.workflow_code_files(workflow_id).await?;
                 let conversations: Vec<Conversation> = convert(
                     sqlx::query_as::<$db, ConversationRow>(&format!(
                         "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE workflow_id = $1 ORDER BY id"
@@ -213,9 +216,8 @@ macro_rules! impl_sql_store {
                     .map_err(map_sqlx)?,
                 )?;
                 if conversations.is_empty() {
-                    return Ok(Vec::new());
+                    return Ok(WorkflowDetail { workflow, conversations: Vec::new(), code_files });
                 }
-                let files = self.workflow_code_files(workflow_id).await?;
                 let counts: Vec<(i64, i64)> = sqlx::query_as::<$db, (i64, i64)>(
                     "SELECT m.conversation_id, COUNT(*) FROM messages m \
                      JOIN conversations c ON c.id = m.conversation_id \
@@ -240,7 +242,7 @@ macro_rules! impl_sql_store {
                             .map_err(map_sqlx)?,
                     )?;
                     out.push(ConversationDetail {
-                        code_files: files
+                        code_files: code_files
                             .iter()
                             .filter(|f| f.conversation_id == Some(conversation.id))
                             .cloned()
@@ -253,7 +255,7 @@ macro_rules! impl_sql_store {
                         conversation,
                     });
                 }
-                Ok(out)
+                Ok(WorkflowDetail { workflow, conversations: out, code_files })
             }
 
             async fn workflow_code_files(&self, workflow_id: i64) -> StoreResult<Vec<CodeFile>> {
