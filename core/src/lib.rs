@@ -3,14 +3,19 @@
 //! `ai-team-providers` implement. Nothing here knows about HTTP, SQL or a
 //! cloud: the dependency arrows point inwards.
 
+pub mod agents;
 pub mod blob;
 pub mod catalog;
+pub mod codehost;
+pub mod engine;
 pub mod error;
 pub mod governance;
+pub mod ledger;
 pub mod llm;
 pub mod models;
 pub mod money;
 pub mod query;
+pub mod queue;
 pub mod redact;
 pub mod store;
 pub mod tracking;

@@ -1,0 +1,130 @@
+//! The `CodeHost` port: where the team's files land. A branch per
+//! execution, one commit per step that produced files, then a pull request
+//! where the host has them. Adapters: a local git repository, GitHub.
+//! Commits must be idempotent: a redelivered integration step finds the
+//! commits it already made (by their step trailer) and does not repeat them.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodeHostError {
+    #[error("code host rate-limited; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("code host unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl CodeHostError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, CodeHostError::Refused(_))
+    }
+}
+
+/// One file to write, relative to the repository root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    pub path: String,
+    pub content: String,
+}
+
+/// One commit: the files one step produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRequest {
+    /// The step's identity, kept as a trailer so a repeat is recognised.
+    pub step_key: String,
+    pub message: String,
+    pub files: Vec<FileChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestRequest {
+    pub title: String,
+    pub body: String,
+    pub head: String,
+    pub base: String,
+}
+
+/// What delivery produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivered {
+    /// Where the branch is (a path or a URL).
+    pub location: String,
+    pub branch: String,
+    pub base_branch: String,
+    pub head_sha: String,
+    /// Commits made now (0 when all were already there).
+    pub new_commits: usize,
+    pub pull_request: Option<PullRequestRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestRef {
+    pub number: i64,
+    pub url: String,
+}
+
+#[async_trait]
+pub trait CodeHost: Send + Sync + 'static {
+    /// `git`, `github`, …
+    fn kind(&self) -> &'static str;
+    /// Creates `branch` from the base if missing, makes each commit not
+    /// already on it, in order, and opens (or finds) the pull request.
+    async fn deliver(
+        &self,
+        repository: &str,
+        branch: &str,
+        commits: &[CommitRequest],
+        pull_request: Option<&PullRequestRequest>,
+    ) -> Result<Delivered, CodeHostError>;
+}
+
+/// A repository-relative path, normalised; `None` when it is absolute,
+/// escapes the root, or is empty.
+pub fn normalise_path(raw: &str) -> Option<String> {
+    let raw = raw.trim().trim_matches('`').replace('\\', "/");
+    if raw.is_empty() || raw.starts_with('/') || raw.contains(':') || raw.contains('\0') {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() || parts.first() == Some(&".git") {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_path;
+
+    #[test]
+    fn paths_are_normalised_and_escapes_refused() {
+        assert_eq!(
+            normalise_path("app/reset.py").as_deref(),
+            Some("app/reset.py")
+        );
+        assert_eq!(normalise_path("./app//x.py").as_deref(), Some("app/x.py"));
+        assert_eq!(normalise_path("src\\a.ts").as_deref(), Some("src/a.ts"));
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../b",
+            "a/../b",
+            "C:/x",
+            ".git/config",
+            ".",
+        ] {
+            assert_eq!(normalise_path(bad), None, "{bad}");
+        }
+    }
+}

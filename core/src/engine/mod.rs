@@ -1,0 +1,319 @@
+//! The workflow engine: starts, resumes and cancels executions, and runs
+//! one step per queue message. Delivery is at least once; effects are
+//! exactly once: a step claims `(execution, step)` with a lease, its
+//! records, checkpoint and events commit in one transaction with the
+//! lease's completion, a redelivered finished step only re-sends its
+//! successor, and LLM responses already paid for are reused by prompt hash.
+
+pub mod parse;
+pub mod prompt;
+pub mod run;
+pub mod state;
+pub mod steps;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::agents::Team;
+use crate::blob::BlobStore;
+use crate::catalog::Catalog;
+use crate::codehost::CodeHost;
+use crate::error::StoreError;
+use crate::ledger::NewEvent;
+use crate::llm::{LlmClient, RetryPolicy};
+use crate::models::{Execution, ExecutionStatus};
+use crate::queue::{QueueError, StepMessage, StepQueue, send_step};
+use crate::store::Store;
+
+pub use run::Outcome;
+use state::{BudgetPatch, Budgets};
+use steps::Step;
+
+/// Counts tokens under a catalog tokenizer name (tiktoken lives in the
+/// providers; core only knows the estimate).
+pub trait TokenCounter: Send + Sync + 'static {
+    fn count(&self, tokenizer: &str, text: &str) -> usize;
+}
+
+/// The documented estimate for every model.
+pub struct EstimateCounter;
+
+impl TokenCounter for EstimateCounter {
+    fn count(&self, _tokenizer: &str, text: &str) -> usize {
+        crate::governance::estimate_tokens(text)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long a claimed step is ours without a heartbeat.
+    pub lease: Duration,
+    pub retry: RetryPolicy,
+    pub redact: bool,
+    /// Request/response bodies larger than this move to the blob store.
+    pub spill_threshold: usize,
+    pub budgets: Budgets,
+    /// Tokens kept free in the window besides prompt and output.
+    pub safety_buffer: usize,
+    pub max_shrink_attempts: u32,
+    pub temperature: f32,
+    /// This worker's name on leases.
+    pub worker_id: String,
+    /// Where the code goes when a workflow names no repository;
+    /// `{workflow_id}` and `{story}` are replaced.
+    pub default_repository: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+            redact: true,
+            spill_threshold: 64 * 1024,
+            budgets: Budgets::default(),
+            safety_buffer: 256,
+            max_shrink_attempts: 8,
+            temperature: 0.2,
+            worker_id: format!("worker-{}", std::process::id()),
+            default_repository: "./data/repos/{story}".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The engine and the adapters it drives, built once.
+#[derive(Clone)]
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub llm: Arc<dyn LlmClient>,
+    pub queue: Arc<dyn StepQueue>,
+    pub blobs: Option<Arc<dyn BlobStore>>,
+    pub code_host: Arc<dyn CodeHost>,
+    pub catalog: Arc<Catalog>,
+    pub team: Arc<Team>,
+    pub counter: Arc<dyn TokenCounter>,
+    pub config: Arc<EngineConfig>,
+}
+
+/// The execution's meta: run number, budgets, where it stands.
+pub fn meta_run(meta: &Value) -> u32 {
+    meta["run"]
+        .as_u64()
+        .and_then(|r| u32::try_from(r).ok())
+        .unwrap_or(1)
+}
+
+pub fn meta_budgets(meta: &Value, default: Budgets) -> Budgets {
+    serde_json::from_value(meta["budgets"].clone()).unwrap_or(default)
+}
+
+fn resume_path(e: &Execution) -> String {
+    format!(
+        "POST /workflows/{}/executions/{}/resume",
+        e.workflow_id, e.id
+    )
+}
+
+impl Engine {
+    /// A new execution of the workflow, its first step queued. `Conflict`
+    /// when one is already live.
+    #[tracing::instrument(skip(self))]
+    pub async fn start(&self, workflow_id: i64) -> Result<Execution, EngineError> {
+        let execution = self.store.create_execution(workflow_id).await?;
+        let meta = json!({
+            "run": 1,
+            "budgets": self.config.budgets,
+            "config": {
+                "provider": self.llm.provider(),
+                "model": self.llm.model(),
+                "code_host": self.code_host.kind(),
+                "temperature": self.config.temperature,
+            },
+            "checkpoint": null,
+        });
+        self.store.set_execution_meta(execution.id, &meta).await?;
+        self.store
+            .append_events(
+                workflow_id,
+                Some(execution.id),
+                &[NewEvent::new(
+                    "execution",
+                    json!({"execution_id": execution.id, "status": "pending", "run": 1}),
+                )],
+            )
+            .await?;
+        let first = StepMessage {
+            execution_id: execution.id,
+            step: Step::FIRST.as_str().into(),
+            attempt: 1,
+        };
+        if let Err(e) = send_step(self.queue.as_ref(), &first, Duration::ZERO).await {
+            let error = format!(
+                "could not queue the first step: {e}. Resume with {}",
+                resume_path(&execution)
+            );
+            self.store
+                .end_execution(
+                    execution.id,
+                    None,
+                    ExecutionStatus::Failed,
+                    Some(&error),
+                    &meta,
+                    &[],
+                )
+                .await?;
+            return Err(e.into());
+        }
+        Ok(self.store.execution_by_id(execution.id).await?)
+    }
+
+    /// The same execution continues from its last checkpoint with the
+    /// budgets raised as asked; completed steps are not run again.
+    #[tracing::instrument(skip(self))]
+    pub async fn resume(
+        &self,
+        workflow_id: i64,
+        execution_id: i64,
+        patch: BudgetPatch,
+    ) -> Result<Execution, EngineError> {
+        patch.validate().map_err(EngineError::Invalid)?;
+        let execution = self.store.get_execution(workflow_id, execution_id).await?;
+        if !matches!(
+            execution.status,
+            ExecutionStatus::Failed | ExecutionStatus::Cancelled
+        ) {
+            return Err(StoreError::Conflict(format!(
+                "execution {execution_id} is {}; only a failed or cancelled execution can be resumed",
+                execution.status
+            ))
+            .into());
+        }
+        let run = meta_run(&execution.meta) + 1;
+        let budgets = patch.apply(meta_budgets(&execution.meta, self.config.budgets));
+        let next = match self.store.latest_checkpoint(execution_id).await? {
+            Some(c) => c.summary["next_step"].as_str().map(str::to_owned),
+            None => Some(Step::FIRST.as_str().to_owned()),
+        };
+        let Some(next) = next else {
+            return Err(StoreError::Conflict("every step of this execution is done".into()).into());
+        };
+        let mut meta = execution.meta.clone();
+        meta["run"] = json!(run);
+        meta["budgets"] = json!(budgets);
+        meta["resumed_from"] = json!(next);
+        if let Some(m) = meta.as_object_mut() {
+            m.remove("resume_hint");
+        }
+        let events = [NewEvent::new(
+            "execution",
+            json!({"execution_id": execution_id, "status": "pending", "run": run, "resumed_from": next, "budgets": budgets}),
+        )];
+        let reopened = self
+            .store
+            .reopen_execution(execution_id, &meta, &events)
+            .await?;
+        tracing::info!(workflow_id, execution_id, run, step = %next, "execution resumed");
+        send_step(
+            self.queue.as_ref(),
+            &StepMessage {
+                execution_id,
+                step: next,
+                attempt: run,
+            },
+            Duration::ZERO,
+        )
+        .await?;
+        Ok(reopened)
+    }
+
+    /// Cancels a live execution; a step in flight finishes its call (it
+    /// is paid for and recorded) but nothing after it runs.
+    #[tracing::instrument(skip(self))]
+    pub async fn cancel(
+        &self,
+        workflow_id: i64,
+        execution_id: i64,
+    ) -> Result<Execution, EngineError> {
+        let execution = self.store.get_execution(workflow_id, execution_id).await?;
+        let mut meta = execution.meta.clone();
+        meta["resume_hint"] = json!(format!(
+            "{} continues from the last checkpoint",
+            resume_path(&execution)
+        ));
+        let events = [NewEvent::new(
+            "execution",
+            json!({"execution_id": execution_id, "status": "cancelled"}),
+        )];
+        Ok(self
+            .store
+            .end_execution(
+                execution_id,
+                None,
+                ExecutionStatus::Cancelled,
+                Some("cancelled by request"),
+                &meta,
+                &events,
+            )
+            .await?)
+    }
+
+    /// Fails running executions whose worker stopped beating: the message
+    /// says how to resume.
+    pub async fn sweep_stale(&self, timeout: Duration) -> Result<usize, EngineError> {
+        let before = chrono::Utc::now()
+            - chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::seconds(120));
+        let stale = self.store.stale_executions(before).await?;
+        let mut n = 0;
+        for e in stale {
+            let error = format!(
+                "no heartbeat from the worker for more than {} s: the process running it stopped. \
+                 {} continues from the last checkpoint ({}).",
+                timeout.as_secs(),
+                resume_path(&e),
+                e.meta["checkpoint"].as_str().unwrap_or("none yet")
+            );
+            let mut meta = e.meta.clone();
+            meta["resume_hint"] = json!(resume_path(&e));
+            let events = [NewEvent::new(
+                "error",
+                json!({"execution_id": e.id, "status": "failed", "error": error}),
+            )];
+            match self
+                .store
+                .end_execution(
+                    e.id,
+                    None,
+                    ExecutionStatus::Failed,
+                    Some(&error),
+                    &meta,
+                    &events,
+                )
+                .await
+            {
+                Ok(_) => {
+                    tracing::warn!(
+                        workflow_id = e.workflow_id,
+                        execution_id = e.id,
+                        "execution failed: no heartbeat"
+                    );
+                    n += 1;
+                }
+                Err(StoreError::Conflict(_)) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,226 @@
+//! What a checkpoint holds: the running summary of the story so far (the
+//! criteria, the design, the file index, the review), from which each
+//! step builds its prompt without the whole history, and from which a
+//! resume continues.
+
+use serde::{Deserialize, Serialize};
+
+use super::parse::Verdict;
+use crate::codehost::Delivered;
+
+/// One file the team wrote: where its content is (a code file row).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub step: String,
+    pub agent: String,
+    /// The conversation that wrote this version (with the path, it names the code file row).
+    pub conversation_id: i64,
+    pub checksum: String,
+    pub size_bytes: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub story_key: String,
+    pub title: String,
+    pub story: String,
+    #[serde(default)]
+    pub acceptance_criteria: Vec<String>,
+    #[serde(default)]
+    pub design: String,
+    /// Latest version of each path, in the order first written.
+    #[serde(default)]
+    pub files: Vec<FileEntry>,
+    #[serde(default)]
+    pub review: Option<Verdict>,
+    /// One line per finished step.
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// The step to run after the checkpoint's; `None` once finished.
+    #[serde(default)]
+    pub next_step: Option<String>,
+    #[serde(default)]
+    pub delivered: Option<Delivered>,
+}
+
+impl RunState {
+    /// Records a file, replacing an older version of the same path.
+    pub fn put_file(&mut self, entry: FileEntry) {
+        match self.files.iter_mut().find(|f| f.path == entry.path) {
+            Some(old) => *old = entry,
+            None => self.files.push(entry),
+        }
+    }
+
+    /// The artifact index of the checkpoint.
+    pub fn artifact_index(&self) -> serde_json::Value {
+        serde_json::to_value(&self.files).unwrap_or_default()
+    }
+}
+
+/// Token budgets of an execution: one step (prompt plus output of its
+/// calls), one agent across the execution, the whole execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budgets {
+    pub step_tokens: i64,
+    pub agent_tokens: i64,
+    pub execution_tokens: i64,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self {
+            step_tokens: 16_000,
+            agent_tokens: 48_000,
+            execution_tokens: 200_000,
+        }
+    }
+}
+
+/// Raised (or lowered) budgets, as a resume body carries them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetPatch {
+    pub step_tokens: Option<i64>,
+    pub agent_tokens: Option<i64>,
+    pub execution_tokens: Option<i64>,
+}
+
+impl BudgetPatch {
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("step_tokens", self.step_tokens),
+            ("agent_tokens", self.agent_tokens),
+            ("execution_tokens", self.execution_tokens),
+        ] {
+            if let Some(v) = v
+                && !(1..=100_000_000).contains(&v)
+            {
+                return Err(format!("{name} must be between 1 and 100000000, got {v}"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn apply(&self, b: Budgets) -> Budgets {
+        Budgets {
+            step_tokens: self.step_tokens.unwrap_or(b.step_tokens),
+            agent_tokens: self.agent_tokens.unwrap_or(b.agent_tokens),
+            execution_tokens: self.execution_tokens.unwrap_or(b.execution_tokens),
+        }
+    }
+}
+
+/// Tokens already spent, against which a call is checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spent {
+    pub step: i64,
+    pub agent: i64,
+    pub execution: i64,
+}
+
+/// A call the budgets do not allow: the step stops and escalates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverBudget {
+    pub budget: &'static str,
+    pub limit: i64,
+    pub spent: i64,
+    pub needed: i64,
+}
+
+impl OverBudget {
+    pub fn math(&self) -> String {
+        format!(
+            "needs {} tokens but the {} budget is {} with {} already spent ({} left)",
+            self.needed,
+            self.budget,
+            self.limit,
+            self.spent,
+            (self.limit - self.spent).max(0)
+        )
+    }
+}
+
+/// The smallest output worth asking for: below it a call is refused
+/// rather than made with a uselessly short answer.
+pub const MIN_OUTPUT_TOKENS: i64 = 128;
+
+/// Checks a call of `prompt_tokens` asking for `max_output` against the
+/// budgets; lowers the output to what is left when at least
+/// `MIN_OUTPUT_TOKENS` remain, else refuses with the math.
+pub fn check_budgets(
+    budgets: Budgets,
+    spent: Spent,
+    prompt_tokens: i64,
+    max_output: i64,
+) -> Result<i64, OverBudget> {
+    let mut output = max_output;
+    for (budget, limit, used) in [
+        ("step", budgets.step_tokens, spent.step),
+        ("agent", budgets.agent_tokens, spent.agent),
+        ("execution", budgets.execution_tokens, spent.execution),
+    ] {
+        let left = limit - used - prompt_tokens;
+        if left < MIN_OUTPUT_TOKENS.min(max_output) {
+            return Err(OverBudget {
+                budget,
+                limit,
+                spent: used,
+                needed: prompt_tokens + MIN_OUTPUT_TOKENS.min(max_output),
+            });
+        }
+        output = output.min(left);
+    }
+    Ok(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_lowered_to_what_is_left_then_refused() {
+        let b = Budgets {
+            step_tokens: 1000,
+            agent_tokens: 5000,
+            execution_tokens: 10_000,
+        };
+        assert_eq!(check_budgets(b, Spent::default(), 300, 500), Ok(500));
+        assert_eq!(check_budgets(b, Spent::default(), 600, 500), Ok(400));
+        let e = check_budgets(
+            b,
+            Spent {
+                step: 0,
+                agent: 4800,
+                execution: 0,
+            },
+            100,
+            500,
+        )
+        .unwrap_err();
+        assert_eq!(e.budget, "agent");
+        assert_eq!(e.needed, 228);
+        assert!(
+            e.math()
+                .contains("agent budget is 5000 with 4800 already spent (200 left)")
+        );
+    }
+
+    #[test]
+    fn patches_apply_and_validate() {
+        let p = BudgetPatch {
+            step_tokens: Some(50_000),
+            ..Default::default()
+        };
+        assert_eq!(p.apply(Budgets::default()).step_tokens, 50_000);
+        assert!(
+            BudgetPatch {
+                agent_tokens: Some(0),
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}

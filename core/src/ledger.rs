@@ -1,0 +1,153 @@
+//! The engine's side of the store: step leases, checkpoints, execution
+//! state changes, each written in one transaction with the events that
+//! describe it. Part of the `Store` port (a supertrait), kept apart
+//! because only the engine uses it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::StoreResult;
+use crate::models::{
+    Conversation, Execution, ExecutionStatus, NewCodeFile, NewConversation, NewMessage,
+};
+
+/// An event to append in the same transaction as a state change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub data: Value,
+}
+
+impl NewEvent {
+    pub fn new(event_type: &str, data: Value) -> Self {
+        Self {
+            event_type: event_type.to_owned(),
+            data,
+        }
+    }
+}
+
+/// What claiming a step found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours until the lease expires; `attempt` counts claims of the step.
+    Claimed { attempt: i64 },
+    /// Finished before: nothing to run.
+    Completed,
+    /// Another worker holds an unexpired lease.
+    Busy { until: DateTime<Utc> },
+}
+
+/// A checkpoint: the state after a step, from which the next one (or a
+/// resume) continues.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub execution_id: i64,
+    pub step: String,
+    pub summary: Value,
+    pub artifact_index: Value,
+    pub budgets: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Everything a finished step writes, in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepCompletion {
+    pub workflow_id: i64,
+    pub execution_id: i64,
+    pub step: String,
+    pub owner: String,
+    /// The step's conversation and its final output and details.
+    pub conversation: Option<(i64, String, Value)>,
+    pub messages: Vec<NewMessage>,
+    pub code_files: Vec<NewCodeFile>,
+    pub summary: Value,
+    pub artifact_index: Value,
+    pub budgets: Value,
+    pub result: Value,
+    pub events: Vec<NewEvent>,
+    /// Set by the last step: the execution's terminal status.
+    pub finish: Option<ExecutionStatus>,
+}
+
+#[async_trait]
+pub trait StepLedger: Send + Sync + 'static {
+    async fn execution_by_id(&self, execution_id: i64) -> StoreResult<Execution>;
+
+    /// pending → running (started_at, heartbeat); the workflow follows.
+    /// Events are written only when the status changed.
+    async fn mark_running(&self, execution_id: i64, events: &[NewEvent]) -> StoreResult<Execution>;
+
+    /// Claims `(execution_id, step)` for `owner` for `lease`: new, failed,
+    /// pending or expired leases are taken; completed ones are reported.
+    async fn claim_step(
+        &self,
+        execution_id: i64,
+        step: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> StoreResult<Claim>;
+
+    /// Extends the lease and beats the execution's heartbeat; false when
+    /// the lease is no longer `owner`'s.
+    async fn renew_lease(
+        &self,
+        execution_id: i64,
+        step: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> StoreResult<bool>;
+
+    /// The step's conversation, created once whatever redelivery does.
+    async fn ensure_conversation(&self, new: &NewConversation) -> StoreResult<Conversation>;
+
+    /// Writes the step's records, checkpoint and events and marks the
+    /// lease completed; false (and nothing written) when the lease is not
+    /// `owner`'s any more or the step was already completed.
+    async fn complete_step(&self, completion: &StepCompletion) -> StoreResult<bool>;
+
+    /// Ends a live execution as failed or cancelled with `error`; the
+    /// step's lease, when given, is marked failed. `Conflict` when the
+    /// execution is not live.
+    async fn end_execution(
+        &self,
+        execution_id: i64,
+        step: Option<&str>,
+        status: ExecutionStatus,
+        error: Option<&str>,
+        meta: &Value,
+        events: &[NewEvent],
+    ) -> StoreResult<Execution>;
+
+    /// failed/cancelled → pending with new meta (the next run): `Conflict`
+    /// when it is live or completed, or another execution of the workflow is.
+    async fn reopen_execution(
+        &self,
+        execution_id: i64,
+        meta: &Value,
+        events: &[NewEvent],
+    ) -> StoreResult<Execution>;
+
+    async fn set_execution_meta(&self, execution_id: i64, meta: &Value) -> StoreResult<()>;
+
+    async fn checkpoint(&self, execution_id: i64, step: &str) -> StoreResult<Option<Checkpoint>>;
+    async fn latest_checkpoint(&self, execution_id: i64) -> StoreResult<Option<Checkpoint>>;
+
+    /// Tokens the agent's conversations of this execution have used.
+    async fn agent_tokens(&self, execution_id: i64, agent: &str) -> StoreResult<i64>;
+
+    /// Running executions whose heartbeat is older than `before`.
+    async fn stale_executions(&self, before: DateTime<Utc>) -> StoreResult<Vec<Execution>>;
+
+    /// Appends several events to one workflow's log in one transaction.
+    async fn append_events(
+        &self,
+        workflow_id: i64,
+        execution_id: Option<i64>,
+        events: &[NewEvent],
+    ) -> StoreResult<()>;
+}

@@ -1,0 +1,88 @@
+//! The `StepQueue` port: durable, at-least-once delivery of small JSON
+//! jobs (engine steps, refresh jobs), with delays. Adapters: a table in
+//! the store (local), SQS, Service Bus. Every consumer must be idempotent:
+//! a message may arrive twice, or after the work it asks for was done.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// The queue that carries engine steps.
+pub const STEPS_QUEUE: &str = "steps";
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    #[error("invalid message: {0}")]
+    Invalid(String),
+}
+
+/// One step of one execution to run. `attempt` is the execution's run
+/// (1, then +1 per resume): a message of an older run is stale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepMessage {
+    pub execution_id: i64,
+    pub step: String,
+    pub attempt: u32,
+}
+
+impl StepMessage {
+    /// Duplicate sends of the same step in the same run collapse into one
+    /// job where the adapter supports it.
+    pub fn dedup_key(&self) -> String {
+        format!("{}:{}:{}", self.execution_id, self.step, self.attempt)
+    }
+}
+
+/// A received job, with what the adapter needs to settle it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub receipt: String,
+    pub queue: String,
+    pub payload: serde_json::Value,
+    /// 1 on the first delivery.
+    pub receive_count: u32,
+}
+
+/// The sending side, which every host needs.
+#[async_trait]
+pub trait StepQueue: Send + Sync + 'static {
+    async fn send(
+        &self,
+        queue: &str,
+        payload: &serde_json::Value,
+        dedup_key: Option<&str>,
+        delay: Duration,
+    ) -> Result<(), QueueError>;
+}
+
+/// The polling side, for hosts that pull (the local worker). Serverless
+/// hosts receive their batches from the platform instead.
+#[async_trait]
+pub trait JobSource: Send + Sync + 'static {
+    /// The next visible job of `queue`, hidden from others for `visibility`.
+    async fn receive(
+        &self,
+        queue: &str,
+        worker: &str,
+        visibility: Duration,
+    ) -> Result<Option<Delivery>, QueueError>;
+    /// Done: never delivered again.
+    async fn ack(&self, receipt: &str) -> Result<(), QueueError>;
+    /// Not done: visible again after `delay`; dead after too many receives.
+    async fn retry(&self, receipt: &str, delay: Duration, error: &str) -> Result<(), QueueError>;
+}
+
+/// Sends a step message on the steps queue.
+pub async fn send_step(
+    queue: &dyn StepQueue,
+    msg: &StepMessage,
+    delay: Duration,
+) -> Result<(), QueueError> {
+    let payload = serde_json::to_value(msg).map_err(|e| QueueError::Invalid(e.to_string()))?;
+    queue
+        .send(STEPS_QUEUE, &payload, Some(&msg.dedup_key()), delay)
+        .await
+}
