@@ -143,6 +143,9 @@ pub trait StepLedger: Send + Sync + 'static {
     /// Running executions whose heartbeat is older than `before`.
     async fn stale_executions(&self, before: DateTime<Utc>) -> StoreResult<Vec<Execution>>;
 
+    /// Frees the running leases of `owner` (a restarted worker holds none).
+    async fn release_leases(&self, owner: &str) -> StoreResult<u64>;
+
     /// Appends several events to one workflow's log in one transaction.
     async fn append_events(
         &self,

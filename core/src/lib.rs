@@ -18,6 +18,7 @@ pub mod query;
 pub mod queue;
 pub mod redact;
 pub mod store;
+pub mod story;
 pub mod tracking;
 
 pub use error::StoreError;

@@ -73,6 +73,9 @@ pub trait JobSource: Send + Sync + 'static {
     async fn ack(&self, receipt: &str) -> Result<(), QueueError>;
     /// Not done: visible again after `delay`; dead after too many receives.
     async fn retry(&self, receipt: &str, delay: Duration, error: &str) -> Result<(), QueueError>;
+    /// Makes the jobs `worker` holds visible again (a restarted worker
+    /// holds none).
+    async fn release(&self, worker: &str) -> Result<u64, QueueError>;
 }
 
 /// Sends a step message on the steps queue.

@@ -19,6 +19,16 @@ pub mod keys {
     pub const HEARTBEAT_INTERVAL_SECONDS: &str = "HEARTBEAT_INTERVAL_SECONDS";
     pub const HEARTBEAT_TIMEOUT_SECONDS: &str = "HEARTBEAT_TIMEOUT_SECONDS";
     pub const LOG_FORMAT: &str = "AI_TEAM_LOG_FORMAT";
+    pub const DATA_DIR: &str = "AI_TEAM_DATA_DIR";
+    pub const WORKER_ID: &str = "AI_TEAM_WORKER_ID";
+    pub const WORKER_CONCURRENCY: &str = "AI_TEAM_WORKER_CONCURRENCY";
+    pub const STEP_LEASE_SECONDS: &str = "AI_TEAM_STEP_LEASE_SECONDS";
+    pub const STEP_TOKEN_BUDGET: &str = "AI_TEAM_STEP_TOKEN_BUDGET";
+    pub const AGENT_TOKEN_BUDGET: &str = "AI_TEAM_AGENT_TOKEN_BUDGET";
+    pub const EXECUTION_TOKEN_BUDGET: &str = "AI_TEAM_EXECUTION_TOKEN_BUDGET";
+    pub const AGENTS_FILE: &str = "AI_TEAM_AGENTS_FILE";
+    pub const SPILL_BYTES: &str = "AI_TEAM_SPILL_BYTES";
+    pub const LLM_MAX_ATTEMPTS: &str = "AI_TEAM_LLM_MAX_ATTEMPTS";
 }
 
 /// A value that must never reach a log or a response.
@@ -69,6 +79,18 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     pub heartbeat_timeout: Duration,
     pub log_format: LogFormat,
+    /// Blobs and default repositories live under it.
+    pub data_dir: std::path::PathBuf,
+    /// This process's name on step leases and queue jobs. A restarted
+    /// process frees what the same name held; processes sharing one
+    /// database need distinct names.
+    pub worker_id: String,
+    pub worker_concurrency: usize,
+    pub step_lease: Duration,
+    pub budgets: ai_team_core::engine::state::Budgets,
+    pub agents_file: Option<std::path::PathBuf>,
+    pub spill_bytes: usize,
+    pub llm_max_attempts: u32,
 }
 
 impl Config {
@@ -129,6 +151,56 @@ impl Config {
                 get(keys::HEARTBEAT_TIMEOUT_SECONDS),
                 120,
             )?,
+            data_dir: get(keys::DATA_DIR)
+                .unwrap_or_else(|| "./data".into())
+                .into(),
+            worker_id: get(keys::WORKER_ID).unwrap_or_else(|| "local".into()),
+            worker_concurrency: match parse::<usize>(
+                keys::WORKER_CONCURRENCY,
+                get(keys::WORKER_CONCURRENCY),
+            )? {
+                Some(0) => {
+                    return Err(ConfigError {
+                        var: keys::WORKER_CONCURRENCY,
+                        reason: "must be at least 1".into(),
+                    });
+                }
+                Some(n) => n,
+                None => 4,
+            },
+            step_lease: seconds(keys::STEP_LEASE_SECONDS, get(keys::STEP_LEASE_SECONDS), 60)?,
+            budgets: {
+                let d = ai_team_core::engine::state::Budgets::default();
+                ai_team_core::engine::state::Budgets {
+                    step_tokens: positive(keys::STEP_TOKEN_BUDGET, get(keys::STEP_TOKEN_BUDGET))?
+                        .unwrap_or(d.step_tokens),
+                    agent_tokens: positive(
+                        keys::AGENT_TOKEN_BUDGET,
+                        get(keys::AGENT_TOKEN_BUDGET),
+                    )?
+                    .unwrap_or(d.agent_tokens),
+                    execution_tokens: positive(
+                        keys::EXECUTION_TOKEN_BUDGET,
+                        get(keys::EXECUTION_TOKEN_BUDGET),
+                    )?
+                    .unwrap_or(d.execution_tokens),
+                }
+            },
+            agents_file: get(keys::AGENTS_FILE).map(Into::into),
+            spill_bytes: parse(keys::SPILL_BYTES, get(keys::SPILL_BYTES))?.unwrap_or(64 * 1024),
+            llm_max_attempts: match parse::<u32>(
+                keys::LLM_MAX_ATTEMPTS,
+                get(keys::LLM_MAX_ATTEMPTS),
+            )? {
+                Some(0) => {
+                    return Err(ConfigError {
+                        var: keys::LLM_MAX_ATTEMPTS,
+                        reason: "must be at least 1".into(),
+                    });
+                }
+                Some(n) => n,
+                None => 5,
+            },
             log_format: match get(keys::LOG_FORMAT).as_deref() {
                 None | Some("json") => LogFormat::Json,
                 Some("pretty") => LogFormat::Pretty,
@@ -169,6 +241,16 @@ fn parse_bool(var: &'static str, raw: Option<String>) -> Result<Option<bool>, Co
         }),
     })
     .transpose()
+}
+
+fn positive(var: &'static str, raw: Option<String>) -> Result<Option<i64>, ConfigError> {
+    match parse::<i64>(var, raw)? {
+        Some(n) if n < 1 => Err(ConfigError {
+            var,
+            reason: "must be at least 1".into(),
+        }),
+        other => Ok(other),
+    }
 }
 
 fn seconds(var: &'static str, raw: Option<String>, default: u64) -> Result<Duration, ConfigError> {

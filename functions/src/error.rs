@@ -41,6 +41,22 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+impl From<ai_team_core::engine::EngineError> for ApiError {
+    fn from(e: ai_team_core::engine::EngineError) -> Self {
+        use ai_team_core::engine::EngineError;
+        match e {
+            EngineError::Store(s) => s.into(),
+            EngineError::Queue(q) => ApiError::Unavailable {
+                public: "queue unavailable",
+                detail: q.to_string(),
+            },
+            EngineError::Invalid(m) => {
+                ApiError::validation(FieldError::new("body", "budgets", m, "value_error"))
+            }
+        }
+    }
+}
+
 impl ApiError {
     pub fn validation(e: FieldError) -> Self {
         Self::Validation(vec![e])

@@ -5,15 +5,18 @@
 //! and Azure Functions hosts.
 
 pub mod configuration;
+pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod llm_config;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
+pub mod run_cmd;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod worker;
 
 pub use startup::app;
 pub use state::AppState;

@@ -21,6 +21,8 @@ use crate::state::AppState;
         executions::list_executions,
         executions::get_execution,
         executions::start_execution,
+        executions::resume_execution,
+        executions::cancel_execution,
         conversations::list_llm_calls,
         conversations::list_messages,
     ),
@@ -36,6 +38,7 @@ use crate::state::AppState;
         ai_team_core::models::Event,
         crate::routes::ErrorBody,
         crate::routes::MessageBody,
+        crate::routes::executions::ResumeBody,
     )),
     tags(
         (name = "workflows"), (name = "executions"), (name = "conversations"), (name = "health"),

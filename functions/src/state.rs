@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use ai_team_core::Store;
+use ai_team_core::engine::Engine;
 
 use crate::configuration::Config;
 
@@ -10,6 +11,9 @@ use crate::configuration::Config;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
+    /// The workflow engine; `None` where this host only reads (the
+    /// execution triggers then answer 503).
+    pub engine: Option<Engine>,
 }
 
 impl AppState {
@@ -17,6 +21,12 @@ impl AppState {
         Self {
             store,
             config: Arc::new(config),
+            engine: None,
         }
+    }
+
+    pub fn with_engine(mut self, engine: Engine) -> Self {
+        self.engine = Some(engine);
+        self
     }
 }

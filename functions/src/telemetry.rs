@@ -9,11 +9,16 @@ use crate::configuration::LogFormat;
 /// sets the filter, default `info`. Logs go to stderr so that commands'
 /// own output stays clean.
 pub fn init(format: LogFormat) {
+    init_with(format, "info,sqlx=warn");
+}
+
+/// `init` with another default filter (the CLI's `run` keeps stderr quiet).
+pub fn init_with(format: LogFormat, default_filter: &str) {
     let filter = std::env::var("AI_TEAM_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

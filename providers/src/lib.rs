@@ -3,6 +3,7 @@
 //! and the OpenAI-wire LLM clients (OpenAI-compatible servers, Azure OpenAI).
 
 pub mod blob;
+pub mod codehost;
 pub mod llm;
 pub mod store;
 pub mod tokens;

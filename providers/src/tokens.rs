@@ -24,6 +24,15 @@ pub fn counter_for(model: &ModelInfo) -> impl Fn(&str) -> usize + use<> {
     move |text: &str| count(&tokenizer, text)
 }
 
+/// The engine's counter: tiktoken where the catalog names its table.
+pub struct TiktokenCounter;
+
+impl ai_team_core::engine::TokenCounter for TiktokenCounter {
+    fn count(&self, tokenizer: &str, text: &str) -> usize {
+        count(tokenizer, text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -456,14 +456,19 @@ impl Engine {
                 timestamp: Utc::now(),
             })
             .await?;
+        // Spent before this step: a re-run of the step (after a crash) then
+        // asks for the same output, so its request hashes the same and the
+        // response already paid for is reused rather than bought again.
         let current = self.store.execution_by_id(execution.id).await?;
+        let this_step = conversation.total_tokens_used;
         let spent = Spent {
-            step: conversation.total_tokens_used,
+            step: 0,
             agent: self
                 .store
                 .agent_tokens(execution.id, agent.as_str())
-                .await?,
-            execution: current.total_tokens,
+                .await?
+                - this_step,
+            execution: current.total_tokens - this_step,
         };
         let max_tokens = match check_budgets(budgets, spent, prompt_tokens, i64::from(max_output)) {
             Ok(m) => m,

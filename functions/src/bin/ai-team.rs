@@ -2,10 +2,12 @@
 //! schema on demand (`migrate`). `main` only wires things.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ai_team_functions::configuration::{Config, keys};
-use ai_team_functions::{AppState, app, telemetry};
+use ai_team_functions::worker::Worker;
+use ai_team_functions::{AppState, app, engine, llm_config, run_cmd, telemetry};
 use ai_team_providers::store;
 use clap::{Parser, Subcommand};
 
@@ -33,6 +35,16 @@ enum Command {
     },
     /// Apply the migrations to DATABASE_URL and exit.
     Migrate,
+    /// Run the agent team on a story file, end to end, in this process.
+    Run {
+        /// The story: Markdown, `# KEY-1: Title` on the first line.
+        #[arg(long)]
+        story: PathBuf,
+        /// The git repository to commit into (created if missing;
+        /// default ./ai-team-output/<story key>).
+        #[arg(long)]
+        repo: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -49,16 +61,36 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let mut config = Config::from_env().map_err(|e| e.to_string())?;
-    telemetry::init(config.log_format);
+    match cli.command {
+        Command::Run { .. } => telemetry::init_with(config.log_format, "warn"),
+        _ => telemetry::init(config.log_format),
+    }
     let db = config.database_url.clone();
-    let store = store::connect(&db, true).await.map_err(|e| {
+    let backend = store::connect_backend(&db, true).await.map_err(|e| {
         format!(
             "invalid {}: cannot open {}: {e}",
             keys::DATABASE_URL,
             db.redacted()
         )
     })?;
+    let store = backend.store.clone();
+    let build_engine = |config: &Config| {
+        let llm = llm_config::build(&|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+        engine::build(config, store.clone(), backend.queue.clone(), llm).map_err(|e| e.to_string())
+    };
     match cli.command {
+        Command::Run { story, repo } => {
+            let engine = build_engine(&config)?;
+            let worker = Worker::new(engine.clone(), backend.jobs.clone());
+            let summary = run_cmd::run(engine, worker, &story, repo)
+                .await
+                .map_err(|e| e.to_string())?;
+            if summary.completed {
+                Ok(())
+            } else {
+                Err("the execution did not complete (see above)".into())
+            }
+        }
         Command::Migrate => {
             tracing::info!(database = db.redacted(), "migrations applied");
             Ok(())
@@ -76,14 +108,25 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let local = listener.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(address = %local, database = db.redacted(), "listening");
-            let router = app(AppState::new(store, config));
-            axum::serve(
+            let engine = build_engine(&config)?;
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let worker = Worker::new(engine.clone(), backend.jobs.clone());
+            let worker_task = tokio::spawn(worker.run(
+                config.worker_concurrency,
+                config.heartbeat_timeout,
+                stop_rx,
+            ));
+            let router = app(AppState::new(store, config).with_engine(engine));
+            let served = axum::serve(
                 listener,
                 router.into_make_service_with_connect_info::<SocketAddr>(),
             )
             .with_graceful_shutdown(shutdown())
             .await
-            .map_err(|e| format!("server error: {e}"))
+            .map_err(|e| format!("server error: {e}"));
+            let _ = stop_tx.send(true);
+            let _ = worker_task.await;
+            served
         }
     }
 }

@@ -1,7 +1,11 @@
 //! A workflow's executions.
 
+use ai_team_core::engine::state::BudgetPatch;
 use ai_team_core::models::Execution;
+use ai_team_core::query::FieldError;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -9,7 +13,7 @@ use axum::{Json, Router};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, Ids2, QueryMap};
 use crate::routes::ErrorBody;
-use crate::routes::workflows::{engine_unavailable, list_response, optional_page};
+use crate::routes::workflows::{engine_of, list_response, optional_page, start};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -22,6 +26,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/workflows/{workflow_id}/executions/{execution_id}",
             get(get_execution),
+        )
+        .route(
+            "/workflows/{workflow_id}/executions/{execution_id}/resume",
+            post(resume_execution),
+        )
+        .route(
+            "/workflows/{workflow_id}/executions/{execution_id}/cancel",
+            post(cancel_execution),
         )
 }
 
@@ -58,6 +70,73 @@ pub async fn get_execution(
     params(("workflow_id" = i64, Path)),
     responses((status = 202, description = "Execution started"), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 503, description = "engine not available", body = ErrorBody)))]
-pub async fn start_execution(State(state): State<AppState>, Id(id): Id) -> ApiError {
-    engine_unavailable(&state, id).await
+pub async fn start_execution(
+    State(state): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    start(&state, id).await
+}
+
+/// The body of a resume: optional, with optional raised budgets.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeBody {
+    /// `{step_tokens, agent_tokens, execution_tokens}`, each optional.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub budgets: Option<BudgetPatch>,
+}
+
+#[utoipa::path(post, path = "/workflows/{workflow_id}/executions/{execution_id}/resume", tag = "executions",
+    params(("workflow_id" = i64, Path), ("execution_id" = i64, Path)),
+    request_body(content = Option<ResumeBody>, description = "Optional raised budgets"),
+    responses((status = 202, description = "The same execution continues from its last checkpoint"),
+              (status = 404, body = ErrorBody), (status = 409, description = "Not failed or cancelled, or another execution runs", body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn resume_execution(
+    State(state): State<AppState>,
+    Ids2(workflow_id, execution_id): Ids2,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let body: ResumeBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ResumeBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::validation(FieldError::new(
+                "body",
+                "budgets",
+                e.to_string(),
+                "value_error",
+            ))
+        })?
+    };
+    let patch = body.budgets.unwrap_or_default();
+    patch
+        .validate()
+        .map_err(|m| ApiError::validation(FieldError::new("body", "budgets", m, "value_error")))?;
+    let engine = engine_of(&state, workflow_id).await?;
+    let execution = engine.resume(workflow_id, execution_id, patch).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "message": "Execution resumed from its last checkpoint",
+            "workflow_id": workflow_id,
+            "execution_id": execution.id,
+            "status": execution.status,
+            "resumed_from": execution.meta["resumed_from"],
+            "budgets": execution.meta["budgets"],
+        })),
+    ))
+}
+
+#[utoipa::path(post, path = "/workflows/{workflow_id}/executions/{execution_id}/cancel", tag = "executions",
+    params(("workflow_id" = i64, Path), ("execution_id" = i64, Path)),
+    responses((status = 200, description = "Cancelled", body = Execution), (status = 404, body = ErrorBody),
+              (status = 409, description = "Already finished", body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn cancel_execution(
+    State(state): State<AppState>,
+    Ids2(workflow_id, execution_id): Ids2,
+) -> ApiResult<Json<Execution>> {
+    let engine = engine_of(&state, workflow_id).await?;
+    Ok(Json(engine.cancel(workflow_id, execution_id).await?))
 }

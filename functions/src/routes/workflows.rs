@@ -132,22 +132,44 @@ pub async fn delete_workflow(
     }))
 }
 
-/// Until the engine lands the trigger says so plainly rather than
-/// pretending to run.
-pub async fn engine_unavailable(state: &AppState, workflow_id: i64) -> ApiError {
-    match state.store.get_workflow(workflow_id).await {
-        Err(e) => e.into(),
-        Ok(_) => ApiError::Unavailable {
-            public: "engine not available",
-            detail: "the workflow engine is not part of this build".into(),
-        },
-    }
+/// The engine, or 503 where this host has none (404 first for an
+/// unknown workflow).
+pub async fn engine_of(
+    state: &AppState,
+    workflow_id: i64,
+) -> ApiResult<&ai_team_core::engine::Engine> {
+    state.store.get_workflow(workflow_id).await?;
+    state.engine.as_ref().ok_or_else(|| ApiError::Unavailable {
+        public: "engine not available",
+        detail: "this host runs no workflow engine".into(),
+    })
+}
+
+/// `POST /workflows/{id}/execute` and `/executions/start`: a new execution, queued.
+pub async fn start(
+    state: &AppState,
+    workflow_id: i64,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let engine = engine_of(state, workflow_id).await?;
+    let execution = engine.start(workflow_id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "message": "Workflow execution started",
+            "workflow_id": workflow_id,
+            "execution_id": execution.id,
+            "status": execution.status,
+        })),
+    ))
 }
 
 #[utoipa::path(post, path = "/workflows/{workflow_id}/execute", tag = "executions",
     params(("workflow_id" = i64, Path)),
     responses((status = 202, description = "Execution started"), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 503, description = "engine not available", body = ErrorBody)))]
-pub async fn execute_workflow(State(state): State<AppState>, Id(id): Id) -> ApiError {
-    engine_unavailable(&state, id).await
+pub async fn execute_workflow(
+    State(state): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    start(&state, id).await
 }

@@ -3,6 +3,8 @@
 //! `migrations/` and its own connection set-up.
 
 mod errors;
+mod jobs;
+mod ledger;
 mod postgres;
 mod rows;
 mod sql;
@@ -11,29 +13,51 @@ mod url;
 
 use std::sync::Arc;
 
+use ai_team_core::queue::{JobSource, StepQueue};
 use ai_team_core::{Store, StoreError};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use url::DatabaseUrl;
 
+/// One database seen through each port it serves: the store, and the
+/// durable local queue in the same database.
+#[derive(Clone)]
+pub struct Backend {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn StepQueue>,
+    pub jobs: Arc<dyn JobSource>,
+}
+
 /// Connects to the database and, when `migrate` is set, brings its schema
 /// up to date.
 pub async fn connect(url: &DatabaseUrl, migrate: bool) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(connect_backend(url, migrate).await?.store)
+}
+
+/// `connect`, with the queue ports of the same database.
+pub async fn connect_backend(url: &DatabaseUrl, migrate: bool) -> Result<Backend, StoreError> {
+    fn all<T: Store + StepQueue + JobSource + Clone>(s: T) -> Backend {
+        Backend {
+            store: Arc::new(s.clone()),
+            queue: Arc::new(s.clone()),
+            jobs: Arc::new(s),
+        }
+    }
     Ok(match url {
         DatabaseUrl::Postgres(u) => {
             let store = PostgresStore::connect(u).await?;
             if migrate {
                 store.migrate().await?;
             }
-            Arc::new(store)
+            all(store)
         }
         _ => {
             let store = SqliteStore::connect(url).await?;
             if migrate {
                 store.migrate().await?;
             }
-            Arc::new(store)
+            all(store)
         }
     })
 }

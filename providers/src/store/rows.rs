@@ -318,3 +318,30 @@ impl TryFrom<EventRow> for Event {
 pub fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> Result<Vec<T>, StoreError> {
     rows.into_iter().map(T::try_from).collect()
 }
+
+pub const CHECKPOINT_COLUMNS: &str =
+    "execution_id, step, summary, artifact_index, budgets, created_at";
+
+#[derive(sqlx::FromRow)]
+pub struct CheckpointRow {
+    execution_id: i64,
+    step: String,
+    summary: String,
+    artifact_index: String,
+    budgets: String,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<CheckpointRow> for ai_team_core::ledger::Checkpoint {
+    type Error = StoreError;
+    fn try_from(r: CheckpointRow) -> Result<Self, StoreError> {
+        Ok(ai_team_core::ledger::Checkpoint {
+            execution_id: r.execution_id,
+            step: r.step,
+            summary: json("checkpoints.summary", &r.summary)?,
+            artifact_index: json("checkpoints.artifact_index", &r.artifact_index)?,
+            budgets: json("checkpoints.budgets", &r.budgets)?,
+            created_at: r.created_at,
+        })
+    }
+}

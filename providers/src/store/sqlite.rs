@@ -13,6 +13,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool};
 
 use super::errors::{is_foreign_key_violation, is_unique_violation, map_sqlx};
+use super::jobs::impl_job_queue;
+use super::ledger::impl_ledger;
 use super::rows::*;
 use super::sql::{
     ExecutionDelta, bind_call_filters, call_filters, call_order, id_walk_bound, impl_sql_store, now,
@@ -87,3 +89,5 @@ impl SqliteStore {
 }
 
 impl_sql_store!(SqliteStore, Sqlite, "sqlite");
+impl_ledger!(SqliteStore, Sqlite);
+impl_job_queue!(SqliteStore, Sqlite, "");

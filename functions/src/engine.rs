@@ -1,0 +1,80 @@
+//! Wires the engine from the configuration: the LLM chosen by
+//! `LLM_PROVIDER`, the local git code host, blobs under the data
+//! directory, the team file, tiktoken counting, the model catalog.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ai_team_core::Store;
+use ai_team_core::agents::Team;
+use ai_team_core::catalog::Catalog;
+use ai_team_core::engine::{Engine, EngineConfig};
+use ai_team_core::llm::{LlmClient, RetryPolicy};
+use ai_team_core::queue::StepQueue;
+use ai_team_providers::blob::LocalBlobStore;
+use ai_team_providers::codehost::LocalGit;
+use ai_team_providers::tokens::TiktokenCounter;
+
+use crate::configuration::{Config, ConfigError, keys};
+
+/// The team file named by `AI_TEAM_AGENTS_FILE`, else the built-in one.
+pub fn team(config: &Config) -> Result<Team, ConfigError> {
+    match &config.agents_file {
+        None => Ok(Team::builtin()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+                var: keys::AGENTS_FILE,
+                reason: format!("cannot read {}: {e}", path.display()),
+            })?;
+            Team::parse(&text).map_err(|reason| ConfigError {
+                var: keys::AGENTS_FILE,
+                reason,
+            })
+        }
+    }
+}
+
+/// The engine's settings from the configuration.
+pub fn engine_config(config: &Config) -> EngineConfig {
+    EngineConfig {
+        lease: config.step_lease,
+        retry: RetryPolicy {
+            max_attempts: config.llm_max_attempts,
+            ..RetryPolicy::default()
+        },
+        redact: config.redact_sensitive,
+        spill_threshold: config.spill_bytes,
+        budgets: config.budgets,
+        worker_id: config.worker_id.clone(),
+        default_repository: config
+            .data_dir
+            .join("repos")
+            .join("{story}")
+            .display()
+            .to_string(),
+        ..EngineConfig::default()
+    }
+}
+
+/// Builds the engine over `store` and `queue` with `llm`.
+pub fn build(
+    config: &Config,
+    store: Arc<dyn Store>,
+    queue: Arc<dyn StepQueue>,
+    llm: Arc<dyn LlmClient>,
+) -> Result<Engine, ConfigError> {
+    Ok(Engine {
+        store,
+        llm,
+        queue,
+        blobs: Some(Arc::new(LocalBlobStore::new(config.data_dir.join("blobs")))),
+        code_host: Arc::new(LocalGit),
+        catalog: Arc::new(Catalog::builtin()),
+        team: Arc::new(team(config)?),
+        counter: Arc::new(TiktokenCounter),
+        config: Arc::new(engine_config(config)),
+    })
+}
+
+/// How often an idle worker looks for work.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
