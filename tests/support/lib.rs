@@ -3,6 +3,8 @@
 //! real router on a random port, a TCP proxy that can play a database
 //! outage, and deterministic seed data.
 
+pub mod fake_llm;
+pub mod harness;
 pub mod proxy;
 pub mod seed;
 
@@ -177,11 +179,16 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(store: Arc<dyn Store>, config: Config) -> Self {
+        Self::spawn_state(AppState::new(store, config)).await
+    }
+
+    /// The router over a state built by the caller (with an engine, …).
+    pub async fn spawn_state(state: AppState) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let address = listener.local_addr().expect("address");
-        let router = app(AppState::new(store, config));
+        let router = app(state);
         let server = tokio::spawn(async move {
             let _ = axum::serve(
                 listener,

@@ -1,0 +1,195 @@
+//! A scripted LLM behind the OpenAI chat-completions wire shape, on a
+//! random port of 127.0.0.1: it answers each role of the team with what
+//! that role is asked for (criteria, a design, fenced code files, a
+//! verdict), reports usage, and records every request it receives (when,
+//! and a hash of the body) so tests can prove what was sent twice.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// How the fake behaves.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// Every request fails with this status (a provider that is down).
+    pub fail_with: Option<u16>,
+    /// The first review asks for changes (the bounded rework loop).
+    pub request_changes: bool,
+    /// Each answer is delayed by a pseudo-random time in this range (ms).
+    pub delay_ms: (u64, u64),
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Self {
+            fail_with: None,
+            request_changes: false,
+            delay_ms: (0, 0),
+        }
+    }
+}
+
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub at: SystemTime,
+    pub body_sha: String,
+    pub role: String,
+    /// Whether the whole answer was produced (not cut by a dropped client).
+    pub answered: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    script: Mutex<Script>,
+    seen: Mutex<Vec<Seen>>,
+}
+
+pub struct FakeLlm {
+    pub address: SocketAddr,
+    inner: Arc<Inner>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeLlm {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn sha(text: &str) -> String {
+    ai_team_core::tracking::sha256_hex(text.as_bytes())
+}
+
+/// What each role answers; `user` is the task message.
+pub fn answer_for(role: &str, user: &str, request_changes: bool) -> String {
+    let key = user
+        .split_whitespace()
+        .find(|w| w.contains('-') && w.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+        .unwrap_or("STORY-1")
+        .trim_end_matches([':', '.', ',']);
+    match role {
+        "Product Manager" => format!(
+            "## Scope\nLet users of {key} reset a forgotten password by e-mail.\n\n## Acceptance Criteria\n\
+             - A user can ask for a reset link with their e-mail address\n\
+             - The link expires after 30 minutes\n\
+             - The new password must be at least 12 characters\n"
+        ),
+        "Solution Architect" => "## Design\nA small HTTP service with a token table; the page posts to it.\n\n## Files\n\
+             - app/reset.py: the reset service\n- web/reset.html: the form\n- tests/test_reset.py: the tests\n"
+            .into(),
+        "Backend Developer" if user.contains("requested changes") || user.contains("requested") && user.contains("Rewrite") => {
+            "Reworked.\n```python app/reset.py\nimport hashlib\n\nTOKENS = {}\n\ndef request_reset(email: str) -> str:\n    token = hashlib.sha256(email.encode()).hexdigest()\n    TOKENS[token] = email\n    return token\n```\n".into()
+        }
+        "Backend Developer" => "Here is the service.\n```python app/reset.py\nTOKENS = {}\n\ndef request_reset(email: str) -> str:\n    token = email[::-1]\n    TOKENS[token] = email\n    return token\n```\n\
+             ```python app/__init__.py\n```\n"
+            .into(),
+        "Frontend Developer" => "```html web/reset.html\n<form method=\"post\" action=\"/reset\"><input name=\"email\" type=\"email\"><button>Reset</button></form>\n```\n".into(),
+        "QA Tester" => "```python tests/test_reset.py\nfrom app.reset import request_reset\n\ndef test_token_is_returned():\n    assert request_reset(\"a@b.c\")\n```\n".into(),
+        "Code Reviewer" if request_changes && !user.contains("reworked") => {
+            "VERDICT: CHANGES_REQUESTED\n## Changes\n- Hash the reset token instead of reversing the e-mail\n".into()
+        }
+        "Code Reviewer" => "VERDICT: APPROVED\n## Changes\n".into(),
+        _ => "I do not know this role.".into(),
+    }
+}
+
+async fn complete(State(inner): State<Arc<Inner>>, Json(body): Json<Value>) -> Response {
+    let script = inner.script.lock().unwrap().clone();
+    let system = body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let user = body["messages"][1]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let role = system
+        .strip_prefix("You are the ")
+        .and_then(|r| r.split('.').next())
+        .unwrap_or("?")
+        .to_owned();
+    let body_sha = sha(&body.to_string());
+    let index = {
+        let mut seen = inner.seen.lock().unwrap();
+        seen.push(Seen {
+            at: SystemTime::now(),
+            body_sha: body_sha.clone(),
+            role: role.clone(),
+            answered: false,
+        });
+        seen.len() - 1
+    };
+    let (lo, hi) = script.delay_ms;
+    if hi > 0 {
+        let spread = u64::from_str_radix(&body_sha[..8], 16).unwrap_or(0)
+            ^ (index as u64).wrapping_mul(2_654_435_761);
+        tokio::time::sleep(Duration::from_millis(lo + spread % (hi - lo + 1))).await;
+    }
+    inner.seen.lock().unwrap()[index].answered = true;
+    if let Some(status) = script.fail_with {
+        return (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Json(json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error"}})),
+        )
+            .into_response();
+    }
+    let content = answer_for(&role, &user, script.request_changes);
+    let prompt_tokens = (system.len() + user.len()).div_ceil(4) as i64;
+    let completion_tokens = content.len().div_ceil(4) as i64;
+    Json(json!({
+        "id": format!("chatcmpl-{index}"), "object": "chat.completion", "created": 1_732_000_000,
+        "model": body["model"].as_str().unwrap_or("gpt-4o-mini"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+    }))
+    .into_response()
+}
+
+impl FakeLlm {
+    pub async fn start(script: Script) -> Self {
+        let inner = Arc::new(Inner {
+            script: Mutex::new(script),
+            seen: Mutex::default(),
+        });
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", post(complete))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            address,
+            inner,
+            server,
+        }
+    }
+
+    /// `OPENAI_BASE_URL` for this server.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.address)
+    }
+
+    pub fn set_script(&self, script: Script) {
+        *self.inner.script.lock().unwrap() = script;
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.inner.seen.lock().unwrap().clone()
+    }
+
+    pub fn requests(&self) -> usize {
+        self.inner.seen.lock().unwrap().len()
+    }
+}
