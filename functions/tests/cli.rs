@@ -92,6 +92,11 @@ fn serve_answers_health_and_logs_one_json_line_per_request() {
             "DATABASE_URL",
             format!("sqlite:///{}", dir.join("a.db").display()),
         )
+        // Any configured model: serving does not call it.
+        .env("LLM_PROVIDER", "openai")
+        .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+        .env("OPENAI_MODEL", "gpt-4o-mini")
+        .env("AI_TEAM_DATA_DIR", dir.join("data"))
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

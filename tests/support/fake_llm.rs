@@ -16,7 +16,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 /// How the fake behaves.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Script {
     /// Every request fails with this status (a provider that is down).
     pub fail_with: Option<u16>,
@@ -26,24 +26,12 @@ pub struct Script {
     pub delay_ms: (u64, u64),
 }
 
-impl Default for Script {
-    fn default() -> Self {
-        Self {
-            fail_with: None,
-            request_changes: false,
-            delay_ms: (0, 0),
-        }
-    }
-}
-
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub at: SystemTime,
     pub body_sha: String,
     pub role: String,
-    /// Whether the whole answer was produced (not cut by a dropped client).
-    pub answered: bool,
 }
 
 #[derive(Default)]
@@ -64,8 +52,9 @@ impl Drop for FakeLlm {
     }
 }
 
-fn sha(text: &str) -> String {
-    ai_team_core::tracking::sha256_hex(text.as_bytes())
+/// What identifies one prompt: its system and user messages.
+pub fn prompt_key(system: &str, user: &str) -> String {
+    ai_team_core::tracking::sha256_hex(format!("{system}\n\u{0}\n{user}").as_bytes())
 }
 
 /// What each role answers; `user` is the task message.
@@ -116,14 +105,13 @@ async fn complete(State(inner): State<Arc<Inner>>, Json(body): Json<Value>) -> R
         .and_then(|r| r.split('.').next())
         .unwrap_or("?")
         .to_owned();
-    let body_sha = sha(&body.to_string());
+    let body_sha = prompt_key(&system, &user);
     let index = {
         let mut seen = inner.seen.lock().unwrap();
         seen.push(Seen {
             at: SystemTime::now(),
             body_sha: body_sha.clone(),
             role: role.clone(),
-            answered: false,
         });
         seen.len() - 1
     };
@@ -133,7 +121,6 @@ async fn complete(State(inner): State<Arc<Inner>>, Json(body): Json<Value>) -> R
             ^ (index as u64).wrapping_mul(2_654_435_761);
         tokio::time::sleep(Duration::from_millis(lo + spread % (hi - lo + 1))).await;
     }
-    inner.seen.lock().unwrap()[index].answered = true;
     if let Some(status) = script.fail_with {
         return (
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -50,12 +50,14 @@ impl Harness {
         let data_dir =
             std::env::temp_dir().join(format!("ai_team_engine_{}", uuid::Uuid::new_v4().simple()));
         let data = data_dir.display().to_string();
-        let mut all: Vec<(&str, &str)> = vec![
-            ("OPENAI_BASE_URL", llm_base_url),
-            ("OPENAI_MODEL", "gpt-4o-mini"),
-            ("AI_TEAM_DATA_DIR", &data),
+        let mut all: Vec<(&str, &str)> = vec![("OPENAI_BASE_URL", llm_base_url)];
+        if !vars.iter().any(|(k, _)| *k == "OPENAI_MODEL") {
+            all.push(("OPENAI_MODEL", "gpt-4o-mini"));
+        }
+        all.extend([
+            ("AI_TEAM_DATA_DIR", data.as_str()),
             ("AI_TEAM_LLM_MAX_ATTEMPTS", "2"),
-        ];
+        ]);
         all.extend_from_slice(vars);
         let config = config_with(&all);
         let map: std::collections::HashMap<String, String> = all
