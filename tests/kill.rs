@@ -14,29 +14,13 @@ use ai_team_core::models::ExecutionStatus;
 use ai_team_providers::store::DatabaseUrl;
 use ai_team_tests::fake_llm::{FakeLlm, Script, prompt_key};
 use ai_team_tests::harness::Harness;
-use ai_team_tests::{Backend, TestDb};
+use ai_team_tests::{Backend, TestDb, binary};
 use chrono::{DateTime, Utc};
 
 const KILLS: usize = 50;
 /// Enough work that the kills land while steps are left to run.
 const EXECUTIONS: usize = 10;
 const MODEL: &str = "meta.llama3-1-70b-instruct-v1:0";
-
-/// The `ai-team` binary next to this test's, built if missing.
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join("ai-team");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "ai-team-functions", "--bin", "ai-team"])
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building ai-team failed");
-    }
-    bin
-}
 
 fn url_of(db: &TestDb) -> String {
     match &db.url {

@@ -18,6 +18,23 @@ use ai_team_functions::configuration::Config;
 use ai_team_functions::{AppState, app};
 use ai_team_providers::store::{DatabaseUrl, PostgresStore, SqliteStore};
 
+/// The `ai-team` binary beside the running test's, built if missing
+/// (`cargo test --workspace` builds it already).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("ai-team");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "ai-team-functions", "--bin", "ai-team"])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building ai-team failed");
+    }
+    bin
+}
+
 /// The server the PostgreSQL tests create their databases on.
 pub fn pg_admin_url() -> String {
     std::env::var("AI_TEAM_TEST_PG")
