@@ -29,7 +29,10 @@ fn temp() -> std::path::PathBuf {
 }
 
 fn story_path() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/password-reset.md").display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/password-reset.md")
+        .display()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,22 +44,58 @@ async fn run_implements_a_story_file_into_a_git_branch_and_prints_a_summary() {
     let repo_arg = repo.display().to_string();
     let dir2 = dir.clone();
     let base = llm.base_url();
-    let out = tokio::task::spawn_blocking(move || run(&dir2, &base, &["run", "--story", &story, "--repo", &repo_arg]))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        run(
+            &dir2,
+            &base,
+            &["run", "--story", &story, "--repo", &repo_arg],
+        )
+    })
+    .await
+    .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!("{stdout}");
-    assert!(stdout.contains("SHOP-101: Password reset by e-mail"), "{stdout}");
-    for step in ["story_retrieval", "analysis", "architecture", "implementation", "frontend", "testing", "review", "integration"] {
+    assert!(
+        stdout.contains("SHOP-101: Password reset by e-mail"),
+        "{stdout}"
+    );
+    for step in [
+        "story_retrieval",
+        "analysis",
+        "architecture",
+        "implementation",
+        "frontend",
+        "testing",
+        "review",
+        "integration",
+    ] {
         assert!(stdout.contains(step), "{step} missing:\n{stdout}");
     }
     assert!(stdout.contains("== done =="), "{stdout}");
-    assert!(stdout.contains("files      4 (app/__init__.py, app/reset.py, tests/test_reset.py, web/reset.html)"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "files      4 (app/__init__.py, app/reset.py, tests/test_reset.py, web/reset.html)"
+        ),
+        "{stdout}"
+    );
     assert!(stdout.contains("calls      6 · tokens"), "{stdout}");
-    assert!(stdout.contains("branch     ai-team/shop-101-execution-1"), "{stdout}");
+    assert!(
+        stdout.contains("branch     ai-team/shop-101-execution-1"),
+        "{stdout}"
+    );
     let count = Command::new("git")
-        .args(["-C", &repo.display().to_string(), "rev-list", "--count", "ai-team/shop-101-execution-1"])
+        .args([
+            "-C",
+            &repo.display().to_string(),
+            "rev-list",
+            "--count",
+            "ai-team/shop-101-execution-1",
+        ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "3");
@@ -67,11 +106,18 @@ async fn run_implements_a_story_file_into_a_git_branch_and_prints_a_summary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_fails_clearly_on_a_missing_story_and_on_a_dead_provider() {
-    let llm = FakeLlm::start(Script { fail_with: Some(503), ..Script::default() }).await;
+    let llm = FakeLlm::start(Script {
+        fail_with: Some(503),
+        ..Script::default()
+    })
+    .await;
     let dir = temp();
     let base = llm.base_url();
     let d = dir.clone();
-    let missing = tokio::task::spawn_blocking(move || run(&d, &base, &["run", "--story", "nope.md"])).await.unwrap();
+    let missing =
+        tokio::task::spawn_blocking(move || run(&d, &base, &["run", "--story", "nope.md"]))
+            .await
+            .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     let err = String::from_utf8_lossy(&missing.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -80,11 +126,16 @@ async fn run_fails_clearly_on_a_missing_story_and_on_a_dead_provider() {
     let story = story_path();
     let base = llm.base_url();
     let d = dir.clone();
-    let dead = tokio::task::spawn_blocking(move || run(&d, &base, &["run", "--story", &story])).await.unwrap();
+    let dead = tokio::task::spawn_blocking(move || run(&d, &base, &["run", "--story", &story]))
+        .await
+        .unwrap();
     assert_eq!(dead.status.code(), Some(2));
     let stdout = String::from_utf8_lossy(&dead.stdout);
     assert!(stdout.contains("== failed =="), "{stdout}");
-    assert!(stdout.contains("error      step analysis (pm) failed: the model call failed (503"), "{stdout}");
+    assert!(
+        stdout.contains("error      step analysis (pm) failed: the model call failed (503"),
+        "{stdout}"
+    );
     assert!(stdout.contains("/resume"), "{stdout}");
     let _ = std::fs::remove_dir_all(dir);
 }
