@@ -92,7 +92,7 @@ async fn totals_match_rows(db: &TestDb, execution_id: i64) {
 
 async fn an_execution_runs_every_step_and_commits_the_files(db: TestDb) {
     let llm = FakeLlm::start(Script::default()).await;
-    let h = Harness::new(&db, &llm.base_url(), &[]);
+    let h = Harness::new(&db, &llm.base_url(), &[]).await;
     let wf = h.workflow("SHOP-1").await;
     let done = h.run_to_end(wf.id).await;
     assert_eq!(done.status, ExecutionStatus::Completed, "{:?}", done.error);
@@ -229,7 +229,7 @@ async fn the_reviewer_sends_the_work_back_once(db: TestDb) {
         ..Script::default()
     })
     .await;
-    let h = Harness::new(&db, &llm.base_url(), &[]);
+    let h = Harness::new(&db, &llm.base_url(), &[]).await;
     let wf = h.workflow("SHOP-2").await;
     let done = h.run_to_end(wf.id).await;
     assert_eq!(done.status, ExecutionStatus::Completed, "{:?}", done.error);
@@ -322,7 +322,7 @@ async fn every_message_delivered_twice_gives_the_same_state_as_once(db: TestDb) 
     .await;
     let queue = Arc::new(TwiceQueue::default());
     let (_, jobs) = ai_team_tests::harness::queue_of(&db);
-    let h = Harness::with_queue(&db, &llm.base_url(), &[], queue.clone(), jobs);
+    let h = Harness::with_queue(&db, &llm.base_url(), &[], queue.clone(), jobs).await;
     let wf = h.workflow("SHOP-3").await;
     let e = h.engine.start(wf.id).await.unwrap();
     // Every message is handed out twice; a re-send of a message already
@@ -369,7 +369,7 @@ async fn every_message_delivered_twice_gives_the_same_state_as_once(db: TestDb) 
 
     // The same story once, on a fresh database: the same records.
     let once_db = TestDb::new(db.backend).await;
-    let h1 = Harness::new(&once_db, &llm.base_url(), &[]);
+    let h1 = Harness::new(&once_db, &llm.base_url(), &[]).await;
     let wf1 = h1.workflow("SHOP-3").await;
     let once = h1.run_to_end(wf1.id).await;
     assert_eq!(state_counts(&once_db).await, counts_twice);
@@ -400,7 +400,8 @@ async fn a_budget_too_low_stops_with_the_math_and_resume_finishes_it(db: TestDb)
         &db,
         &llm.base_url(),
         &[("AI_TEAM_STEP_TOKEN_BUDGET", "100")],
-    );
+    )
+    .await;
     let wf = h.workflow("SHOP-4").await;
     let failed = h.run_to_end(wf.id).await;
     assert_eq!(failed.status, ExecutionStatus::Failed);
@@ -460,7 +461,7 @@ async fn a_permanently_failing_llm_fails_the_execution_readably(db: TestDb) {
         ..Script::default()
     })
     .await;
-    let h = Harness::new(&db, &llm.base_url(), &[]);
+    let h = Harness::new(&db, &llm.base_url(), &[]).await;
     let app = TestApp::spawn_state(
         AppState::new(db.store.clone(), config_with(&[])).with_engine(h.engine.clone()),
     )
@@ -513,7 +514,7 @@ async fn a_permanently_failing_llm_fails_the_execution_readably(db: TestDb) {
 
 async fn cancel_stops_after_the_step_in_flight_and_resume_continues(db: TestDb) {
     let llm = FakeLlm::start(Script::default()).await;
-    let h = Harness::new(&db, &llm.base_url(), &[]);
+    let h = Harness::new(&db, &llm.base_url(), &[]).await;
     let wf = h.workflow("SHOP-6").await;
     let e = h.engine.start(wf.id).await.unwrap();
     for _ in 0..3 {
@@ -547,7 +548,7 @@ async fn cancel_stops_after_the_step_in_flight_and_resume_continues(db: TestDb) 
 
 async fn step_leases_are_exclusive_until_they_expire(db: TestDb) {
     let llm = FakeLlm::start(Script::default()).await;
-    let h = Harness::new(&db, &llm.base_url(), &[]);
+    let h = Harness::new(&db, &llm.base_url(), &[]).await;
     let wf = h.workflow("SHOP-7").await;
     let e = db.store.create_execution(wf.id).await.unwrap();
     let s = &db.store;
@@ -580,7 +581,7 @@ async fn step_leases_are_exclusive_until_they_expire(db: TestDb) {
 
 async fn http_triggers_start_resume_and_cancel(db: TestDb) {
     let llm = FakeLlm::start(Script::default()).await;
-    let h = Harness::new(&db, &llm.base_url(), &[]);
+    let h = Harness::new(&db, &llm.base_url(), &[]).await;
     let app = TestApp::spawn_state(
         AppState::new(db.store.clone(), config_with(&[])).with_engine(h.engine.clone()),
     )

@@ -94,7 +94,7 @@ async fn killed_fifty_times_every_execution_completes_exactly_once(backend: Back
         ..Script::default()
     })
     .await;
-    let h = Harness::new(&db, &llm.base_url(), &[("OPENAI_MODEL", MODEL)]);
+    let h = Harness::new(&db, &llm.base_url(), &[("OPENAI_MODEL", MODEL)]).await;
     let data = h.data_dir.display().to_string();
     let mut executions = Vec::new();
     for n in 1..=EXECUTIONS {

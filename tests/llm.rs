@@ -1,7 +1,8 @@
 //! The OpenAI-wire adapters against a local server that answers in the
 //! real shapes of OpenAI and Azure OpenAI: usage mapping, request shape,
 //! 429 with Retry-After, 500, timeout, malformed JSON, context overflow,
-//! auth failure, and every retry attempt reported.
+//! auth failure, and every retry attempt reported; Bedrock's Converse
+//! API in `llm/bedrock.rs`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -295,6 +296,9 @@ async fn context_overflow_and_auth_are_not_retried() {
     assert_eq!(e2.kind, LlmErrorKind::Auth);
     assert_eq!(fake.seen.lock().unwrap().len(), 2, "one attempt each");
 }
+
+#[path = "llm/bedrock.rs"]
+mod bedrock;
 
 mod tracking {
     use super::*;

@@ -2,13 +2,18 @@
 //! `LLM_PROVIDER`, else `CLOUD_PROVIDER` (azure → azure-openai, aws →
 //! bedrock), else the settings that exist (`AZURE_OPENAI_ENDPOINT`,
 //! `OPENAI_BASE_URL`), else the embedded model. A missing setting of the
-//! chosen provider is a `ConfigError` naming it.
+//! chosen provider is a `ConfigError` naming it. Bedrock takes its region,
+//! credentials and `AWS_ENDPOINT_URL` from the standard AWS chain, which
+//! reads the process environment and profile itself; only the region is
+//! also read here, so that a build given all its settings never waits on
+//! instance metadata.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ai_team_core::llm::LlmClient;
-use ai_team_providers::llm::OpenAiClient;
+use ai_team_providers::aws::AwsOverrides;
+use ai_team_providers::llm::{BedrockClient, OpenAiClient};
 
 use crate::configuration::ConfigError;
 
@@ -46,16 +51,21 @@ pub fn choose(get: &dyn Fn(&str) -> Option<String>) -> Result<LlmProvider, Confi
     })
 }
 
-/// Builds the chosen adapter.
-pub fn build(get: &dyn Fn(&str) -> Option<String>) -> Result<Arc<dyn LlmClient>, ConfigError> {
-    let required = |var: &'static str| {
+/// Builds the chosen adapter, once, at start-up (async: the AWS chain is
+/// loaded for Bedrock).
+pub async fn build(
+    get: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<Arc<dyn LlmClient>, ConfigError> {
+    let optional = |var: &str| {
         get(var)
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
-            .ok_or(ConfigError {
-                var,
-                reason: "is required by the chosen LLM provider".into(),
-            })
+    };
+    let required = |var: &'static str| {
+        optional(var).ok_or(ConfigError {
+            var,
+            reason: "is required by the chosen LLM provider".into(),
+        })
     };
     let timeout = match get("LLM_TIMEOUT_SECONDS") {
         None => Duration::from_secs(120),
@@ -79,18 +89,41 @@ pub fn build(get: &dyn Fn(&str) -> Option<String>) -> Result<Arc<dyn LlmClient>,
             let endpoint = required("AZURE_OPENAI_ENDPOINT")?;
             let key = required("AZURE_OPENAI_API_KEY")?;
             let deployment = required("AZURE_OPENAI_DEPLOYMENT")?;
-            let version = get("AZURE_OPENAI_API_VERSION").unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.into());
-            built(OpenAiClient::azure(&endpoint, &deployment, &version, &key, timeout), "AZURE_OPENAI_ENDPOINT")
+            let version =
+                get("AZURE_OPENAI_API_VERSION").unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.into());
+            built(
+                OpenAiClient::azure(&endpoint, &deployment, &version, &key, timeout),
+                "AZURE_OPENAI_ENDPOINT",
+            )
         }
         LlmProvider::OpenAi => {
             let base = required("OPENAI_BASE_URL")?;
             let model = required("OPENAI_MODEL")?;
             let key = get("OPENAI_API_KEY");
-            built(OpenAiClient::openai(&base, key.as_deref(), &model, timeout), "OPENAI_BASE_URL")
+            built(
+                OpenAiClient::openai(&base, key.as_deref(), &model, timeout),
+                "OPENAI_BASE_URL",
+            )
         }
-        LlmProvider::Bedrock | LlmProvider::Embedded => Err(ConfigError {
+        LlmProvider::Bedrock => {
+            let model = required("BEDROCK_MODEL_ID")?;
+            let overrides = AwsOverrides {
+                region: optional("AWS_REGION").or_else(|| optional("AWS_DEFAULT_REGION")),
+                endpoint_url: None,
+            };
+            let client = BedrockClient::load(&model, timeout, &overrides)
+                .await
+                .map_err(|reason| ConfigError {
+                    var: "AWS_REGION",
+                    reason,
+                })?;
+            Ok(Arc::new(client))
+        }
+        LlmProvider::Embedded => Err(ConfigError {
             var: "LLM_PROVIDER",
-            reason: "bedrock and embedded are not in this build yet; set OPENAI_BASE_URL or AZURE_OPENAI_ENDPOINT".into(),
+            reason:
+                "embedded is not in this build yet; set OPENAI_BASE_URL or AZURE_OPENAI_ENDPOINT"
+                    .into(),
         }),
     }
 }
@@ -141,16 +174,18 @@ mod tests {
         );
     }
 
-    #[test]
-    fn missing_settings_are_named() {
+    #[tokio::test]
+    async fn missing_settings_are_named() {
         let e = build(&env(&[
             ("AZURE_OPENAI_ENDPOINT", "https://x"),
             ("AZURE_OPENAI_API_KEY", "k"),
         ]))
+        .await
         .err()
         .unwrap();
         assert_eq!(e.var, "AZURE_OPENAI_DEPLOYMENT");
         let e = build(&env(&[("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")]))
+            .await
             .err()
             .unwrap();
         assert_eq!(e.var, "OPENAI_MODEL");
@@ -159,17 +194,27 @@ mod tests {
             ("OPENAI_MODEL", "m"),
             ("LLM_TIMEOUT_SECONDS", "0"),
         ]))
+        .await
         .err()
         .unwrap();
         assert_eq!(e.var, "LLM_TIMEOUT_SECONDS");
+        let e = build(&env(&[
+            ("LLM_PROVIDER", "bedrock"),
+            ("AWS_REGION", "us-east-1"),
+        ]))
+        .await
+        .err()
+        .unwrap();
+        assert_eq!(e.var, "BEDROCK_MODEL_ID");
     }
 
-    #[test]
-    fn configured_providers_are_built() {
+    #[tokio::test]
+    async fn configured_providers_are_built() {
         let c = build(&env(&[
             ("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"),
             ("OPENAI_MODEL", "smollm2"),
         ]))
+        .await
         .unwrap();
         assert_eq!((c.provider(), c.model()), ("openai", "smollm2"));
         let a = build(&env(&[
@@ -177,7 +222,19 @@ mod tests {
             ("AZURE_OPENAI_API_KEY", "k"),
             ("AZURE_OPENAI_DEPLOYMENT", "gpt4o"),
         ]))
+        .await
         .unwrap();
         assert_eq!((a.provider(), a.model()), ("azure-openai", "gpt4o"));
+        let b = build(&env(&[
+            ("CLOUD_PROVIDER", "aws"),
+            ("BEDROCK_MODEL_ID", "anthropic.claude-3-haiku-20240307-v1:0"),
+            ("AWS_REGION", "eu-west-1"),
+        ]))
+        .await
+        .unwrap();
+        assert_eq!(
+            (b.provider(), b.model()),
+            ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0")
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! Adapters behind the ports of `ai-team-core`, chosen by configuration.
 //! For now: the `Store` on SQLite (the embedded default) and PostgreSQL,
-//! and the OpenAI-wire LLM clients (OpenAI-compatible servers, Azure OpenAI).
+//! the OpenAI-wire LLM clients (OpenAI-compatible servers, Azure OpenAI)
+//! and Bedrock's Converse API.
 
+pub mod aws;
 pub mod blob;
 pub mod codehost;
 pub mod llm;

@@ -35,12 +35,12 @@ pub fn queue_of(db: &TestDb) -> (Arc<dyn StepQueue>, Arc<dyn JobSource>) {
 
 impl Harness {
     /// `vars` are extra settings (budgets, …) on top of the scripted LLM.
-    pub fn new(db: &TestDb, llm_base_url: &str, vars: &[(&str, &str)]) -> Self {
+    pub async fn new(db: &TestDb, llm_base_url: &str, vars: &[(&str, &str)]) -> Self {
         let (queue, jobs) = queue_of(db);
-        Self::with_queue(db, llm_base_url, vars, queue, jobs)
+        Self::with_queue(db, llm_base_url, vars, queue, jobs).await
     }
 
-    pub fn with_queue(
+    pub async fn with_queue(
         db: &TestDb,
         llm_base_url: &str,
         vars: &[(&str, &str)],
@@ -64,7 +64,9 @@ impl Harness {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let llm = llm_config::build(&|k| map.get(k).cloned()).expect("llm");
+        let llm = llm_config::build(&|k| map.get(k).cloned())
+            .await
+            .expect("llm");
         let mut engine = engine::build(&config, db.store.clone(), queue, llm).expect("engine");
         let mut engine_config = (*engine.config).clone();
         engine_config.retry.base_delay = Duration::from_millis(10);

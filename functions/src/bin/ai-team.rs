@@ -74,13 +74,15 @@ async fn run(cli: Cli) -> Result<(), String> {
         )
     })?;
     let store = backend.store.clone();
-    let build_engine = |config: &Config| {
-        let llm = llm_config::build(&|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    let build_engine = async |config: &Config| {
+        let llm = llm_config::build(&|k| std::env::var(k).ok())
+            .await
+            .map_err(|e| e.to_string())?;
         engine::build(config, store.clone(), backend.queue.clone(), llm).map_err(|e| e.to_string())
     };
     match cli.command {
         Command::Run { story, repo } => {
-            let engine = build_engine(&config)?;
+            let engine = build_engine(&config).await?;
             let worker = Worker::new(engine.clone(), backend.jobs.clone());
             let summary = run_cmd::run(engine, worker, &story, repo)
                 .await
@@ -108,7 +110,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let local = listener.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(address = %local, database = db.redacted(), "listening");
-            let engine = build_engine(&config)?;
+            let engine = build_engine(&config).await?;
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let worker = Worker::new(engine.clone(), backend.jobs.clone());
             let worker_task = tokio::spawn(worker.run(

@@ -19,6 +19,10 @@ const CONTEXT_OVERFLOW_MARKERS: &[&str] = &[
     "too many input tokens",
     "input is too long",
     "prompt is too long",
+    // Bedrock: Anthropic models ("input length and `max_tokens` exceed
+    // context limit"), and the byte limit some models apply before tokens.
+    "exceed context limit",
+    "too many total text bytes",
 ];
 
 pub fn is_context_overflow(body: &str) -> bool {
@@ -29,18 +33,16 @@ pub fn is_context_overflow(body: &str) -> bool {
 /// `retry-after-ms` (Azure) or `retry-after` in seconds; an HTTP date is
 /// ignored (the backoff applies instead).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+    retry_after_from(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+}
+
+/// The same reading over any header map (the AWS SDK has its own type).
+pub fn retry_after_from<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<Duration> {
+    let number = |name: &str| get(name).and_then(|v| v.trim().parse::<f64>().ok());
+    if let Some(ms) = number("retry-after-ms") {
         return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
     }
-    get("retry-after")
-        .and_then(|v| v.parse::<f64>().ok())
-        .map(|s| Duration::from_secs_f64(s.max(0.0)))
+    number("retry-after").map(|s| Duration::from_secs_f64(s.max(0.0)))
 }
 
 pub fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> LlmErrorKind {
@@ -50,6 +52,39 @@ pub fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> LlmEr
         _ if is_context_overflow(body) => LlmErrorKind::ContextOverflow,
         408 | 409 | 500..=599 => LlmErrorKind::Retryable,
         _ => LlmErrorKind::Fatal,
+    }
+}
+
+/// An AWS service error (Bedrock), by its error code first: the code is
+/// the service's own statement of what went wrong, the status only a
+/// fallback for codes not listed here.
+pub fn classify_aws(
+    code: Option<&str>,
+    message: &str,
+    status: u16,
+    retry_after: Option<Duration>,
+) -> LlmErrorKind {
+    match code.unwrap_or_default() {
+        "ThrottlingException" | "TooManyRequestsException" => {
+            LlmErrorKind::RateLimited { retry_after }
+        }
+        // ModelNotReady: the model is being loaded; ModelError (424): the
+        // model failed on this request, which a new attempt may not repeat.
+        "ServiceUnavailableException"
+        | "InternalServerException"
+        | "ModelTimeoutException"
+        | "ModelNotReadyException"
+        | "ModelErrorException" => LlmErrorKind::Retryable,
+        "ValidationException" if is_context_overflow(message) => LlmErrorKind::ContextOverflow,
+        "ValidationException" | "ResourceNotFoundException" => LlmErrorKind::Fatal,
+        "AccessDeniedException"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "IncompleteSignature"
+        | "MissingAuthenticationToken"
+        | "ExpiredTokenException"
+        | "InvalidClientTokenId" => LlmErrorKind::Auth,
+        _ => classify(status, message, retry_after),
     }
 }
 
@@ -79,5 +114,52 @@ mod tests {
         assert_eq!(classify(401, "", None), LlmErrorKind::Auth);
         assert_eq!(classify(503, "busy", None), LlmErrorKind::Retryable);
         assert_eq!(classify(400, "content_filter", None), LlmErrorKind::Fatal);
+    }
+
+    #[test]
+    fn aws_error_codes_decide_before_the_status() {
+        let d = Some(Duration::from_secs(2));
+        assert_eq!(
+            classify_aws(Some("ThrottlingException"), "Too many requests", 429, d),
+            LlmErrorKind::RateLimited { retry_after: d }
+        );
+        for code in [
+            "ServiceUnavailableException",
+            "InternalServerException",
+            "ModelTimeoutException",
+        ] {
+            assert_eq!(
+                classify_aws(Some(code), "", 500, None),
+                LlmErrorKind::Retryable
+            );
+        }
+        let anthropic = "The model returned the following errors: prompt is too long: 215234 tokens > 200000 maximum";
+        assert_eq!(
+            classify_aws(Some("ValidationException"), anthropic, 400, None),
+            LlmErrorKind::ContextOverflow
+        );
+        assert_eq!(
+            classify_aws(
+                Some("ValidationException"),
+                "Malformed input request: #: extraneous key [foo] is not permitted",
+                400,
+                None
+            ),
+            LlmErrorKind::Fatal
+        );
+        assert_eq!(
+            classify_aws(
+                Some("UnrecognizedClientException"),
+                "The security token included in the request is invalid.",
+                403,
+                None
+            ),
+            LlmErrorKind::Auth
+        );
+        assert_eq!(
+            classify_aws(None, "", 502, None),
+            LlmErrorKind::Retryable,
+            "unknown code: by status"
+        );
     }
 }
