@@ -37,6 +37,12 @@ pub trait Store: crate::ledger::StepLedger + Send + Sync + 'static {
     /// Which database this is ("sqlite" or "postgres").
     fn backend(&self) -> &'static str;
 
+    /// Wakes with a workflow id after events of it were committed by this
+    /// process; `None` where the adapter cannot tell (poll instead).
+    fn event_signal(&self) -> Option<tokio::sync::broadcast::Receiver<i64>> {
+        None
+    }
+
     /// A round trip to the database.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -112,4 +118,6 @@ pub trait Store: crate::ledger::StepLedger + Send + Sync + 'static {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<Event>>;
+    /// The id of the workflow's newest committed event (0 when none).
+    async fn last_event_id(&self, workflow_id: i64) -> StoreResult<i64>;
 }

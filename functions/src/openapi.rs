@@ -5,7 +5,7 @@ use axum::Router;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{conversations, executions, health, workflows};
+use crate::routes::{conversations, events, executions, health, workflows};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -25,6 +25,9 @@ use crate::state::AppState;
         executions::cancel_execution,
         conversations::list_llm_calls,
         conversations::list_messages,
+        events::status_stream,
+        events::event_stream,
+        events::websocket,
     ),
     components(schemas(
         ai_team_core::models::Workflow,
@@ -41,7 +44,7 @@ use crate::state::AppState;
         crate::routes::executions::ResumeBody,
     )),
     tags(
-        (name = "workflows"), (name = "executions"), (name = "conversations"), (name = "health"),
+        (name = "workflows"), (name = "executions"), (name = "conversations"), (name = "health"), (name = "events"),
     )
 )]
 pub struct ApiDoc;

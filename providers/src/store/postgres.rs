@@ -24,6 +24,8 @@ use super::sql::{
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Wakes this process's event subscribers after a commit.
+    signal: tokio::sync::broadcast::Sender<i64>,
 }
 
 impl PostgresStore {
@@ -40,7 +42,10 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(map_sqlx)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            signal: tokio::sync::broadcast::channel(1024).0,
+        })
     }
 
     /// Applies `migrations/postgres`.

@@ -119,6 +119,10 @@ macro_rules! impl_sql_store {
                 $backend
             }
 
+            fn event_signal(&self) -> Option<tokio::sync::broadcast::Receiver<i64>> {
+                Some(self.signal.subscribe())
+            }
+
             #[tracing::instrument(skip(self))]
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_sqlx)?;
@@ -682,7 +686,22 @@ macro_rules! impl_sql_store {
                 .await
                 .map_err(map_sqlx)?;
                 tx.commit().await.map_err(map_sqlx)?;
-                row.try_into()
+                let event: Event = row.try_into()?;
+                self.published(std::slice::from_ref(&event));
+                Ok(event)
+            }
+
+            async fn last_event_id(&self, workflow_id: i64) -> StoreResult<i64> {
+                // Committed events only: ids commit in order (the workflow
+                // row is locked while one is allocated), so nothing below
+                // this id can still appear.
+                sqlx::query_scalar::<$db, i64>(
+                    "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM events WHERE workflow_id = $1",
+                )
+                .bind(workflow_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_sqlx)
             }
 
             async fn events_after(&self, workflow_id: i64, after: i64, limit: i64) -> StoreResult<Vec<Event>> {
