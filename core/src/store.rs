@@ -118,6 +118,14 @@ pub trait Store: crate::ledger::StepLedger + Send + Sync + 'static {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<Event>>;
+    /// Every call of a workflow (`execution_id` None) or of one of its
+    /// executions, reduced for comparison, oldest first.
+    async fn call_facts(
+        &self,
+        workflow_id: i64,
+        execution_id: Option<i64>,
+    ) -> StoreResult<Vec<crate::compare::CallFact>>;
+
     /// The id of the workflow's newest committed event (0 when none).
     async fn last_event_id(&self, workflow_id: i64) -> StoreResult<i64>;
 }

@@ -691,6 +691,29 @@ macro_rules! impl_sql_store {
                 Ok(event)
             }
 
+            async fn call_facts(
+                &self,
+                workflow_id: i64,
+                execution_id: Option<i64>,
+            ) -> StoreResult<Vec<ai_team_core::compare::CallFact>> {
+                let rows = sqlx::query_as::<$db, (String, String, String, String, i64, i64, i64, i64, String)>(
+                    "SELECT c.agent, c.step, l.model, l.status, l.prompt_tokens, l.completion_tokens, l.cost_nanos,                      l.response_time_ms, l.prompt_hash FROM llm_calls l JOIN conversations c ON c.id = l.conversation_id                      WHERE c.workflow_id = $1 AND ($2 IS NULL OR l.execution_id = $2) ORDER BY l.id",
+                )
+                .bind(workflow_id)
+                .bind(execution_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(agent, step, model, status, prompt_tokens, completion_tokens, cost, latency_ms, prompt_hash)| {
+                        ai_team_core::compare::CallFact {
+                            agent, step, model, status, prompt_tokens, completion_tokens, cost, latency_ms, prompt_hash,
+                        }
+                    })
+                    .collect())
+            }
+
             async fn last_event_id(&self, workflow_id: i64) -> StoreResult<i64> {
                 // Committed events only: ids commit in order (the workflow
                 // row is locked while one is allocated), so nothing below
