@@ -79,7 +79,7 @@ async fn main() {
         .env("OPENAI_MODEL", "gpt-4o-mini")
         .env("LLM_PROVIDER", "openai")
         .env("AI_TEAM_DATA_DIR", dir.join("data"))
-        .env("AI_TEAM_LOG", "warn,ai_team_functions=info")
+        .env("AI_TEAM_LOG", "warn,ai_team=info")
         .env("AI_TEAM_LOG_FORMAT", "json")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
