@@ -1,6 +1,12 @@
 //! LLM adapters behind `ai_team_core::llm::LlmClient`.
 
 pub mod classify;
+#[cfg(feature = "embedded")]
+pub mod embedded;
+#[cfg(feature = "embedded")]
+pub mod model_fetch;
 pub mod openai;
 
+#[cfg(feature = "embedded")]
+pub use embedded::{EmbeddedClient, EmbeddedConfig};
 pub use openai::OpenAiClient;
