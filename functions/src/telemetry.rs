@@ -6,14 +6,16 @@ use tracing_subscriber::EnvFilter;
 use crate::configuration::LogFormat;
 
 /// Installs the global subscriber once; `AI_TEAM_LOG` (or `RUST_LOG`)
-/// sets the filter, default `info`. Logs go to stderr so that commands'
-/// own output stays clean.
+/// sets the filter, default `info` (llama.cpp's own messages, target
+/// `llama-cpp-2`, from `warn`: it logs ~140 lines at `info` while loading
+/// the embedded model). Logs go to stderr so that commands' own output
+/// stays clean.
 pub fn init(format: LogFormat) {
     let filter = std::env::var("AI_TEAM_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|| EnvFilter::new("info,sqlx=warn,llama-cpp-2=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
