@@ -179,4 +179,27 @@ mod tests {
         let negative = r#"{"default":{"context_window":1,"max_output_tokens":1,"tokenizer":"estimate","prompt_per_1k":-1,"completion_per_1k":0},"models":{}}"#;
         assert!(Catalog::parse(negative).is_err());
     }
+
+    proptest::proptest! {
+        /// Cost is exact against the catalog: whole thousands cost exactly
+        /// their multiple of the price, splitting a call changes the cost by
+        /// at most the rounding of each side, and it never decreases.
+        #[test]
+        fn cost_is_exact_against_the_catalog(
+            model in proptest::sample::select(vec!["gpt-4o", "gpt-4o-mini", "gpt-4.1", "anthropic.claude-3-5-sonnet-20241022-v2:0", "amazon.nova-lite-v1:0", "unknown-model"]),
+            k in 0i64..100_000,
+            p in 0i64..10_000_000,
+            q in 0i64..10_000_000,
+        ) {
+            let m = Catalog::builtin().lookup(model);
+            proptest::prop_assert_eq!(m.cost_nanos(k * 1000, 0), k * m.prompt_nanos_per_1k);
+            proptest::prop_assert_eq!(m.cost_nanos(0, k * 1000), k * m.completion_nanos_per_1k);
+            let whole = m.cost_nanos(p + q, 0);
+            let split = m.cost_nanos(p, 0) + m.cost_nanos(q, 0);
+            proptest::prop_assert!((whole - split).abs() <= 1);
+            proptest::prop_assert!(m.cost_nanos(p + 1, q) >= m.cost_nanos(p, q));
+            let exact = (i128::from(p) * i128::from(m.prompt_nanos_per_1k) * 2 + 1000) / 2000;
+            proptest::prop_assert_eq!(i128::from(m.cost_nanos(p, 0)), exact);
+        }
+    }
 }

@@ -143,6 +143,9 @@ pub trait StepLedger: Send + Sync + 'static {
     /// Running executions whose heartbeat is older than `before`.
     async fn stale_executions(&self, before: DateTime<Utc>) -> StoreResult<Vec<Execution>>;
 
+    /// Gives one claimed step back (it will be claimed again at once).
+    async fn release_step(&self, execution_id: i64, step: &str, owner: &str) -> StoreResult<()>;
+
     /// Frees the running leases of `owner` (a restarted worker holds none).
     async fn release_leases(&self, owner: &str) -> StoreResult<u64>;
 

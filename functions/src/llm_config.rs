@@ -119,13 +119,30 @@ pub async fn build(
                 })?;
             Ok(Arc::new(client))
         }
-        LlmProvider::Embedded => Err(ConfigError {
-            var: "LLM_PROVIDER",
-            reason:
-                "embedded is not in this build yet; set OPENAI_BASE_URL or AZURE_OPENAI_ENDPOINT"
-                    .into(),
-        }),
+        LlmProvider::Embedded => embedded(get),
     }
+}
+
+/// The in-process model; nothing is read or loaded until its first call.
+#[cfg(feature = "embedded")]
+fn embedded(get: &dyn Fn(&str) -> Option<String>) -> Result<Arc<dyn LlmClient>, ConfigError> {
+    use ai_team_providers::llm::model_fetch::MODEL_PATH_VAR;
+    use ai_team_providers::llm::{EmbeddedClient, EmbeddedConfig};
+    let config = EmbeddedConfig::from_env(get).map_err(|e| ConfigError {
+        var: MODEL_PATH_VAR,
+        reason: e.to_string(),
+    })?;
+    Ok(Arc::new(EmbeddedClient::new(config)))
+}
+
+#[cfg(not(feature = "embedded"))]
+fn embedded(_: &dyn Fn(&str) -> Option<String>) -> Result<Arc<dyn LlmClient>, ConfigError> {
+    Err(ConfigError {
+        var: "LLM_PROVIDER",
+        reason: "the embedded model is not in this build (built without the `embedded` feature); \
+                 set OPENAI_BASE_URL, AZURE_OPENAI_ENDPOINT or CLOUD_PROVIDER"
+            .into(),
+    })
 }
 
 #[cfg(test)]
@@ -236,5 +253,33 @@ mod tests {
             (b.provider(), b.model()),
             ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0")
         );
+    }
+
+    #[cfg(feature = "embedded")]
+    #[tokio::test]
+    async fn embedded_is_built_without_touching_the_model() {
+        let c = build(&env(&[("EMBEDDED_MODEL_PATH", "/nonexistent/model.gguf")]))
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.provider(), c.model()),
+            ("embedded", "smollm2-135m-instruct")
+        );
+        let e = build(&env(&[("LLM_PROVIDER", "embedded")]))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.var, "EMBEDDED_MODEL_PATH",
+            "no HOME, no cache: {}",
+            e.reason
+        );
+    }
+
+    #[cfg(not(feature = "embedded"))]
+    #[tokio::test]
+    async fn embedded_says_it_is_not_in_this_build() {
+        let e = build(&env(&[])).await.err().unwrap();
+        assert!(e.reason.contains("not in this build"), "{}", e.reason);
     }
 }

@@ -6,10 +6,12 @@ use tracing_subscriber::EnvFilter;
 use crate::configuration::LogFormat;
 
 /// Installs the global subscriber once; `AI_TEAM_LOG` (or `RUST_LOG`)
-/// sets the filter, default `info`. Logs go to stderr so that commands'
-/// own output stays clean.
+/// sets the filter, default `info` (llama.cpp's own messages, target
+/// `llama-cpp-2`, from `warn`: it logs ~140 lines at `info` while loading
+/// the embedded model). Logs go to stderr so that commands' own output
+/// stays clean.
 pub fn init(format: LogFormat) {
-    init_with(format, "info,sqlx=warn");
+    init_with(format, "info,sqlx=warn,llama-cpp-2=warn");
 }
 
 /// `init` with another default filter (the CLI's `run` keeps stderr quiet).

@@ -1,7 +1,8 @@
 //! Adapters behind the ports of `ai-team-core`, chosen by configuration.
 //! For now: the `Store` on SQLite (the embedded default) and PostgreSQL,
-//! the OpenAI-wire LLM clients (OpenAI-compatible servers, Azure OpenAI)
-//! and Bedrock's Converse API.
+//! the OpenAI-wire LLM clients (OpenAI-compatible servers, Azure OpenAI),
+//! Bedrock's Converse API, and, with the `embedded` feature, the in-process
+//! model (llama.cpp).
 
 pub mod aws;
 pub mod blob;

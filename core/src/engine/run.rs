@@ -157,7 +157,19 @@ impl Engine {
                     ),
                 ],
             )
-            .await?;
+            .await;
+        let execution = match execution {
+            Ok(e) => e,
+            // Cancelled (or failed by the sweeper) since it was read: give
+            // the step back so a resume can claim it at once.
+            Err(StoreError::Conflict(reason)) => {
+                self.store
+                    .release_step(msg.execution_id, step.as_str(), owner)
+                    .await?;
+                return Ok(Outcome::Stale { reason });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let started = Instant::now();
         let result = {
             let work = self.run_step(&execution, step);
@@ -173,7 +185,14 @@ impl Engine {
                     .await
             }
             Err(StepStop::Store(e)) => Err(e.into()),
-            Err(StepStop::Retry { delay, reason }) => Ok(Outcome::Retry { delay, reason }),
+            Err(StepStop::Retry { delay, reason }) => {
+                // Give the step back (a no-op when the lease was lost) so
+                // the retried message claims it without waiting for expiry.
+                self.store
+                    .release_step(execution.id, step.as_str(), owner)
+                    .await?;
+                Ok(Outcome::Retry { delay, reason })
+            }
             Err(StepStop::Fail { error, event }) => {
                 let mut meta = execution.meta.clone();
                 meta["resume_hint"] = json!(format!(

@@ -2,7 +2,13 @@
 
 pub mod bedrock;
 pub mod classify;
+#[cfg(feature = "embedded")]
+pub mod embedded;
+#[cfg(feature = "embedded")]
+pub mod model_fetch;
 pub mod openai;
 
 pub use bedrock::BedrockClient;
+#[cfg(feature = "embedded")]
+pub use embedded::{EmbeddedClient, EmbeddedConfig};
 pub use openai::OpenAiClient;

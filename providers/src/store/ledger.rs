@@ -525,6 +525,20 @@ macro_rules! impl_ledger {
                 )
             }
 
+            async fn release_step(&self, execution_id: i64, step: &str, owner: &str) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE step_leases SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE execution_id = $1 AND step = $2 AND lease_owner = $3 AND status = 'running'",
+                )
+                .bind(execution_id)
+                .bind(step)
+                .bind(owner)
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+                Ok(())
+            }
+
             async fn release_leases(&self, owner: &str) -> StoreResult<u64> {
                 Ok(sqlx::query(
                     "UPDATE step_leases SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL \
