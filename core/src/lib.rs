@@ -7,6 +7,7 @@ pub mod agents;
 pub mod blob;
 pub mod catalog;
 pub mod codehost;
+pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod governance;
@@ -17,8 +18,10 @@ pub mod money;
 pub mod query;
 pub mod queue;
 pub mod redact;
+pub mod review;
 pub mod store;
 pub mod story;
+pub mod ticket;
 pub mod tracking;
 
 pub use error::StoreError;
