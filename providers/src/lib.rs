@@ -1,11 +1,15 @@
 //! Adapters behind the ports of `ai-team-core`, chosen by configuration.
 //! For now: the `Store` on SQLite (the embedded default) and PostgreSQL,
-//! the OpenAI-wire LLM clients (OpenAI-compatible servers, Azure OpenAI)
-//! and Bedrock's Converse API.
+//! the OpenAI-wire LLM clients (OpenAI-compatible servers, Azure OpenAI),
+//! Bedrock's Converse API, Jira (tickets) and GitHub (code host, review
+//! state, webhooks).
 
 pub mod aws;
 pub mod blob;
 pub mod codehost;
+pub mod github;
+pub mod jira;
 pub mod llm;
 pub mod store;
+pub mod stories;
 pub mod tokens;
