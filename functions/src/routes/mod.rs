@@ -3,6 +3,9 @@
 pub mod conversations;
 pub mod executions;
 pub mod health;
+pub mod jira;
+pub mod pr;
+pub mod webhooks;
 pub mod workflows;
 
 use serde::Serialize;
