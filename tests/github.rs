@@ -9,7 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use ai_team_core::codehost::{CodeHost, CodeHostError, CommitRequest, FileChange, PullRequestRequest};
+use ai_team_core::codehost::{
+    CodeHost, CodeHostError, CommitRequest, FileChange, PullRequestRequest,
+};
 use ai_team_core::models::ExecutionStatus;
 use ai_team_functions::AppState;
 use ai_team_providers::github::GitHub;
@@ -62,12 +64,21 @@ async fn commits_and_the_pull_request_go_through_the_git_data_api_in_order() {
     let commits = vec![
         commit(
             "execution-1/implementation",
-            &[("app/reset.py", "def reset(): ...\n"), ("app/mail.py", "MAIL = 1\n")],
+            &[
+                ("app/reset.py", "def reset(): ...\n"),
+                ("app/mail.py", "MAIL = 1\n"),
+            ],
         ),
-        commit("execution-1/testing", &[("tests/test_reset.py", "def test(): ...\n")]),
+        commit(
+            "execution-1/testing",
+            &[("tests/test_reset.py", "def test(): ...\n")],
+        ),
     ];
 
-    let delivered = host.deliver(REPO, BRANCH, &commits, Some(&pr())).await.unwrap();
+    let delivered = host
+        .deliver(REPO, BRANCH, &commits, Some(&pr()))
+        .await
+        .unwrap();
 
     assert_eq!(
         calls(&gh),
@@ -90,7 +101,10 @@ async fn commits_and_the_pull_request_go_through_the_git_data_api_in_order() {
     );
     // Each tree builds on the one before; each commit on its parent.
     let trees = gh.bodies("/git/trees");
-    assert_eq!(trees[0]["base_tree"], "827efc6d56897b048c772eb4087f854f46256132");
+    assert_eq!(
+        trees[0]["base_tree"],
+        "827efc6d56897b048c772eb4087f854f46256132"
+    );
     let commit_bodies = gh.bodies("/git/commits");
     assert_eq!(
         commit_bodies[0]["parents"],
@@ -104,7 +118,12 @@ async fn commits_and_the_pull_request_go_through_the_git_data_api_in_order() {
     );
     assert_eq!(
         gh.files(BRANCH).keys().collect::<Vec<_>>(),
-        ["README.md", "app/mail.py", "app/reset.py", "tests/test_reset.py"]
+        [
+            "README.md",
+            "app/mail.py",
+            "app/reset.py",
+            "tests/test_reset.py"
+        ]
     );
     assert_eq!(gh.files(BRANCH)["app/mail.py"], "MAIL = 1\n");
     assert_eq!(delivered.new_commits, 2);
@@ -126,10 +145,18 @@ async fn commits_and_the_pull_request_go_through_the_git_data_api_in_order() {
     // Delivered again (a redelivered step): nothing is committed twice and
     // the open pull request is reused.
     gh.clear_calls();
-    let again = host.deliver(REPO, BRANCH, &commits, Some(&pr())).await.unwrap();
+    let again = host
+        .deliver(REPO, BRANCH, &commits, Some(&pr()))
+        .await
+        .unwrap();
     assert_eq!(
         calls(&gh),
-        ["GET", "GET /git/ref/heads/ai-team/shop-1-execution-1", "GET /commits", "GET /pulls"]
+        [
+            "GET",
+            "GET /git/ref/heads/ai-team/shop-1-execution-1",
+            "GET /commits",
+            "GET /pulls"
+        ]
     );
     assert_eq!(again.new_commits, 0);
     assert_eq!(again.head_sha, delivered.head_sha);
@@ -139,8 +166,14 @@ async fn commits_and_the_pull_request_go_through_the_git_data_api_in_order() {
     // A later step adds one commit on top and moves the ref forward.
     gh.clear_calls();
     let mut more = commits.clone();
-    more.push(commit("execution-1/rework", &[("app/reset.py", "def reset(): return 1\n")]));
-    let third = host.deliver(REPO, BRANCH, &more, Some(&pr())).await.unwrap();
+    more.push(commit(
+        "execution-1/rework",
+        &[("app/reset.py", "def reset(): return 1\n")],
+    ));
+    let third = host
+        .deliver(REPO, BRANCH, &more, Some(&pr()))
+        .await
+        .unwrap();
     assert_eq!(
         calls(&gh),
         [
@@ -168,11 +201,19 @@ async fn a_secondary_rate_limit_is_waited_out_then_the_call_succeeds() {
     let started = Instant::now();
 
     let delivered = host
-        .deliver(REPO, BRANCH, &[commit("execution-1/implementation", &[("a.py", "a\n")])], Some(&pr()))
+        .deliver(
+            REPO,
+            BRANCH,
+            &[commit("execution-1/implementation", &[("a.py", "a\n")])],
+            Some(&pr()),
+        )
         .await
         .unwrap();
 
-    assert!(started.elapsed() >= Duration::from_secs(1), "retry-after was not obeyed");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "retry-after was not obeyed"
+    );
     let c = calls(&gh);
     let blobs: Vec<usize> = c
         .iter()
@@ -181,7 +222,11 @@ async fn a_secondary_rate_limit_is_waited_out_then_the_call_succeeds() {
         .map(|(i, _)| i)
         .collect();
     assert_eq!(blobs.len(), 2, "{c:?}");
-    assert_eq!(blobs[1], blobs[0] + 1, "the same request is retried at once after the wait");
+    assert_eq!(
+        blobs[1],
+        blobs[0] + 1,
+        "the same request is retried at once after the wait"
+    );
     assert_eq!(delivered.new_commits, 1);
     assert_eq!(gh.files(BRANCH)["a.py"], "a\n");
 }
@@ -194,9 +239,14 @@ async fn a_secondary_limit_without_retry_after_waits_the_minimum_then_succeeds()
     f.headers.clear();
     gh.fail_next(f);
     let started = Instant::now();
-    host.deliver(REPO, BRANCH, &[commit("execution-1/x", &[("x", "x")])], None)
-        .await
-        .unwrap();
+    host.deliver(
+        REPO,
+        BRANCH,
+        &[commit("execution-1/x", &[("x", "x")])],
+        None,
+    )
+    .await
+    .unwrap();
     // test_settings: one second stands for GitHub's "at least one minute".
     assert!(started.elapsed() >= Duration::from_secs(1));
 }
@@ -209,13 +259,21 @@ async fn a_primary_limit_resetting_later_than_we_wait_is_handed_to_the_queue() {
     gh.fail_next(primary_limit(Method::GET, "/git/ref/", reset));
 
     let err = host
-        .deliver(REPO, BRANCH, &[commit("execution-1/x", &[("x", "x")])], Some(&pr()))
+        .deliver(
+            REPO,
+            BRANCH,
+            &[commit("execution-1/x", &[("x", "x")])],
+            Some(&pr()),
+        )
         .await
         .unwrap_err();
 
     match &err {
         CodeHostError::RateLimited { retry_after_secs } => {
-            assert!((3590..=3602).contains(retry_after_secs), "{retry_after_secs}")
+            assert!(
+                (3590..=3602).contains(retry_after_secs),
+                "{retry_after_secs}"
+            )
         }
         other => panic!("expected RateLimited, got {other:?}"),
     }
@@ -241,7 +299,10 @@ async fn an_execution_with_real_github_opens_the_pull_request_and_stores_it(db: 
     let vars = [
         ("USE_REAL_GITHUB", "true"),
         ("GITHUB_TOKEN", "ghp_test_token"),
-        ("NEGISHI_GITHUB_REPO", "https://github.com/octocat/Hello-World"),
+        (
+            "NEGISHI_GITHUB_REPO",
+            "https://github.com/octocat/Hello-World",
+        ),
         ("GITHUB_API_URL", api.as_str()),
         ("AI_TEAM_GITHUB_WRITE_PAUSE_MS", "0"),
     ];
@@ -269,7 +330,10 @@ async fn an_execution_with_real_github_opens_the_pull_request_and_stores_it(db: 
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["number"], 1347);
-    assert_eq!(body["url"], "https://github.com/octocat/Hello-World/pull/1347");
+    assert_eq!(
+        body["url"],
+        "https://github.com/octocat/Hello-World/pull/1347"
+    );
     assert_eq!(body["state"], "open");
     assert_eq!(body["head_branch"], branch.as_str());
     assert_eq!(body["base_branch"], "master");

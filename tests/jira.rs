@@ -41,7 +41,8 @@ def reset_token(user):
 > [!WARNING]
 > Never reveal whether an address exists.";
 
-const CRITERIA: &str = "- Given a registered e-mail, when I ask for a reset, then a link valid for 30 minutes is sent
+const CRITERIA: &str =
+    "- Given a registered e-mail, when I ask for a reset, then a link valid for 30 minutes is sent
 - An unknown e-mail gets the *same* answer";
 
 #[test]

@@ -23,7 +23,7 @@ use crate::query::{FieldError, PageRequest};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PullRequest {
     pub workflow_id: i64,
-    /// `owner/name`, lower-cased.
+    /// `owner/name`, as GitHub spells it.
     pub repository: String,
     pub number: i64,
     pub url: String,

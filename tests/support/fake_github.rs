@@ -113,7 +113,8 @@ impl Drop for FakeGitHub {
 impl FakeGitHub {
     pub async fn start() -> Self {
         let mut git = Git::default();
-        git.refs.insert(format!("heads/{BASE_BRANCH}"), BASE_SHA.into());
+        git.refs
+            .insert(format!("heads/{BASE_BRANCH}"), BASE_SHA.into());
         git.commits.insert(
             BASE_SHA.into(),
             Commit {
@@ -230,7 +231,9 @@ impl FakeGitHub {
         let mut pr = fixture("pull_request");
         pr["number"] = json!(number);
         pr["html_url"] = json!(format!("https://github.com/{REPO}/pull/{number}"));
-        pr["url"] = json!(format!("https://api.github.com/repos/{REPO}/pulls/{number}"));
+        pr["url"] = json!(format!(
+            "https://api.github.com/repos/{REPO}/pulls/{number}"
+        ));
         pr["head"]["ref"] = json!(head);
         pr["head"]["sha"] = json!(head_sha);
         pr["head"]["label"] = json!(format!("octocat:{head}"));
@@ -340,7 +343,9 @@ fn decode(s: &str) -> String {
 fn git_commit_json(sha: &str, c: &Commit) -> Value {
     let mut v = fixture("git_commit");
     v["sha"] = json!(sha);
-    v["url"] = json!(format!("https://api.github.com/repos/{REPO}/git/commits/{sha}"));
+    v["url"] = json!(format!(
+        "https://api.github.com/repos/{REPO}/git/commits/{sha}"
+    ));
     v["html_url"] = json!(format!("https://github.com/{REPO}/commit/{sha}"));
     v["message"] = json!(c.message);
     v["tree"]["sha"] = json!(c.tree);
@@ -356,9 +361,13 @@ fn git_commit_json(sha: &str, c: &Commit) -> Value {
 fn ref_json(name: &str, sha: &str) -> Value {
     let mut v = fixture("ref");
     v["ref"] = json!(format!("refs/{name}"));
-    v["url"] = json!(format!("https://api.github.com/repos/{REPO}/git/refs/{name}"));
+    v["url"] = json!(format!(
+        "https://api.github.com/repos/{REPO}/git/refs/{name}"
+    ));
     v["object"]["sha"] = json!(sha);
-    v["object"]["url"] = json!(format!("https://api.github.com/repos/{REPO}/git/commits/{sha}"));
+    v["object"]["url"] = json!(format!(
+        "https://api.github.com/repos/{REPO}/git/commits/{sha}"
+    ));
     v
 }
 
@@ -391,7 +400,12 @@ fn route(
                 item["sha"] = json!(sha);
                 item["commit"]["message"] = json!(c.message);
                 item["commit"]["tree"]["sha"] = json!(c.tree);
-                item["parents"] = json!(c.parents.iter().map(|p| json!({"sha": p})).collect::<Vec<_>>());
+                item["parents"] = json!(
+                    c.parents
+                        .iter()
+                        .map(|p| json!({"sha": p}))
+                        .collect::<Vec<_>>()
+                );
                 list.push(item);
                 at = c.parents.first().cloned();
             }
@@ -406,13 +420,18 @@ fn route(
         }
         ("POST", "/git/blobs") => {
             let Some(content) = body["content"].as_str() else {
-                return reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"message": "Invalid request.\n\n\"content\" wasn't supplied."}));
+                return reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"message": "Invalid request.\n\n\"content\" wasn't supplied."}),
+                );
             };
             let sha = git.sha();
             git.blobs.insert(sha.clone(), content.to_owned());
             let mut v = fixture("blob_created");
             v["sha"] = json!(sha);
-            v["url"] = json!(format!("https://api.github.com/repos/{REPO}/git/blobs/{sha}"));
+            v["url"] = json!(format!(
+                "https://api.github.com/repos/{REPO}/git/blobs/{sha}"
+            ));
             reply(StatusCode::CREATED, v)
         }
         ("POST", "/git/trees") => {
@@ -423,10 +442,16 @@ fn route(
             let mut listed = Vec::new();
             for e in body["tree"].as_array().cloned().unwrap_or_default() {
                 let (Some(path), Some(blob)) = (e["path"].as_str(), e["sha"].as_str()) else {
-                    return reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"message": "Invalid tree info"}));
+                    return reply(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        json!({"message": "Invalid tree info"}),
+                    );
                 };
                 if !git.blobs.contains_key(blob) {
-                    return reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"message": "Invalid tree info"}));
+                    return reply(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        json!({"message": "Invalid tree info"}),
+                    );
                 }
                 files.insert(path.to_owned(), blob.to_owned());
                 listed.push(json!({"path": path, "mode": "100644", "type": "blob", "size": git.blobs[blob].len(), "sha": blob,
@@ -444,11 +469,18 @@ fn route(
         ("POST", "/git/commits") => {
             let tree = body["tree"].as_str().unwrap_or_default().to_owned();
             if !git.trees.contains_key(&tree) {
-                return reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"message": "Tree SHA does not exist"}));
+                return reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"message": "Tree SHA does not exist"}),
+                );
             }
             let parents: Vec<String> = body["parents"]
                 .as_array()
-                .map(|p| p.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .map(|p| {
+                    p.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             let sha = git.sha();
             let c = Commit {
@@ -461,10 +493,17 @@ fn route(
             reply(StatusCode::CREATED, v)
         }
         ("POST", "/git/refs") => {
-            let name = body["ref"].as_str().unwrap_or_default().trim_start_matches("refs/").to_owned();
+            let name = body["ref"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches("refs/")
+                .to_owned();
             let sha = body["sha"].as_str().unwrap_or_default().to_owned();
             if git.refs.contains_key(&name) {
-                return reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"message": "Reference already exists"}));
+                return reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"message": "Reference already exists"}),
+                );
             }
             git.refs.insert(name.clone(), sha.clone());
             reply(StatusCode::CREATED, ref_json(&name, &sha))
@@ -473,10 +512,16 @@ fn route(
             let name = r["/git/refs/".len()..].to_owned();
             let sha = body["sha"].as_str().unwrap_or_default().to_owned();
             let Some(current) = git.refs.get(&name).cloned() else {
-                return reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"message": "Reference does not exist"}));
+                return reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"message": "Reference does not exist"}),
+                );
             };
             if body["force"] != json!(true) && !git.descends(&sha, &current) {
-                return reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"message": "Update is not a fast forward"}));
+                return reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"message": "Update is not a fast forward"}),
+                );
             }
             git.refs.insert(name.clone(), sha.clone());
             reply(StatusCode::OK, ref_json(&name, &sha))
@@ -496,18 +541,30 @@ fn route(
         ("POST", "/pulls") => {
             let head = body["head"].as_str().unwrap_or_default().to_owned();
             let Some(head_sha) = git.refs.get(&format!("heads/{head}")).cloned() else {
-                return reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"message": "Validation Failed",
-                    "errors": [{"resource": "PullRequest", "field": "head", "code": "invalid"}]}));
+                return reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"message": "Validation Failed",
+                    "errors": [{"resource": "PullRequest", "field": "head", "code": "invalid"}]}),
+                );
             };
-            if git.pulls.iter().any(|p| p["head"]["ref"] == head && p["state"] == "open") {
-                return reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"message": "Validation Failed",
-                    "errors": [{"resource": "PullRequest", "code": "custom", "message": format!("A pull request already exists for octocat:{head}.")}]}));
+            if git
+                .pulls
+                .iter()
+                .any(|p| p["head"]["ref"] == head && p["state"] == "open")
+            {
+                return reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"message": "Validation Failed",
+                    "errors": [{"resource": "PullRequest", "code": "custom", "message": format!("A pull request already exists for octocat:{head}.")}]}),
+                );
             }
             let number = 1347 + git.pulls.len() as i64;
             let mut pr = fixture("pull_request");
             pr["number"] = json!(number);
             pr["html_url"] = json!(format!("https://github.com/{REPO}/pull/{number}"));
-            pr["url"] = json!(format!("https://api.github.com/repos/{REPO}/pulls/{number}"));
+            pr["url"] = json!(format!(
+                "https://api.github.com/repos/{REPO}/pulls/{number}"
+            ));
             pr["title"] = body["title"].clone();
             pr["body"] = body["body"].clone();
             pr["head"]["ref"] = json!(head);
@@ -528,7 +585,9 @@ fn route(
             }
         }
         ("GET", r) if r.starts_with("/commits/") && r.ends_with("/check-runs") => {
-            let sha = r.trim_start_matches("/commits/").trim_end_matches("/check-runs");
+            let sha = r
+                .trim_start_matches("/commits/")
+                .trim_end_matches("/check-runs");
             let mut v = fixture("check_runs");
             if let Some(runs) = v["check_runs"].as_array_mut() {
                 for run in runs {
@@ -538,7 +597,9 @@ fn route(
             reply(StatusCode::OK, v)
         }
         ("GET", r) if r.starts_with("/commits/") && r.ends_with("/check-suites") => {
-            let sha = r.trim_start_matches("/commits/").trim_end_matches("/check-suites");
+            let sha = r
+                .trim_start_matches("/commits/")
+                .trim_end_matches("/check-suites");
             let mut v = fixture("check_suites");
             if let Some(suites) = v["check_suites"].as_array_mut() {
                 for s in suites {

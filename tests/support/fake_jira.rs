@@ -45,7 +45,11 @@ fn expected_auth() -> String {
     let bytes = raw.as_bytes();
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -86,8 +90,10 @@ async fn issue(
         _ => (
             StatusCode::NOT_FOUND,
             Json(
-                serde_json::from_str::<Value>(include_str!("../fixtures/jira/issue_not_found.json"))
-                    .expect("fixture"),
+                serde_json::from_str::<Value>(include_str!(
+                    "../fixtures/jira/issue_not_found.json"
+                ))
+                .expect("fixture"),
             ),
         )
             .into_response(),

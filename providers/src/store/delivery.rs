@@ -189,7 +189,7 @@ macro_rules! impl_delivery_store {
                      RETURNING workflow_id",
                 )
                 .bind(workflow_id)
-                .bind(pr.repository.to_lowercase())
+                .bind(&pr.repository)
                 .bind(pr.number)
                 .bind(&pr.url)
                 .bind(&pr.state)
@@ -245,7 +245,7 @@ macro_rules! impl_delivery_store {
             }
 
             /// The workflow whose pull request the delivery names: by number
-            /// first, then by head branch.
+            /// first, then by head branch. GitHub's names are case-insensitive.
             async fn match_webhook_tx(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 target: &ai_team_core::delivery::WebhookTarget,
@@ -253,7 +253,7 @@ macro_rules! impl_delivery_store {
                 let repository = target.repository.to_lowercase();
                 for number in &target.pr_numbers {
                     let found = sqlx::query_scalar::<$db, i64>(
-                        "SELECT workflow_id FROM pull_requests WHERE repository = $1 AND number = $2 \
+                        "SELECT workflow_id FROM pull_requests WHERE LOWER(repository) = $1 AND number = $2 \
                          ORDER BY workflow_id DESC LIMIT 1",
                     )
                     .bind(&repository)
@@ -267,7 +267,7 @@ macro_rules! impl_delivery_store {
                 }
                 let Some(branch) = &target.head_branch else { return Ok(None) };
                 sqlx::query_scalar::<$db, i64>(
-                    "SELECT workflow_id FROM pull_requests WHERE repository = $1 AND head_branch = $2 \
+                    "SELECT workflow_id FROM pull_requests WHERE LOWER(repository) = $1 AND head_branch = $2 \
                      ORDER BY workflow_id DESC LIMIT 1",
                 )
                 .bind(&repository)
