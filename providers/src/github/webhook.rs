@@ -14,7 +14,7 @@ use super::review::{check_run, check_suite, pull_request};
 type HmacSha256 = Hmac<Sha256>;
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -342,10 +342,12 @@ fn marked(text: &str, marks: &[Value]) -> String {
     if has("strike") {
         s = format!("~~{s}~~");
     }
-    if let Some(link) = marks.iter().find(|m| m["type"] == "link") {
-        if let Some(href) = link["attrs"]["href"].as_str() {
-            s = format!("[{s}]({href})");
-        }
+    if let Some(href) = marks
+        .iter()
+        .find(|m| m["type"] == "link")
+        .and_then(|link| link["attrs"]["href"].as_str())
+    {
+        s = format!("[{s}]({href})");
     }
     format!("{lead}{s}{trail}")
 }
