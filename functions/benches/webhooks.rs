@@ -27,6 +27,9 @@ use axum::routing::get;
 const SECRET: &str = "bench-secret";
 const PAYLOAD: &str = include_str!("../../tests/fixtures/github/webhooks/check_run_completed.json");
 
+/// Builds the n-th request of a load run.
+type MakeRequest = dyn Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync;
+
 struct Args {
     seconds: u64,
     concurrency: usize,
@@ -85,7 +88,7 @@ struct Result {
 async fn load(
     seconds: u64,
     concurrency: usize,
-    build: Arc<dyn Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync>,
+    build: Arc<MakeRequest>,
     expect: &'static str,
 ) -> Result {
     let ok = Arc::new(AtomicU64::new(0));
@@ -217,15 +220,14 @@ async fn webhooks(addr: SocketAddr, a: &Args) -> Result {
         std::process::id(),
         RUNS.fetch_add(1, Ordering::Relaxed)
     );
-    let build: Arc<dyn Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync> =
-        Arc::new(move |c: &reqwest::Client, n: u64| {
-            c.post(&url)
-                .header("content-type", "application/json")
-                .header("x-github-event", "check_run")
-                .header("x-github-delivery", format!("bench-{run}-{n}"))
-                .header("x-hub-signature-256", &signature)
-                .body(PAYLOAD)
-        });
+    let build: Arc<MakeRequest> = Arc::new(move |c: &reqwest::Client, n: u64| {
+        c.post(&url)
+            .header("content-type", "application/json")
+            .header("x-github-event", "check_run")
+            .header("x-github-delivery", format!("bench-{run}-{n}"))
+            .header("x-hub-signature-256", &signature)
+            .body(PAYLOAD)
+    });
     load(a.seconds, a.concurrency, build, "Delivery applied").await
 }
 
@@ -248,9 +250,8 @@ fn main() {
         );
         let hello = serve(Router::new().route("/", get(|| async { "Hello, World!" }))).await;
         let hello_url = format!("http://{hello}/");
-        let hello_build: Arc<
-            dyn Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync,
-        > = Arc::new(move |c: &reqwest::Client, _| c.get(&hello_url));
+        let hello_build: Arc<MakeRequest> =
+            Arc::new(move |c: &reqwest::Client, _| c.get(&hello_url));
 
         let sqlite = DatabaseUrl::SqliteFile(dir.join("bench.db"));
         let (addr, store) = webhook_target(&sqlite).await;
