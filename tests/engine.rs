@@ -27,6 +27,7 @@ on_both_databases!(
     cancel_stops_after_the_step_in_flight_and_resume_continues,
     step_leases_are_exclusive_until_they_expire,
     http_triggers_start_resume_and_cancel,
+    an_execution_whose_worker_stopped_beating_is_failed_with_a_resume_hint,
 );
 
 async fn scalar(db: &TestDb, sql: &str) -> i64 {
@@ -695,4 +696,57 @@ async fn http_triggers_start_resume_and_cancel(db: TestDb) {
         app.delete(&format!("/workflows/{}", wf.id)).await.status(),
         200
     );
+}
+
+async fn an_execution_whose_worker_stopped_beating_is_failed_with_a_resume_hint(db: TestDb) {
+    let llm = FakeLlm::start(Script::default()).await;
+    let h = Harness::new(&db, &llm.base_url(), &[]).await;
+    let wf = h.workflow("SHOP-9").await;
+    let e = h.engine.start(wf.id).await.unwrap();
+    // Two steps run, then the worker "dies": its heartbeat stops.
+    h.worker.try_execute_next().await.unwrap().unwrap();
+    h.worker.try_execute_next().await.unwrap().unwrap();
+    assert_eq!(
+        h.engine
+            .sweep_stale(Duration::from_secs(120))
+            .await
+            .unwrap(),
+        0,
+        "a beating execution is left alone"
+    );
+    db.execute(&format!(
+        "UPDATE executions SET heartbeat_at = '2000-01-01T00:00:00+00:00' WHERE id = {}",
+        e.id
+    ))
+    .await;
+    assert_eq!(
+        h.engine
+            .sweep_stale(Duration::from_secs(120))
+            .await
+            .unwrap(),
+        1
+    );
+    let failed = h.execution(&e).await;
+    assert_eq!(failed.status, ExecutionStatus::Failed);
+    let error = failed.error.clone().unwrap();
+    assert!(
+        error.starts_with("no heartbeat from the worker for more than 120 s"),
+        "{error}"
+    );
+    assert!(
+        error.contains("resume") && error.contains("(analysis)"),
+        "{error}"
+    );
+    let events = db.store.events_after(wf.id, 0, 1000).await.unwrap();
+    assert_eq!(events.last().unwrap().event_type, "error");
+    // The queued next step is stale now; resume continues from the checkpoint.
+    h.drain().await;
+    assert_eq!(llm.requests(), 1);
+    h.engine
+        .resume(wf.id, e.id, Default::default())
+        .await
+        .unwrap();
+    h.drain().await;
+    assert_eq!(h.execution(&e).await.status, ExecutionStatus::Completed);
+    assert_eq!(llm.requests(), 6, "analysis was not bought twice");
 }

@@ -7,6 +7,7 @@ pub mod agents;
 pub mod blob;
 pub mod catalog;
 pub mod codehost;
+pub mod compare;
 pub mod delivery;
 pub mod engine;
 pub mod error;

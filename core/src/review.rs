@@ -3,7 +3,7 @@
 //! store. A refresh is a queue job (`REFRESH_QUEUE`) so that the HTTP
 //! request only enqueues; the job is idempotent (every write is an
 //! upsert, newer wins) and reports its progress and result as `workflow`
-//! events, each also one log line.
+//! events (which the store also writes as log lines).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -101,21 +101,13 @@ fn event(job: &RefreshJob, status: &str, extra: Value) -> NewEvent {
     NewEvent::new("workflow", data)
 }
 
-/// Appends `events` to the workflow's log and writes each as a log line.
+/// Appends `events` to the workflow's log (the store logs each one).
 pub async fn emit(
     store: &dyn Store,
     workflow_id: i64,
     events: &[NewEvent],
 ) -> Result<(), StoreError> {
-    log_events(workflow_id, events);
     store.append_events(workflow_id, None, events).await
-}
-
-/// One info line per event, as everything streamed is also logged.
-pub fn log_events(workflow_id: i64, events: &[NewEvent]) {
-    for e in events {
-        tracing::info!(workflow_id, event_type = %e.event_type, data = %e.data, "event");
-    }
 }
 
 fn retry_delay(e: &CodeHostError) -> std::time::Duration {
@@ -222,7 +214,6 @@ async fn refresh_pr(
         "completed",
         json!({"number": fresh.number, "state": fresh.state, "merged": fresh.merged, "head_sha": fresh.head_sha}),
     );
-    log_events(job.workflow_id, std::slice::from_ref(&pr_event));
     store
         .upsert_pull_request(job.workflow_id, &fresh, &[pr_event])
         .await?;
@@ -236,7 +227,6 @@ async fn refresh_pr(
                "runs": summary["runs"], "suites": summary["suites"],
                "conclusions": conclusions(&checks)}),
     );
-    log_events(job.workflow_id, std::slice::from_ref(&checks_event));
     let changed = store
         .upsert_checks(job.workflow_id, &checks, &[checks_event])
         .await?;
@@ -274,7 +264,6 @@ async fn refresh_diffs(
         "completed",
         json!({"files": files.len(), "additions": additions, "deletions": deletions}),
     );
-    log_events(job.workflow_id, std::slice::from_ref(&done));
     store
         .replace_diffs(job.workflow_id, &files, &[done])
         .await?;
@@ -292,7 +281,6 @@ async fn refresh_artifacts(
     };
     let artifacts = source.artifacts(&pr.repository, sha).await?;
     let done = event(job, "completed", json!({"artifacts": artifacts.len()}));
-    log_events(job.workflow_id, std::slice::from_ref(&done));
     let new = store
         .upsert_artifacts(job.workflow_id, &artifacts, &[done])
         .await?;

@@ -39,6 +39,12 @@ pub trait Store:
     /// Which database this is ("sqlite" or "postgres").
     fn backend(&self) -> &'static str;
 
+    /// Wakes with a workflow id after events of it were committed by this
+    /// process; `None` where the adapter cannot tell (poll instead).
+    fn event_signal(&self) -> Option<tokio::sync::broadcast::Receiver<i64>> {
+        None
+    }
+
     /// A round trip to the database.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -114,4 +120,14 @@ pub trait Store:
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<Event>>;
+    /// Every call of a workflow (`execution_id` None) or of one of its
+    /// executions, reduced for comparison, oldest first.
+    async fn call_facts(
+        &self,
+        workflow_id: i64,
+        execution_id: Option<i64>,
+    ) -> StoreResult<Vec<crate::compare::CallFact>>;
+
+    /// The id of the workflow's newest committed event (0 when none).
+    async fn last_event_id(&self, workflow_id: i64) -> StoreResult<i64>;
 }

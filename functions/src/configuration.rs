@@ -176,19 +176,12 @@ impl Config {
                 .unwrap_or_else(|| "./data".into())
                 .into(),
             worker_id: get(keys::WORKER_ID).unwrap_or_else(|| "local".into()),
-            worker_concurrency: match parse::<usize>(
+            // 0: this process serves the API only (another one runs the steps).
+            worker_concurrency: parse::<usize>(
                 keys::WORKER_CONCURRENCY,
                 get(keys::WORKER_CONCURRENCY),
-            )? {
-                Some(0) => {
-                    return Err(ConfigError {
-                        var: keys::WORKER_CONCURRENCY,
-                        reason: "must be at least 1".into(),
-                    });
-                }
-                Some(n) => n,
-                None => 4,
-            },
+            )?
+            .unwrap_or(4),
             step_lease: seconds(keys::STEP_LEASE_SECONDS, get(keys::STEP_LEASE_SECONDS), 60)?,
             budgets: {
                 let d = ai_team_core::engine::state::Budgets::default();

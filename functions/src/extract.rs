@@ -46,6 +46,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     }
 }
 
+/// The three integer ids of the route's path, in path order.
+pub struct Ids3(pub i64, pub i64, pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Ids3 {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match path_ids(parts, state).await?[..] {
+            [a, b, c] => Ok(Self(a, b, c)),
+            _ => Err(ApiError::Internal(anyhow::anyhow!(
+                "route expects three ids"
+            ))),
+        }
+    }
+}
+
 /// The two integer ids of the route's path, in path order.
 pub struct Ids2(pub i64, pub i64);
 

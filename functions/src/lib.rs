@@ -7,6 +7,7 @@
 pub mod configuration;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod integrations;
 pub mod llm_config;

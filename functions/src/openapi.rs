@@ -5,7 +5,7 @@ use axum::Router;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{conversations, executions, health, jira, pr, webhooks, workflows};
+use crate::routes::{conversations, events, executions, health, jira, pr, webhooks, workflows};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -18,11 +18,13 @@ use crate::state::AppState;
         workflows::get_workflow,
         workflows::delete_workflow,
         workflows::execute_workflow,
+        workflows::compare_workflows,
         executions::list_executions,
         executions::get_execution,
         executions::start_execution,
         executions::resume_execution,
         executions::cancel_execution,
+        executions::compare_executions,
         conversations::list_llm_calls,
         conversations::list_messages,
         jira::create_from_jira,
@@ -34,6 +36,9 @@ use crate::state::AppState;
         pr::refresh_diffs,
         pr::refresh_artifacts,
         webhooks::github_webhook,
+        events::status_stream,
+        events::event_stream,
+        events::websocket,
     ),
     components(schemas(
         ai_team_core::models::Workflow,
@@ -59,7 +64,7 @@ use crate::state::AppState;
         ai_team_core::delivery::Artifact,
     )),
     tags(
-        (name = "workflows"), (name = "executions"), (name = "conversations"), (name = "pr"), (name = "webhooks"), (name = "health"),
+        (name = "workflows"), (name = "executions"), (name = "conversations"), (name = "pr"), (name = "webhooks"), (name = "health"), (name = "events"),
     )
 )]
 pub struct ApiDoc;

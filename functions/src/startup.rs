@@ -15,7 +15,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::middleware::{auth, rate_limit, request_log};
-use crate::routes::{conversations, executions, health, jira, pr, webhooks, workflows};
+use crate::routes::{conversations, events, executions, health, jira, pr, webhooks, workflows};
 use crate::state::AppState;
 
 /// The whole HTTP surface over the given adapters.
@@ -29,6 +29,7 @@ pub fn app(state: AppState) -> Router {
         .merge(jira::router())
         .merge(pr::router())
         .merge(webhooks::router())
+        .merge(events::router())
         .merge(crate::openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

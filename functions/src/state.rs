@@ -20,6 +20,8 @@ pub struct AppState {
     pub queue: Option<Arc<dyn StepQueue>>,
     /// Where `from-jira` reads stories: Jira, else the story folder.
     pub tickets: Option<Arc<dyn TicketSource>>,
+    /// The live fan-out of event logs; `None` where this host does not stream.
+    pub events: Option<Arc<crate::events::EventHub>>,
 }
 
 impl AppState {
@@ -34,7 +36,18 @@ impl AppState {
             engine: None,
             queue: None,
             tickets,
+            events: None,
         }
+    }
+
+    /// Streams events, polling for other processes' events every `poll`.
+    pub fn with_events(mut self, poll: std::time::Duration) -> Self {
+        self.events = Some(crate::events::EventHub::new(
+            self.store.clone(),
+            poll,
+            self.config.heartbeat_interval,
+        ));
+        self
     }
 
     pub fn with_engine(mut self, engine: Engine) -> Self {

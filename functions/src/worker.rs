@@ -96,11 +96,14 @@ impl Worker {
     /// Runs until `stop` turns true: `concurrency` loops pulling work, and
     /// a sweeper failing executions with no heartbeat for `timeout`.
     pub async fn run(self, concurrency: usize, timeout: Duration, stop: watch::Receiver<bool>) {
+        if concurrency == 0 {
+            return;
+        }
         if let Err(e) = self.recover().await {
             tracing::warn!(error = %e, "could not recover earlier work");
         }
         let mut tasks = Vec::new();
-        for _ in 0..concurrency.max(1) {
+        for _ in 0..concurrency {
             let me = self.clone();
             let mut stop = stop.clone();
             tasks.push(tokio::spawn(async move {

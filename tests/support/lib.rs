@@ -9,6 +9,7 @@ pub mod fake_llm;
 pub mod harness;
 pub mod proxy;
 pub mod seed;
+pub mod sse;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -224,7 +224,7 @@ impl Engine {
             .store
             .reopen_execution(execution_id, &meta, &events)
             .await?;
-        tracing::info!(workflow_id, execution_id, run, step = %next, "execution resumed");
+        tracing::debug!(workflow_id, execution_id, run, step = %next, "execution resumed");
         send_step(
             self.queue.as_ref(),
             &StepMessage {

@@ -290,11 +290,7 @@ impl Engine {
                 reason: "the step was completed by another worker".into(),
             });
         }
-        for e in &completion.events {
-            tracing::info!(target: "ai_team::events", workflow_id = execution.workflow_id, execution_id = execution.id,
-                event_type = %e.event_type, data = %e.data, "event");
-        }
-        tracing::info!(workflow_id = execution.workflow_id, execution_id = execution.id, step = %step,
+        tracing::debug!(workflow_id = execution.workflow_id, execution_id = execution.id, step = %step,
             elapsed_ms = started.elapsed().as_millis() as u64, "step completed");
         if let Some(n) = &next {
             // A cancelled execution keeps what the step did but goes no further.
@@ -496,8 +492,6 @@ impl Engine {
             "truncated_sections": fitted.truncated_sections, "shrink_attempts": fitted.attempts,
             "budgets": budgets, "spent": {"step": spent.step, "agent": spent.agent, "execution": spent.execution},
         });
-        tracing::info!(target: "ai_team::events", workflow_id = execution.workflow_id, execution_id = execution.id,
-            event_type = "governance", data = %decision, "event");
         self.store
             .append_events(
                 execution.workflow_id,
@@ -852,7 +846,6 @@ impl Engine {
                 "workflow",
                 json!({"kind": "pr", "source": "integration", "number": pr.number, "url": pr.url, "state": update.state}),
             );
-            crate::review::log_events(workflow.id, std::slice::from_ref(&event));
             self.store
                 .upsert_pull_request(workflow.id, &update, &[event])
                 .await?;

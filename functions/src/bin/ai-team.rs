@@ -126,7 +126,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 &config.worker_id,
             );
             let refresh_task = tokio::spawn(refresh.run(stop_rx));
-            let router = app(AppState::new(store, config).with_engine(engine));
+            let router = app(AppState::new(store, config)
+                .with_engine(engine)
+                .with_events(std::time::Duration::from_millis(500)));
             let served = axum::serve(
                 listener,
                 router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Id, Ids2, QueryMap};
+use crate::extract::{Id, Ids2, Ids3, QueryMap};
 use crate::routes::ErrorBody;
 use crate::routes::workflows::{engine_of, list_response, optional_page, start};
 use crate::state::AppState;
@@ -34,6 +34,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/workflows/{workflow_id}/executions/{execution_id}/cancel",
             post(cancel_execution),
+        )
+        .route(
+            "/workflows/{workflow_id}/executions/{execution_a}/compare/{execution_b}",
+            get(compare_executions),
         )
 }
 
@@ -139,4 +143,21 @@ pub async fn cancel_execution(
 ) -> ApiResult<Json<Execution>> {
     let engine = engine_of(&state, workflow_id).await?;
     Ok(Json(engine.cancel(workflow_id, execution_id).await?))
+}
+
+#[utoipa::path(get, path = "/workflows/{workflow_id}/executions/{execution_a}/compare/{execution_b}", tag = "executions",
+    params(("workflow_id" = i64, Path), ("execution_a" = i64, Path), ("execution_b" = i64, Path)),
+    responses((status = 200, description = "`{a, b, delta, steps}`: the aggregates of both executions, b minus a, and per step the tokens, cost and whether the prompt hash changed"),
+              (status = 404, description = "Unknown, or not of this workflow", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn compare_executions(
+    State(state): State<AppState>,
+    Ids3(workflow_id, a, b): Ids3,
+) -> ApiResult<Json<serde_json::Value>> {
+    state.store.get_execution(workflow_id, a).await?;
+    state.store.get_execution(workflow_id, b).await?;
+    let fa =
+        ai_team_core::compare::aggregate(a, &state.store.call_facts(workflow_id, Some(a)).await?);
+    let fb =
+        ai_team_core::compare::aggregate(b, &state.store.call_facts(workflow_id, Some(b)).await?);
+    Ok(Json(ai_team_core::compare::compare(&fa, &fb, true)))
 }

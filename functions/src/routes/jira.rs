@@ -101,6 +101,16 @@ pub async fn create_from_jira(
         StatusCode::OK
     };
     let workflow = workflow.into_inner();
-    tracing::info!(workflow_id = workflow.id, story = %story_id, source = tickets.kind(), "workflow created from the story");
+    if status == StatusCode::CREATED {
+        // On the workflow's stream (and so in the log) from its first moment.
+        let event = ai_team_core::ledger::NewEvent::new(
+            "workflow",
+            json!({"kind": "story", "source": tickets.kind(), "story": story_id, "url": ticket.url}),
+        );
+        state
+            .store
+            .append_events(workflow.id, None, &[event])
+            .await?;
+    }
     Ok(created(status, &story_id, workflow.id))
 }

@@ -1,6 +1,7 @@
 //! One `router()` per area of API.md, merged by `startup::app`.
 
 pub mod conversations;
+pub mod events;
 pub mod executions;
 pub mod health;
 pub mod jira;

@@ -142,15 +142,10 @@ pub async fn github_webhook(
             WebhookOutcome::Applied {
                 workflow_id,
                 changed,
-            } => {
-                let mut logged = event_record.clone();
-                logged.data["changed"] = json!(changed);
-                ai_team_core::review::log_events(workflow_id, &[logged]);
-                answer(
-                    StatusCode::OK,
-                    json!({"message": "Delivery applied", "workflow_id": workflow_id, "changed": changed}),
-                )
-            }
+            } => answer(
+                StatusCode::OK,
+                json!({"message": "Delivery applied", "workflow_id": workflow_id, "changed": changed}),
+            ),
             WebhookOutcome::Duplicate => {
                 tracing::info!("webhook delivery already processed");
                 answer(

@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
             get(get_workflow).delete(delete_workflow),
         )
         .route("/workflows/{workflow_id}/execute", post(execute_workflow))
+        .route("/workflows/{workflow_id}/compare", get(compare_workflows))
 }
 
 /// The optional page of a list that was a plain array in the original:
@@ -172,4 +173,31 @@ pub async fn execute_workflow(
     Id(id): Id,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     start(&state, id).await
+}
+
+#[utoipa::path(get, path = "/workflows/{workflow_id}/compare", tag = "workflows",
+    params(("workflow_id" = i64, Path), ("with" = i64, Query, description = "The other workflow")),
+    responses((status = 200, description = "`{a, b, delta}`: calls, prompt/completion/total tokens, cost, average and p95 latency, models, per-agent totals of each workflow's calls, and b minus a"),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn compare_workflows(
+    State(state): State<AppState>,
+    Id(id): Id,
+    query: QueryMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    let other = match query.get("with") {
+        Some(raw) => ai_team_core::query::parse_id("with", raw).map_err(ApiError::validation)?,
+        None => {
+            return Err(ApiError::validation(ai_team_core::query::FieldError::new(
+                "query",
+                "with",
+                "Field required",
+                "missing",
+            )));
+        }
+    };
+    state.store.get_workflow(id).await?;
+    state.store.get_workflow(other).await?;
+    let a = ai_team_core::compare::aggregate(id, &state.store.call_facts(id, None).await?);
+    let b = ai_team_core::compare::aggregate(other, &state.store.call_facts(other, None).await?);
+    Ok(Json(ai_team_core::compare::compare(&a, &b, false)))
 }

@@ -4,7 +4,8 @@
 //! the `ON CONFLICT … DO UPDATE … WHERE` clause, so two racing writers
 //! (a webhook and a refresh job) cannot put an older state back; each
 //! transaction starts with a write (SQLite takes its lock up front) and
-//! appends its events last, under the workflow row's lock.
+//! appends its events last, under the workflow row's lock; after commit
+//! they are published (one log line each, subscribers woken).
 
 use ai_team_core::StoreError;
 use ai_team_core::delivery::{Artifact, Check, CheckKind, DiffFile, DiffStatus, PullRequest};
@@ -299,8 +300,9 @@ macro_rules! impl_delivery_store {
                 let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
                 let changed = Self::upsert_pull_request_tx(&mut tx, workflow_id, pr).await?;
                 let events = $crate::store::delivery::with_changed(events, changed);
-                Self::append_events_tx(&mut tx, workflow_id, None, &events).await?;
+                let written = Self::append_events_tx(&mut tx, workflow_id, None, &events).await?;
                 tx.commit().await.map_err(map_sqlx)?;
+                self.published(&written);
                 Ok(changed)
             }
 
@@ -334,8 +336,9 @@ macro_rules! impl_delivery_store {
                         changed += 1;
                     }
                 }
-                Self::append_events_tx(&mut tx, workflow_id, None, events).await?;
+                let written = Self::append_events_tx(&mut tx, workflow_id, None, events).await?;
                 tx.commit().await.map_err(map_sqlx)?;
+                self.published(&written);
                 Ok(changed)
             }
 
@@ -411,8 +414,9 @@ macro_rules! impl_delivery_store {
                     .await
                     .map_err(map_delivery_error)?;
                 }
-                Self::append_events_tx(&mut tx, workflow_id, None, events).await?;
+                let written = Self::append_events_tx(&mut tx, workflow_id, None, events).await?;
                 tx.commit().await.map_err(map_sqlx)?;
+                self.published(&written);
                 Ok(())
             }
 
@@ -504,8 +508,9 @@ macro_rules! impl_delivery_store {
                     .await
                     .map_err(map_sqlx)?;
                 }
-                Self::append_events_tx(&mut tx, workflow_id, None, events).await?;
+                let written = Self::append_events_tx(&mut tx, workflow_id, None, events).await?;
                 tx.commit().await.map_err(map_sqlx)?;
+                self.published(&written);
                 Ok(new)
             }
 
@@ -595,8 +600,9 @@ macro_rules! impl_delivery_store {
                     .await
                     .map_err(map_sqlx)?;
                 let events = $crate::store::delivery::with_changed(events, changed);
-                Self::append_events_tx(&mut tx, workflow_id, None, &events).await?;
+                let written = Self::append_events_tx(&mut tx, workflow_id, None, &events).await?;
                 tx.commit().await.map_err(map_sqlx)?;
+                self.published(&written);
                 Ok(WebhookOutcome::Applied { workflow_id, changed })
             }
         }

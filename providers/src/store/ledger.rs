@@ -15,9 +15,9 @@ macro_rules! impl_ledger {
                 workflow_id: i64,
                 execution_id: Option<i64>,
                 events: &[ai_team_core::ledger::NewEvent],
-            ) -> StoreResult<()> {
+            ) -> StoreResult<Vec<Event>> {
                 if events.is_empty() {
-                    return Ok(());
+                    return Ok(Vec::new());
                 }
                 let n = events.len() as i64;
                 let last = sqlx::query_scalar::<$db, i64>(
@@ -30,12 +30,14 @@ macro_rules! impl_ledger {
                 .map_err(map_sqlx)?
                 .ok_or(StoreError::NotFound("workflow"))?;
                 let created = now();
+                let mut written = Vec::with_capacity(events.len());
                 for (i, e) in events.iter().enumerate() {
+                    let id = last - n + 1 + i as i64;
                     sqlx::query(
                         "INSERT INTO events (workflow_id, id, execution_id, type, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
                     )
                     .bind(workflow_id)
-                    .bind(last - n + 1 + i as i64)
+                    .bind(id)
                     .bind(execution_id)
                     .bind(&e.event_type)
                     .bind(e.data.to_string())
@@ -43,8 +45,36 @@ macro_rules! impl_ledger {
                     .execute(&mut **tx)
                     .await
                     .map_err(map_sqlx)?;
+                    written.push(Event {
+                        id,
+                        workflow_id,
+                        execution_id,
+                        event_type: e.event_type.clone(),
+                        data: e.data.clone(),
+                        created_at: created,
+                    });
                 }
-                Ok(())
+                Ok(written)
+            }
+
+            /// After a commit: each event becomes one log line (the same
+            /// fields as the stream) and in-process subscribers wake.
+            fn published(&self, events: &[Event]) {
+                for e in events {
+                    tracing::info!(
+                        target: "ai_team::events",
+                        workflow_id = e.workflow_id,
+                        execution_id = e.execution_id,
+                        event_id = e.id,
+                        event_type = %e.event_type,
+                        data = %e.data,
+                        created_at = %e.created_at.to_rfc3339(),
+                        "event"
+                    );
+                }
+                if let Some(first) = events.first() {
+                    let _ = self.signal.send(first.workflow_id);
+                }
             }
 
             async fn set_workflow_status_tx(
@@ -79,6 +109,7 @@ macro_rules! impl_ledger {
             async fn mark_running(&self, execution_id: i64, events: &[ai_team_core::ledger::NewEvent]) -> StoreResult<Execution> {
                 let at = now();
                 let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+                let mut written = Vec::new();
                 let started = sqlx::query_scalar::<$db, i64>(
                     "UPDATE executions SET status = 'running', started_at = COALESCE(started_at, $2), heartbeat_at = $2 \
                      WHERE id = $1 AND status = 'pending' RETURNING workflow_id",
@@ -91,7 +122,7 @@ macro_rules! impl_ledger {
                 match started {
                     Some(workflow_id) => {
                         Self::set_workflow_status_tx(&mut tx, workflow_id, "running").await?;
-                        Self::append_events_tx(&mut tx, workflow_id, Some(execution_id), events).await?;
+                        written = Self::append_events_tx(&mut tx, workflow_id, Some(execution_id), events).await?;
                     }
                     None => {
                         let beat = sqlx::query("UPDATE executions SET heartbeat_at = $2 WHERE id = $1 AND status = 'running'")
@@ -109,6 +140,7 @@ macro_rules! impl_ledger {
                     }
                 }
                 tx.commit().await.map_err(map_sqlx)?;
+                self.published(&written);
                 self.execution_by_id(execution_id).await
             }
 
@@ -342,8 +374,9 @@ macro_rules! impl_ledger {
                         Self::set_workflow_status_tx(&mut tx, c.workflow_id, wf).await?;
                     }
                 }
-                Self::append_events_tx(&mut tx, c.workflow_id, Some(c.execution_id), &c.events).await?;
+                let written = Self::append_events_tx(&mut tx, c.workflow_id, Some(c.execution_id), &c.events).await?;
                 tx.commit().await.map_err(map_sqlx)?;
+                self.published(&written);
                 Ok(true)
             }
 
@@ -389,8 +422,9 @@ macro_rules! impl_ledger {
                     .map_err(map_sqlx)?;
                 }
                 Self::set_workflow_status_tx(&mut tx, workflow_id, "failed").await?;
-                Self::append_events_tx(&mut tx, workflow_id, Some(execution_id), events).await?;
+                let written = Self::append_events_tx(&mut tx, workflow_id, Some(execution_id), events).await?;
                 tx.commit().await.map_err(map_sqlx)?;
+                self.published(&written);
                 self.execution_by_id(execution_id).await
             }
 
@@ -427,8 +461,9 @@ macro_rules! impl_ledger {
                     Err(e) => return Err(map_sqlx(e)),
                 };
                 Self::set_workflow_status_tx(&mut tx, workflow_id, "pending").await?;
-                Self::append_events_tx(&mut tx, workflow_id, Some(execution_id), events).await?;
+                let written = Self::append_events_tx(&mut tx, workflow_id, Some(execution_id), events).await?;
                 tx.commit().await.map_err(map_sqlx)?;
+                self.published(&written);
                 self.execution_by_id(execution_id).await
             }
 
@@ -509,8 +544,9 @@ macro_rules! impl_ledger {
                 events: &[ai_team_core::ledger::NewEvent],
             ) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-                Self::append_events_tx(&mut tx, workflow_id, execution_id, events).await?;
+                let written = Self::append_events_tx(&mut tx, workflow_id, execution_id, events).await?;
                 tx.commit().await.map_err(map_sqlx)?;
+                self.published(&written);
                 Ok(())
             }
         }

@@ -25,6 +25,8 @@ use super::sql::{
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Wakes this process's event subscribers after a commit.
+    signal: tokio::sync::broadcast::Sender<i64>,
 }
 
 impl PostgresStore {
@@ -41,7 +43,10 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(map_sqlx)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            signal: tokio::sync::broadcast::channel(1024).0,
+        })
     }
 
     /// Applies `migrations/postgres`.

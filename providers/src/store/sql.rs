@@ -119,6 +119,10 @@ macro_rules! impl_sql_store {
                 $backend
             }
 
+            fn event_signal(&self) -> Option<tokio::sync::broadcast::Receiver<i64>> {
+                Some(self.signal.subscribe())
+            }
+
             #[tracing::instrument(skip(self))]
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_sqlx)?;
@@ -682,7 +686,45 @@ macro_rules! impl_sql_store {
                 .await
                 .map_err(map_sqlx)?;
                 tx.commit().await.map_err(map_sqlx)?;
-                row.try_into()
+                let event: Event = row.try_into()?;
+                self.published(std::slice::from_ref(&event));
+                Ok(event)
+            }
+
+            async fn call_facts(
+                &self,
+                workflow_id: i64,
+                execution_id: Option<i64>,
+            ) -> StoreResult<Vec<ai_team_core::compare::CallFact>> {
+                let rows = sqlx::query_as::<$db, (String, String, String, String, i64, i64, i64, i64, String)>(
+                    "SELECT c.agent, c.step, l.model, l.status, l.prompt_tokens, l.completion_tokens, l.cost_nanos,                      l.response_time_ms, l.prompt_hash FROM llm_calls l JOIN conversations c ON c.id = l.conversation_id                      WHERE c.workflow_id = $1 AND ($2 IS NULL OR l.execution_id = $2) ORDER BY l.id",
+                )
+                .bind(workflow_id)
+                .bind(execution_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(agent, step, model, status, prompt_tokens, completion_tokens, cost, latency_ms, prompt_hash)| {
+                        ai_team_core::compare::CallFact {
+                            agent, step, model, status, prompt_tokens, completion_tokens, cost, latency_ms, prompt_hash,
+                        }
+                    })
+                    .collect())
+            }
+
+            async fn last_event_id(&self, workflow_id: i64) -> StoreResult<i64> {
+                // Committed events only: ids commit in order (the workflow
+                // row is locked while one is allocated), so nothing below
+                // this id can still appear.
+                sqlx::query_scalar::<$db, i64>(
+                    "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM events WHERE workflow_id = $1",
+                )
+                .bind(workflow_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_sqlx)
             }
 
             async fn events_after(&self, workflow_id: i64, after: i64, limit: i64) -> StoreResult<Vec<Event>> {

@@ -26,6 +26,8 @@ use super::url::DatabaseUrl;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Wakes this process's event subscribers after a commit.
+    signal: tokio::sync::broadcast::Sender<i64>,
 }
 
 impl SqliteStore {
@@ -72,7 +74,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map_sqlx)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            signal: tokio::sync::broadcast::channel(1024).0,
+        })
     }
 
     /// Applies `migrations/sqlite`.

@@ -1,0 +1,277 @@
+//! Live events: one tail per watched workflow reads the store's log and
+//! fans the events out to its subscribers. In one process the store's
+//! signal wakes a tail the moment an event commits; events written by
+//! other processes (several hosts on one database) arrive by polling.
+//! Each subscriber replays from the log first, then follows the tail,
+//! through a bounded buffer: a client that falls too far behind is cut
+//! and resumes with `Last-Event-ID`, so slow clients never hold writers
+//! or other clients back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ai_team_core::models::Event;
+use ai_team_core::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, broadcast, mpsc};
+
+/// Events a tail holds for slow subscribers before cutting them.
+const TAIL_CAPACITY: usize = 1024;
+/// Frames buffered per subscriber.
+const SUBSCRIBER_BUFFER: usize = 64;
+/// How long a full subscriber buffer may stay full before the client is cut.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+const PAGE: i64 = 500;
+
+#[derive(Debug, Clone)]
+enum TailMsg {
+    Event(Arc<Event>),
+    /// The workflow was deleted: streams end.
+    Closed,
+}
+
+/// What a subscriber receives.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    Event(Arc<Event>),
+    Heartbeat(DateTime<Utc>),
+}
+
+struct Tail {
+    sender: broadcast::Sender<TailMsg>,
+    wake: Arc<Notify>,
+}
+
+/// The fan-out of every watched workflow's log.
+pub struct EventHub {
+    store: Arc<dyn Store>,
+    tails: Mutex<HashMap<i64, Tail>>,
+    poll: Duration,
+    heartbeat: Duration,
+}
+
+/// Which events a subscriber wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    All,
+    /// Workflow and execution status changes only.
+    Status,
+}
+
+impl Filter {
+    fn wants(self, e: &Event) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Status => matches!(e.event_type.as_str(), "workflow" | "execution"),
+        }
+    }
+}
+
+impl EventHub {
+    /// A hub over `store`; `poll` bounds the delay of events from other
+    /// processes. Must be called inside a tokio runtime.
+    pub fn new(store: Arc<dyn Store>, poll: Duration, heartbeat: Duration) -> Arc<Self> {
+        let hub = Arc::new(Self {
+            store,
+            tails: Mutex::default(),
+            poll,
+            heartbeat,
+        });
+        if let Some(mut signal) = hub.store.event_signal() {
+            let weak = Arc::downgrade(&hub);
+            tokio::spawn(async move {
+                loop {
+                    let workflow_id = match signal.recv().await {
+                        Ok(id) => Some(id),
+                        Err(broadcast::error::RecvError::Lagged(_)) => None,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    };
+                    let Some(hub) = weak.upgrade() else { return };
+                    let tails = hub.tails.lock().unwrap_or_else(|p| p.into_inner());
+                    match workflow_id {
+                        Some(id) => {
+                            if let Some(t) = tails.get(&id) {
+                                t.wake.notify_one();
+                            }
+                        }
+                        None => tails.values().for_each(|t| t.wake.notify_one()),
+                    }
+                }
+            });
+        }
+        hub
+    }
+
+    /// The tail of `workflow_id`, started on first use.
+    fn follow(self: &Arc<Self>, workflow_id: i64, from: i64) -> broadcast::Receiver<TailMsg> {
+        let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tails.get(&workflow_id) {
+            return t.sender.subscribe();
+        }
+        let (sender, receiver) = broadcast::channel(TAIL_CAPACITY);
+        let wake = Arc::new(Notify::new());
+        tails.insert(
+            workflow_id,
+            Tail {
+                sender: sender.clone(),
+                wake: wake.clone(),
+            },
+        );
+        let hub = self.clone();
+        tokio::spawn(async move { hub.run_tail(workflow_id, from, sender, wake).await });
+        receiver
+    }
+
+    async fn run_tail(
+        self: Arc<Self>,
+        workflow_id: i64,
+        mut last: i64,
+        sender: broadcast::Sender<TailMsg>,
+        wake: Arc<Notify>,
+    ) {
+        let mut idle_ticks = 0u32;
+        loop {
+            let woken = tokio::select! {
+                () = wake.notified() => true,
+                () = tokio::time::sleep(self.poll) => false,
+            };
+            if sender.receiver_count() == 0 {
+                let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
+                if sender.receiver_count() == 0 {
+                    tails.remove(&workflow_id);
+                    return;
+                }
+            }
+            match self.store.events_after(workflow_id, last, PAGE).await {
+                Ok(events) if !events.is_empty() => {
+                    idle_ticks = 0;
+                    let full = events.len() as i64 == PAGE;
+                    for e in events {
+                        last = e.id;
+                        let _ = sender.send(TailMsg::Event(Arc::new(e)));
+                    }
+                    if full {
+                        wake.notify_one();
+                    }
+                }
+                Ok(_) => {
+                    idle_ticks += 1;
+                    // A deleted workflow writes nothing more: check now and then.
+                    if (woken || idle_ticks.is_multiple_of(4))
+                        && matches!(
+                            self.store.get_workflow(workflow_id).await,
+                            Err(StoreError::NotFound(_))
+                        )
+                    {
+                        let _ = sender.send(TailMsg::Closed);
+                        self.tails
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&workflow_id);
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(workflow_id, error = %e, "event tail cannot read the log"),
+            }
+        }
+    }
+
+    /// Everything after `after`, then live events, then heartbeats between
+    /// them, through a bounded buffer. `NotFound` for an unknown workflow.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        workflow_id: i64,
+        after: i64,
+        filter: Filter,
+    ) -> Result<mpsc::Receiver<Frame>, StoreError> {
+        self.store.get_workflow(workflow_id).await?;
+        let head = self.store.last_event_id(workflow_id).await?;
+        // Follow first, then replay: every event is either in the replay
+        // or arrives on the tail (or both; duplicates are skipped by id).
+        let mut live = self.follow(workflow_id, head);
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut sent = after;
+            let send = |frame: Frame| {
+                let tx = tx.clone();
+                async move { tx.send_timeout(frame, SEND_TIMEOUT).await.is_ok() }
+            };
+            if !hub.replay(workflow_id, &mut sent, filter, &send).await {
+                return;
+            }
+            let mut beat = tokio::time::interval(hub.heartbeat);
+            beat.tick().await;
+            loop {
+                tokio::select! {
+                    msg = live.recv() => match msg {
+                        Ok(TailMsg::Event(e)) => {
+                            if e.id <= sent {
+                                continue;
+                            }
+                            if e.id > sent + 1 && !hub.replay(workflow_id, &mut sent, filter, &send).await {
+                                return;
+                            }
+                            if e.id <= sent {
+                                continue;
+                            }
+                            sent = e.id;
+                            if filter.wants(&e) && !send(Frame::Event(e)).await {
+                                return;
+                            }
+                        }
+                        Ok(TailMsg::Closed) | Err(broadcast::error::RecvError::Closed) => return,
+                        // Too far behind: cut; the client resumes with Last-Event-ID.
+                        Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    },
+                    _ = beat.tick() => {
+                        if !send(Frame::Heartbeat(Utc::now())).await {
+                            return;
+                        }
+                    }
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// Sends the log after `*sent` up to its head.
+    async fn replay<F, Fut>(
+        &self,
+        workflow_id: i64,
+        sent: &mut i64,
+        filter: Filter,
+        send: &F,
+    ) -> bool
+    where
+        F: Fn(Frame) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        loop {
+            let page = match self.store.events_after(workflow_id, *sent, PAGE).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(workflow_id, error = %e, "replay failed; the client will reconnect");
+                    return false;
+                }
+            };
+            let n = page.len() as i64;
+            for e in page {
+                *sent = e.id;
+                if filter.wants(&e) && !send(Frame::Event(Arc::new(e))).await {
+                    return false;
+                }
+            }
+            if n < PAGE {
+                return true;
+            }
+        }
+    }
+
+    /// Watched workflows (for tests and metrics).
+    pub fn tails(&self) -> usize {
+        self.tails.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
