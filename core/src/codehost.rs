@@ -64,6 +64,16 @@ pub struct Delivered {
 pub struct PullRequestRef {
     pub number: i64,
     pub url: String,
+    /// `owner/name` on the host.
+    #[serde(default)]
+    pub repository: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub draft: bool,
+    /// The host's time of the pull request's last change.
+    #[serde(default)]
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[async_trait]

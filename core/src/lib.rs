@@ -8,6 +8,7 @@ pub mod blob;
 pub mod catalog;
 pub mod codehost;
 pub mod compare;
+pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod governance;
@@ -18,8 +19,10 @@ pub mod money;
 pub mod query;
 pub mod queue;
 pub mod redact;
+pub mod review;
 pub mod store;
 pub mod story;
+pub mod ticket;
 pub mod tracking;
 
 pub use error::StoreError;

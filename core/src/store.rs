@@ -33,7 +33,9 @@ impl<T> Created<T> {
 }
 
 #[async_trait]
-pub trait Store: crate::ledger::StepLedger + Send + Sync + 'static {
+pub trait Store:
+    crate::ledger::StepLedger + crate::delivery::DeliveryStore + Send + Sync + 'static
+{
     /// Which database this is ("sqlite" or "postgres").
     fn backend(&self) -> &'static str;
 

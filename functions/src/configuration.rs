@@ -29,6 +29,19 @@ pub mod keys {
     pub const AGENTS_FILE: &str = "AI_TEAM_AGENTS_FILE";
     pub const SPILL_BYTES: &str = "AI_TEAM_SPILL_BYTES";
     pub const LLM_MAX_ATTEMPTS: &str = "AI_TEAM_LLM_MAX_ATTEMPTS";
+    pub const JIRA_BASE_URL: &str = "NEGISHI_JIRA_BASE_URL";
+    pub const JIRA_EMAIL: &str = "NEGISHI_JIRA_EMAIL";
+    pub const JIRA_API_TOKEN: &str = "NEGISHI_JIRA_API_TOKEN";
+    pub const JIRA_AC_FIELD: &str = "NEGISHI_JIRA_AC_FIELD";
+    pub const STORIES_DIR: &str = "AI_TEAM_STORIES_DIR";
+    pub const USE_REAL_GITHUB: &str = "USE_REAL_GITHUB";
+    pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+    pub const GITHUB_REPO: &str = "NEGISHI_GITHUB_REPO";
+    pub const GITHUB_API_URL: &str = "GITHUB_API_URL";
+    pub const GITHUB_WEBHOOK_SECRET: &str = "GITHUB_WEBHOOK_SECRET";
+    pub const GITHUB_WRITE_PAUSE_MS: &str = "AI_TEAM_GITHUB_WRITE_PAUSE_MS";
+    pub const GITHUB_MAX_WAIT_SECONDS: &str = "AI_TEAM_GITHUB_MAX_WAIT_SECONDS";
+    pub const GITHUB_SECONDARY_WAIT_SECONDS: &str = "AI_TEAM_GITHUB_SECONDARY_WAIT_SECONDS";
 }
 
 /// A value that must never reach a log or a response.
@@ -91,6 +104,14 @@ pub struct Config {
     pub agents_file: Option<std::path::PathBuf>,
     pub spill_bytes: usize,
     pub llm_max_attempts: u32,
+    /// Jira Cloud, when `NEGISHI_JIRA_BASE_URL` and its credentials are set.
+    pub jira: Option<ai_team_providers::jira::JiraSettings>,
+    /// A folder of `{KEY}.md` stories, the ticket source without Jira.
+    pub stories_dir: Option<std::path::PathBuf>,
+    /// GitHub as the code host, when `USE_REAL_GITHUB` is true.
+    pub github: Option<crate::integrations::GitHubConfig>,
+    /// `GITHUB_WEBHOOK_SECRET`; without it every delivery is refused.
+    pub webhook_secret: Option<Secret>,
 }
 
 impl Config {
@@ -194,6 +215,10 @@ impl Config {
                 Some(n) => n,
                 None => 5,
             },
+            jira: crate::integrations::jira_settings(&get)?,
+            stories_dir: get(keys::STORIES_DIR).map(Into::into),
+            github: crate::integrations::github_config(&get)?,
+            webhook_secret: get(keys::GITHUB_WEBHOOK_SECRET).map(Secret::new),
             log_format: match get(keys::LOG_FORMAT).as_deref() {
                 None | Some("json") => LogFormat::Json,
                 Some("pretty") => LogFormat::Pretty,
@@ -208,7 +233,7 @@ impl Config {
     }
 }
 
-fn parse<T: std::str::FromStr>(
+pub(crate) fn parse<T: std::str::FromStr>(
     var: &'static str,
     raw: Option<String>,
 ) -> Result<Option<T>, ConfigError>
@@ -224,7 +249,10 @@ where
     .transpose()
 }
 
-fn parse_bool(var: &'static str, raw: Option<String>) -> Result<Option<bool>, ConfigError> {
+pub(crate) fn parse_bool(
+    var: &'static str,
+    raw: Option<String>,
+) -> Result<Option<bool>, ConfigError> {
     raw.map(|v| match v.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),

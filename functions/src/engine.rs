@@ -1,6 +1,7 @@
 //! Wires the engine from the configuration: the LLM chosen by
-//! `LLM_PROVIDER`, the local git code host, blobs under the data
-//! directory, the team file, tiktoken counting, the model catalog.
+//! `LLM_PROVIDER`, the code host (GitHub with `USE_REAL_GITHUB`, else
+//! local git), blobs under the data directory, the team file, tiktoken
+//! counting, the model catalog.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,6 @@ use ai_team_core::engine::{Engine, EngineConfig};
 use ai_team_core::llm::{LlmClient, RetryPolicy};
 use ai_team_core::queue::StepQueue;
 use ai_team_providers::blob::LocalBlobStore;
-use ai_team_providers::codehost::LocalGit;
 use ai_team_providers::tokens::TiktokenCounter;
 
 use crate::configuration::{Config, ConfigError, keys};
@@ -46,12 +46,17 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         spill_threshold: config.spill_bytes,
         budgets: config.budgets,
         worker_id: config.worker_id.clone(),
-        default_repository: config
-            .data_dir
-            .join("repos")
-            .join("{story}")
-            .display()
-            .to_string(),
+        // With GitHub, a workflow without a repository_url goes to
+        // NEGISHI_GITHUB_REPO; locally, to a repository per story.
+        default_repository: match &config.github {
+            Some(g) => g.repository.clone(),
+            None => config
+                .data_dir
+                .join("repos")
+                .join("{story}")
+                .display()
+                .to_string(),
+        },
         ..EngineConfig::default()
     }
 }
@@ -68,7 +73,7 @@ pub fn build(
         llm,
         queue,
         blobs: Some(Arc::new(LocalBlobStore::new(config.data_dir.join("blobs")))),
-        code_host: Arc::new(LocalGit),
+        code_host: crate::integrations::code_host(config)?,
         catalog: Arc::new(Catalog::builtin()),
         team: Arc::new(team(config)?),
         counter: Arc::new(TiktokenCounter),

@@ -5,7 +5,7 @@ use axum::Router;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{conversations, events, executions, health, workflows};
+use crate::routes::{conversations, events, executions, health, jira, pr, webhooks, workflows};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -27,6 +27,15 @@ use crate::state::AppState;
         executions::compare_executions,
         conversations::list_llm_calls,
         conversations::list_messages,
+        jira::create_from_jira,
+        pr::get_pull_request,
+        pr::list_checks,
+        pr::list_diffs,
+        pr::list_artifacts,
+        pr::refresh_pr,
+        pr::refresh_diffs,
+        pr::refresh_artifacts,
+        webhooks::github_webhook,
         events::status_stream,
         events::event_stream,
         events::websocket,
@@ -44,9 +53,18 @@ use crate::state::AppState;
         crate::routes::ErrorBody,
         crate::routes::MessageBody,
         crate::routes::executions::ResumeBody,
+        crate::routes::jira::FromJiraCreated,
+        crate::routes::jira::FromJiraFailed,
+        crate::routes::pr::RefreshAccepted,
+        ai_team_core::delivery::PullRequest,
+        ai_team_core::delivery::Check,
+        ai_team_core::delivery::CheckKind,
+        ai_team_core::delivery::DiffFile,
+        ai_team_core::delivery::DiffStatus,
+        ai_team_core::delivery::Artifact,
     )),
     tags(
-        (name = "workflows"), (name = "executions"), (name = "conversations"), (name = "health"), (name = "events"),
+        (name = "workflows"), (name = "executions"), (name = "conversations"), (name = "pr"), (name = "webhooks"), (name = "health"), (name = "events"),
     )
 )]
 pub struct ApiDoc;

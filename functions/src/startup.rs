@@ -15,7 +15,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::middleware::{auth, rate_limit, request_log};
-use crate::routes::{conversations, events, executions, health, workflows};
+use crate::routes::{conversations, events, executions, health, jira, pr, webhooks, workflows};
 use crate::state::AppState;
 
 /// The whole HTTP surface over the given adapters.
@@ -26,6 +26,9 @@ pub fn app(state: AppState) -> Router {
         .merge(workflows::router())
         .merge(executions::router())
         .merge(conversations::router())
+        .merge(jira::router())
+        .merge(pr::router())
+        .merge(webhooks::router())
         .merge(events::router())
         .merge(crate::openapi::router())
         .fallback(not_found)

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use ai_team_core::Store;
 use ai_team_core::engine::Engine;
+use ai_team_core::queue::StepQueue;
+use ai_team_core::ticket::TicketSource;
 
 use crate::configuration::Config;
 
@@ -14,16 +16,26 @@ pub struct AppState {
     /// The workflow engine; `None` where this host only reads (the
     /// execution triggers then answer 503).
     pub engine: Option<Engine>,
+    /// Where refresh jobs are sent; the engine's queue by default.
+    pub queue: Option<Arc<dyn StepQueue>>,
+    /// Where `from-jira` reads stories: Jira, else the story folder.
+    pub tickets: Option<Arc<dyn TicketSource>>,
     /// The live fan-out of event logs; `None` where this host does not stream.
     pub events: Option<Arc<crate::events::EventHub>>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
+        let tickets = crate::integrations::ticket_source(&config).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "no ticket source");
+            None
+        });
         Self {
             store,
             config: Arc::new(config),
             engine: None,
+            queue: None,
+            tickets,
             events: None,
         }
     }
@@ -39,7 +51,20 @@ impl AppState {
     }
 
     pub fn with_engine(mut self, engine: Engine) -> Self {
+        if self.queue.is_none() {
+            self.queue = Some(engine.queue.clone());
+        }
         self.engine = Some(engine);
+        self
+    }
+
+    pub fn with_queue(mut self, queue: Arc<dyn StepQueue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    pub fn with_tickets(mut self, tickets: Arc<dyn TicketSource>) -> Self {
+        self.tickets = Some(tickets);
         self
     }
 }

@@ -1,12 +1,16 @@
 //! Adapters behind the ports of `ai-team-core`, chosen by configuration.
 //! For now: the `Store` on SQLite (the embedded default) and PostgreSQL,
 //! the OpenAI-wire LLM clients (OpenAI-compatible servers, Azure OpenAI),
-//! Bedrock's Converse API, and, with the `embedded` feature, the in-process
+//! Bedrock's Converse API, Jira (tickets), GitHub (code host, review
+//! state, webhooks), and, with the `embedded` feature, the in-process
 //! model (llama.cpp).
 
 pub mod aws;
 pub mod blob;
 pub mod codehost;
+pub mod github;
+pub mod jira;
 pub mod llm;
 pub mod store;
+pub mod stories;
 pub mod tokens;

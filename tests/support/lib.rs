@@ -3,6 +3,8 @@
 //! real router on a random port, a TCP proxy that can play a database
 //! outage, and deterministic seed data.
 
+pub mod fake_github;
+pub mod fake_jira;
 pub mod fake_llm;
 pub mod harness;
 pub mod proxy;

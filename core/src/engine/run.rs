@@ -841,6 +841,34 @@ impl Engine {
             delivered.branch,
             delivered.location
         ));
+        if let Some(pr) = &delivered.pull_request {
+            // The pull request is readable (GET …/pr) as soon as it exists;
+            // an upsert, so a redelivered step or an earlier webhook is fine.
+            let update = crate::delivery::PullRequestUpdate {
+                repository: pr.repository.clone(),
+                number: pr.number,
+                url: pr.url.clone(),
+                state: if pr.state.is_empty() {
+                    "open".into()
+                } else {
+                    pr.state.clone()
+                },
+                title: format!("{}: {}", state.story_key, state.title),
+                head_branch: delivered.branch.clone(),
+                base_branch: delivered.base_branch.clone(),
+                head_sha: Some(delivered.head_sha.clone()),
+                merged: false,
+                draft: pr.draft,
+                updated_at: pr.updated_at.unwrap_or_else(Utc::now),
+            };
+            let event = NewEvent::new(
+                "workflow",
+                json!({"kind": "pr", "source": "integration", "number": pr.number, "url": pr.url, "state": update.state}),
+            );
+            self.store
+                .upsert_pull_request(workflow.id, &update, &[event])
+                .await?;
+        }
         let result = json!(delivered);
         state.delivered = Some(delivered);
         Ok(StepOutput {

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ai_team_functions::configuration::{Config, keys};
+use ai_team_functions::refresh_worker::RefreshWorker;
 use ai_team_functions::worker::Worker;
-use ai_team_functions::{AppState, app, engine, llm_config, run_cmd, telemetry};
+use ai_team_functions::{AppState, app, engine, integrations, llm_config, run_cmd, telemetry};
 use ai_team_providers::store;
 use clap::{Parser, Subcommand};
 
@@ -116,8 +117,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             let worker_task = tokio::spawn(worker.run(
                 config.worker_concurrency,
                 config.heartbeat_timeout,
-                stop_rx,
+                stop_rx.clone(),
             ));
+            let refresh = RefreshWorker::new(
+                store.clone(),
+                backend.jobs.clone(),
+                integrations::review_source(&config).map_err(|e| e.to_string())?,
+                &config.worker_id,
+            );
+            let refresh_task = tokio::spawn(refresh.run(stop_rx));
             let router = app(AppState::new(store, config)
                 .with_engine(engine)
                 .with_events(std::time::Duration::from_millis(500)));
@@ -130,6 +138,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             .map_err(|e| format!("server error: {e}"));
             let _ = stop_tx.send(true);
             let _ = worker_task.await;
+            let _ = refresh_task.await;
             served
         }
     }

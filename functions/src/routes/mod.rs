@@ -4,6 +4,9 @@ pub mod conversations;
 pub mod events;
 pub mod executions;
 pub mod health;
+pub mod jira;
+pub mod pr;
+pub mod webhooks;
 pub mod workflows;
 
 use serde::Serialize;

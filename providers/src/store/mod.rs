@@ -2,6 +2,7 @@
 //! SQL is shared (`sql.rs`); each database has its own migrations under
 //! `migrations/` and its own connection set-up.
 
+mod delivery;
 mod errors;
 mod jobs;
 mod ledger;

@@ -12,6 +12,7 @@ use chrono::SubsecRound;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres};
 
+use super::delivery::impl_delivery_store;
 use super::errors::{is_foreign_key_violation, is_unique_violation, map_sqlx};
 use super::jobs::impl_job_queue;
 use super::ledger::impl_ledger;
@@ -64,4 +65,5 @@ impl PostgresStore {
 
 impl_sql_store!(PostgresStore, Postgres, "postgres");
 impl_ledger!(PostgresStore, Postgres);
+impl_delivery_store!(PostgresStore, Postgres);
 impl_job_queue!(PostgresStore, Postgres, "FOR UPDATE SKIP LOCKED");

@@ -12,6 +12,7 @@ use chrono::SubsecRound;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
+use super::delivery::impl_delivery_store;
 use super::errors::{is_foreign_key_violation, is_unique_violation, map_sqlx};
 use super::jobs::impl_job_queue;
 use super::ledger::impl_ledger;
@@ -95,4 +96,5 @@ impl SqliteStore {
 
 impl_sql_store!(SqliteStore, Sqlite, "sqlite");
 impl_ledger!(SqliteStore, Sqlite);
+impl_delivery_store!(SqliteStore, Sqlite);
 impl_job_queue!(SqliteStore, Sqlite, "");

@@ -1,0 +1,185 @@
+//! A workflow's pull request, checks, diff and artifacts as the store
+//! holds them (`GET`), and the refresh jobs that read them again from the
+//! code host (`POST …/refresh`: 202 with the job id; the job's progress
+//! and result are `workflow` events on the workflow's stream).
+
+use ai_team_core::delivery::{Artifact, Check, CheckQuery, DiffFile, FilteredPage, PullRequest};
+use ai_team_core::models::Paged;
+use ai_team_core::review::{REFRESH_QUEUE, RefreshJob, RefreshKind};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Id, QueryMap};
+use crate::routes::ErrorBody;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/workflows/{workflow_id}/pr", get(get_pull_request))
+        .route("/workflows/{workflow_id}/pr/checks", get(list_checks))
+        .route("/workflows/{workflow_id}/diffs", get(list_diffs))
+        .route("/workflows/{workflow_id}/artifacts", get(list_artifacts))
+        .route("/workflows/{workflow_id}/pr/refresh", post(refresh_pr))
+        .route(
+            "/workflows/{workflow_id}/diffs/refresh",
+            post(refresh_diffs),
+        )
+        .route(
+            "/workflows/{workflow_id}/artifacts/refresh",
+            post(refresh_artifacts),
+        )
+}
+
+#[utoipa::path(get, path = "/workflows/{workflow_id}/pr", tag = "pr",
+    params(("workflow_id" = i64, Path)),
+    responses((status = 200, body = PullRequest), (status = 404, description = "Unknown workflow, or no pull request yet", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn get_pull_request(
+    State(state): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<PullRequest>> {
+    state.store.get_workflow(id).await?;
+    state
+        .store
+        .get_pull_request(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("Workflow {id} has no pull request")))
+}
+
+#[utoipa::path(get, path = "/workflows/{workflow_id}/pr/checks", tag = "pr",
+    params(("workflow_id" = i64, Path), ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query),
+           ("kind" = Option<String>, Query, description = "check_run (default), check_suite or all")),
+    responses((status = 200, description = "{page, page_size, total, items}", body = [Check]),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list_checks(
+    State(state): State<AppState>,
+    Id(id): Id,
+    query: QueryMap,
+) -> ApiResult<Json<Paged<Check>>> {
+    let q = CheckQuery::parse(query.get("page"), query.get("page_size"), query.get("kind"))
+        .map_err(ApiError::Validation)?;
+    state.store.get_workflow(id).await?;
+    Ok(Json(state.store.list_checks(id, &q).await?))
+}
+
+#[utoipa::path(get, path = "/workflows/{workflow_id}/diffs", tag = "pr",
+    params(("workflow_id" = i64, Path), ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query),
+           ("path" = Option<String>, Query, description = "A path, exact or as a prefix")),
+    responses((status = 200, description = "{page, page_size, total, items}", body = [DiffFile]),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list_diffs(
+    State(state): State<AppState>,
+    Id(id): Id,
+    query: QueryMap,
+) -> ApiResult<Json<Paged<DiffFile>>> {
+    let q = FilteredPage::parse(query.get("page"), query.get("page_size"), query.get("path"))
+        .map_err(ApiError::Validation)?;
+    state.store.get_workflow(id).await?;
+    Ok(Json(state.store.list_diffs(id, &q).await?))
+}
+
+#[utoipa::path(get, path = "/workflows/{workflow_id}/artifacts", tag = "pr",
+    params(("workflow_id" = i64, Path), ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query),
+           ("kind" = Option<String>, Query, description = "An exact kind, e.g. github-actions")),
+    responses((status = 200, description = "{page, page_size, total, items}", body = [Artifact]),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list_artifacts(
+    State(state): State<AppState>,
+    Id(id): Id,
+    query: QueryMap,
+) -> ApiResult<Json<Paged<Artifact>>> {
+    let q = FilteredPage::parse(query.get("page"), query.get("page_size"), query.get("kind"))
+        .map_err(ApiError::Validation)?;
+    state.store.get_workflow(id).await?;
+    Ok(Json(state.store.list_artifacts(id, &q).await?))
+}
+
+/// The answer of a refresh request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefreshAccepted {
+    pub message: String,
+    pub job_id: String,
+}
+
+/// Queues a refresh of `kind` for the workflow.
+async fn enqueue(
+    state: &AppState,
+    workflow_id: i64,
+    kind: RefreshKind,
+) -> ApiResult<(StatusCode, Json<RefreshAccepted>)> {
+    state.store.get_workflow(workflow_id).await?;
+    let queue = state.queue.as_ref().ok_or_else(|| ApiError::Unavailable {
+        public: "queue unavailable",
+        detail: "this host has no job queue".into(),
+    })?;
+    let job = RefreshJob {
+        job_id: uuid::Uuid::new_v4().to_string(),
+        workflow_id,
+        kind,
+    };
+    let payload = serde_json::to_value(&job).map_err(|e| ApiError::Internal(e.into()))?;
+    queue
+        .send(
+            REFRESH_QUEUE,
+            &payload,
+            Some(&job.job_id),
+            std::time::Duration::ZERO,
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable {
+            public: "queue unavailable",
+            detail: e.to_string(),
+        })?;
+    let event = ai_team_core::ledger::NewEvent::new(
+        "workflow",
+        json!({"kind": kind.as_str(), "job_id": job.job_id, "status": "queued", "source": "refresh"}),
+    );
+    ai_team_core::review::emit(state.store.as_ref(), workflow_id, &[event]).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RefreshAccepted {
+            message: format!("{} refresh queued", kind.as_str()),
+            job_id: job.job_id,
+        }),
+    ))
+}
+
+#[utoipa::path(post, path = "/workflows/{workflow_id}/pr/refresh", tag = "pr",
+    params(("workflow_id" = i64, Path)),
+    responses((status = 202, description = "Queued; progress on the event stream", body = RefreshAccepted),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn refresh_pr(
+    State(state): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<(StatusCode, Json<RefreshAccepted>)> {
+    enqueue(&state, id, RefreshKind::Pr).await
+}
+
+#[utoipa::path(post, path = "/workflows/{workflow_id}/diffs/refresh", tag = "pr",
+    params(("workflow_id" = i64, Path)),
+    responses((status = 202, description = "Queued; progress on the event stream", body = RefreshAccepted),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn refresh_diffs(
+    State(state): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<(StatusCode, Json<RefreshAccepted>)> {
+    enqueue(&state, id, RefreshKind::Diffs).await
+}
+
+#[utoipa::path(post, path = "/workflows/{workflow_id}/artifacts/refresh", tag = "pr",
+    params(("workflow_id" = i64, Path)),
+    responses((status = 202, description = "Queued; progress on the event stream", body = RefreshAccepted),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn refresh_artifacts(
+    State(state): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<(StatusCode, Json<RefreshAccepted>)> {
+    enqueue(&state, id, RefreshKind::Artifacts).await
+}
