@@ -706,20 +706,46 @@ async fn an_execution_whose_worker_stopped_beating_is_failed_with_a_resume_hint(
     // Two steps run, then the worker "dies": its heartbeat stops.
     h.worker.try_execute_next().await.unwrap().unwrap();
     h.worker.try_execute_next().await.unwrap().unwrap();
-    assert_eq!(h.engine.sweep_stale(Duration::from_secs(120)).await.unwrap(), 0, "a beating execution is left alone");
-    db.execute(&format!("UPDATE executions SET heartbeat_at = '2000-01-01T00:00:00+00:00' WHERE id = {}", e.id)).await;
-    assert_eq!(h.engine.sweep_stale(Duration::from_secs(120)).await.unwrap(), 1);
+    assert_eq!(
+        h.engine
+            .sweep_stale(Duration::from_secs(120))
+            .await
+            .unwrap(),
+        0,
+        "a beating execution is left alone"
+    );
+    db.execute(&format!(
+        "UPDATE executions SET heartbeat_at = '2000-01-01T00:00:00+00:00' WHERE id = {}",
+        e.id
+    ))
+    .await;
+    assert_eq!(
+        h.engine
+            .sweep_stale(Duration::from_secs(120))
+            .await
+            .unwrap(),
+        1
+    );
     let failed = h.execution(&e).await;
     assert_eq!(failed.status, ExecutionStatus::Failed);
     let error = failed.error.clone().unwrap();
-    assert!(error.starts_with("no heartbeat from the worker for more than 120 s"), "{error}");
-    assert!(error.contains("resume") && error.contains("(analysis)"), "{error}");
+    assert!(
+        error.starts_with("no heartbeat from the worker for more than 120 s"),
+        "{error}"
+    );
+    assert!(
+        error.contains("resume") && error.contains("(analysis)"),
+        "{error}"
+    );
     let events = db.store.events_after(wf.id, 0, 1000).await.unwrap();
     assert_eq!(events.last().unwrap().event_type, "error");
     // The queued next step is stale now; resume continues from the checkpoint.
     h.drain().await;
     assert_eq!(llm.requests(), 1);
-    h.engine.resume(wf.id, e.id, Default::default()).await.unwrap();
+    h.engine
+        .resume(wf.id, e.id, Default::default())
+        .await
+        .unwrap();
     h.drain().await;
     assert_eq!(h.execution(&e).await.status, ExecutionStatus::Completed);
     assert_eq!(llm.requests(), 6, "analysis was not bought twice");

@@ -4,6 +4,7 @@
 //! The same router serves `ai-team serve`, tests, and (later) the Lambda
 //! and Azure Functions hosts.
 
+pub mod cloud;
 pub mod configuration;
 pub mod engine;
 pub mod error;
@@ -21,3 +22,6 @@ pub mod worker;
 
 pub use startup::app;
 pub use state::AppState;
+
+#[cfg(feature = "lambda")]
+pub mod lambda;

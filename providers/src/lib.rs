@@ -1,9 +1,11 @@
 //! Adapters behind the ports of `ai-team-core`, chosen by configuration.
 //! For now: the `Store` on SQLite (the embedded default) and PostgreSQL,
 //! the OpenAI-wire LLM clients (OpenAI-compatible servers, Azure OpenAI)
-//! and Bedrock's Converse API.
+//! Bedrock's Converse API, and the AWS queue (SQS) and blob store (S3).
 
 pub mod aws;
+pub mod aws_s3;
+pub mod aws_sqs;
 pub mod blob;
 pub mod codehost;
 pub mod llm;
