@@ -5,6 +5,7 @@
 
 pub mod fake_llm;
 pub mod harness;
+pub mod moto;
 pub mod proxy;
 pub mod seed;
 pub mod sse;
