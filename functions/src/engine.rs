@@ -65,7 +65,7 @@ pub fn build(
     llm: Arc<dyn LlmClient>,
 ) -> Result<Engine, ConfigError> {
     let blobs = Arc::new(LocalBlobStore::new(config.data_dir.join("blobs")));
-    build_with(config, store, queue, blobs, llm)
+    build_with(config, store, queue, Some(blobs), llm)
 }
 
 /// Builds the engine over the given adapters (a cloud's queue and blobs).
@@ -73,14 +73,14 @@ pub fn build_with(
     config: &Config,
     store: Arc<dyn Store>,
     queue: Arc<dyn StepQueue>,
-    blobs: Arc<dyn BlobStore>,
+    blobs: Option<Arc<dyn BlobStore>>,
     llm: Arc<dyn LlmClient>,
 ) -> Result<Engine, ConfigError> {
     Ok(Engine {
         store,
         llm,
         queue,
-        blobs: Some(blobs),
+        blobs,
         code_host: Arc::new(LocalGit),
         catalog: Arc::new(Catalog::builtin()),
         team: Arc::new(team(config)?),

@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod aws_s3;
 pub mod aws_sqs;
+pub mod azure_service_bus;
 pub mod blob;
 pub mod codehost;
 pub mod llm;
