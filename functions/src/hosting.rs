@@ -24,7 +24,11 @@ pub struct Wired {
 /// advisory lock), the cloud's queue and blobs, the LLM, the engine.
 /// The error is one line naming what is wrong.
 pub async fn wire() -> Result<Wired, String> {
-    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let mut config = Config::from_env().map_err(|e| e.to_string())?;
+    // Many instances of one function run at once: each needs its own name
+    // on step leases, so a late instance cannot finish a lease another
+    // instance took over after expiry.
+    config.worker_id = format!("{}-{}", config.worker_id, uuid::Uuid::new_v4().simple());
     telemetry::init(config.log_format);
     let provider = CloudProvider::from_env().map_err(|e| e.to_string())?;
     let db = config.database_url.clone();
