@@ -1,13 +1,14 @@
 //! Wires the engine from the configuration: the LLM chosen by
 //! `LLM_PROVIDER`, the code host (GitHub with `USE_REAL_GITHUB`, else
-//! local git), blobs under the data directory, the team file, tiktoken
-//! counting, the model catalog.
+//! local git), blobs under the data directory or in the cloud's store
+//! (`cloud`), the team file, tiktoken counting, the model catalog.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ai_team_core::Store;
 use ai_team_core::agents::Team;
+use ai_team_core::blob::BlobStore;
 use ai_team_core::catalog::Catalog;
 use ai_team_core::engine::{Engine, EngineConfig};
 use ai_team_core::llm::{LlmClient, RetryPolicy};
@@ -61,18 +62,30 @@ pub fn engine_config(config: &Config) -> EngineConfig {
     }
 }
 
-/// Builds the engine over `store` and `queue` with `llm`.
+/// Builds the engine over `store` and `queue` with `llm`, blobs on disk.
 pub fn build(
     config: &Config,
     store: Arc<dyn Store>,
     queue: Arc<dyn StepQueue>,
     llm: Arc<dyn LlmClient>,
 ) -> Result<Engine, ConfigError> {
+    let blobs = Arc::new(LocalBlobStore::new(config.data_dir.join("blobs")));
+    build_with(config, store, queue, Some(blobs), llm)
+}
+
+/// Builds the engine over the given adapters (a cloud's queue and blobs).
+pub fn build_with(
+    config: &Config,
+    store: Arc<dyn Store>,
+    queue: Arc<dyn StepQueue>,
+    blobs: Option<Arc<dyn BlobStore>>,
+    llm: Arc<dyn LlmClient>,
+) -> Result<Engine, ConfigError> {
     Ok(Engine {
         store,
         llm,
         queue,
-        blobs: Some(Arc::new(LocalBlobStore::new(config.data_dir.join("blobs")))),
+        blobs,
         code_host: crate::integrations::code_host(config)?,
         catalog: Arc::new(Catalog::builtin()),
         team: Arc::new(team(config)?),

@@ -4,11 +4,14 @@
 //! The same router serves `ai-team serve`, tests, and (later) the Lambda
 //! and Azure Functions hosts.
 
+pub mod azure;
+pub mod cloud;
 pub mod configuration;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod hosting;
 pub mod integrations;
 pub mod llm_config;
 pub mod middleware;
@@ -23,3 +26,6 @@ pub mod worker;
 
 pub use startup::app;
 pub use state::AppState;
+
+#[cfg(feature = "lambda")]
+pub mod lambda;

@@ -7,6 +7,7 @@ pub mod fake_github;
 pub mod fake_jira;
 pub mod fake_llm;
 pub mod harness;
+pub mod moto;
 pub mod proxy;
 pub mod seed;
 pub mod sse;

@@ -1,0 +1,43 @@
+//! `azure-handler`: the Azure Functions custom handler. Serves the router
+//! and the Service Bus step trigger on `FUNCTIONS_CUSTOMHANDLER_PORT`.
+//! `main` only wires: configuration, adapters, engine, then the server.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use ai_team_functions::{AppState, app, azure, hosting};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let wired = match hosting::wire().await {
+        Ok(w) => w,
+        Err(message) => {
+            eprintln!("azure-handler: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let port = std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT").unwrap_or_else(|_| "8080".into());
+    let listener = match tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("azure-handler: invalid FUNCTIONS_CUSTOMHANDLER_PORT {port}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let api = app(AppState::new(wired.store, wired.config)
+        .with_engine(wired.engine.clone())
+        .with_events(std::time::Duration::from_millis(500)));
+    let router = azure::handler_app(api, wired.engine);
+    match axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("azure-handler: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The start-up wiring every serverless host shares (the Lambda functions,
+//! the Azure custom handler): configuration, the cloud's adapters chosen by
+//! `CloudProvider`, the database, the LLM, the engine, built once.
+
+use std::sync::Arc;
+
+use ai_team_core::Store;
+use ai_team_core::engine::Engine;
+use ai_team_providers::store;
+
+use crate::cloud::{self, CloudProvider};
+use crate::configuration::{Config, keys};
+use crate::{engine, llm_config, telemetry};
+
+/// What a serverless host holds for its lifetime.
+pub struct Wired {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub engine: Engine,
+}
+
+/// Reads the environment and builds the adapters: the database (its
+/// migrations applied; sqlx serialises concurrent cold starts with an
+/// advisory lock), the cloud's queue and blobs, the LLM, the engine.
+/// The error is one line naming what is wrong.
+pub async fn wire() -> Result<Wired, String> {
+    let mut config = Config::from_env().map_err(|e| e.to_string())?;
+    // Many instances of one function run at once: each needs its own name
+    // on step leases, so a late instance cannot finish a lease another
+    // instance took over after expiry.
+    config.worker_id = format!("{}-{}", config.worker_id, uuid::Uuid::new_v4().simple());
+    telemetry::init(config.log_format);
+    let provider = CloudProvider::from_env().map_err(|e| e.to_string())?;
+    let db = config.database_url.clone();
+    let backend = store::connect_backend(&db, true).await.map_err(|e| {
+        format!(
+            "invalid {}: cannot open {}: {e}",
+            keys::DATABASE_URL,
+            db.redacted()
+        )
+    })?;
+    let adapters = cloud::adapters(&provider, &config, backend.queue.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let llm = llm_config::build(&|k| std::env::var(k).ok())
+        .await
+        .map_err(|e| e.to_string())?;
+    let engine = engine::build_with(
+        &config,
+        backend.store.clone(),
+        adapters.queue,
+        adapters.blobs,
+        llm,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Wired {
+        config,
+        store: backend.store,
+        engine,
+    })
+}

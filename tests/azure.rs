@@ -1,0 +1,250 @@
+//! The Azure shape: Service Bus send against a local server that checks
+//! the SAS token (recomputed here from the key) and the REST shape, and
+//! the custom handler driven with the invocation payload the Functions
+//! host posts for a Service Bus trigger, and with a forwarded HTTP request.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ai_team_core::queue::{QueueError, STEPS_QUEUE, StepQueue};
+use ai_team_functions::{AppState, app, azure};
+use ai_team_providers::azure_service_bus::{ConnectionString, ServiceBusQueue};
+use ai_team_tests::fake_llm::{FakeLlm, Script};
+use ai_team_tests::harness::{Harness, queue_of};
+use ai_team_tests::{TestDb, config_with};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::routing::post;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tower::ServiceExt;
+
+const INVOCATION: &str = include_str!("fixtures/azure/servicebus_invocation.json");
+const KEY: &str = "bG9jYWwtZmFrZS1rZXk=";
+
+/// What the fake Service Bus received.
+#[derive(Debug, Clone)]
+struct Received {
+    queue: String,
+    headers: HeaderMap,
+    body: Value,
+}
+
+type Seen = Arc<Mutex<Vec<Received>>>;
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .expect("utf-8")
+        .into_owned()
+}
+
+/// Checks the token as Service Bus does: the signature over `sr\nse`
+/// under the named key, an unexpired `se`, and `sr` naming this queue.
+fn token_ok(headers: &HeaderMap, expected_resource: &str) -> bool {
+    let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(fields) = auth.strip_prefix("SharedAccessSignature ") else {
+        return false;
+    };
+    let get = |name: &str| {
+        fields
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (sr, sig, se, skn) = (get("sr"), get("sig"), get("se"), get("skn"));
+    let mut mac = Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
+    mac.update(format!("{sr}\n{se}").as_bytes());
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    skn == "send"
+        && decode(&sig) == expected
+        && se.parse::<u64>().is_ok_and(|t| t > now)
+        && decode(&sr) == expected_resource
+}
+
+async fn fake_service_bus() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let resource_base = base.clone();
+    let router = axum::Router::new()
+        .route(
+            "/{queue}/messages",
+            post(
+                move |State(seen): State<Seen>,
+                      Path(queue): Path<String>,
+                      headers: HeaderMap,
+                      body: String| {
+                    let resource = format!("{resource_base}/{queue}");
+                    async move {
+                        if !token_ok(&headers, &resource) {
+                            return StatusCode::UNAUTHORIZED;
+                        }
+                        if headers.get("content-type").and_then(|v| v.to_str().ok())
+                            != Some("application/json")
+                        {
+                            return StatusCode::UNSUPPORTED_MEDIA_TYPE;
+                        }
+                        let Ok(body) = serde_json::from_str(&body) else {
+                            return StatusCode::BAD_REQUEST;
+                        };
+                        seen.lock().unwrap().push(Received {
+                            queue,
+                            headers,
+                            body,
+                        });
+                        StatusCode::CREATED
+                    }
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (base, seen)
+}
+
+#[tokio::test]
+async fn service_bus_send_is_signed_and_carries_queue_dedup_and_schedule() {
+    // Given a Service Bus that checks the SAS token
+    let (base, seen) = fake_service_bus().await;
+    let conn = ConnectionString::parse(&format!(
+        "Endpoint={base}/;SharedAccessKeyName=send;SharedAccessKey={KEY}"
+    ))
+    .unwrap();
+    let queue = ServiceBusQueue::new(reqwest::Client::new(), conn, "ai-team-steps");
+    let payload = json!({"execution_id": 4, "step": "analysis", "attempt": 1});
+
+    // When a step is sent now, and another in 90 seconds
+    queue
+        .send(STEPS_QUEUE, &payload, Some("4:analysis:1"), Duration::ZERO)
+        .await
+        .expect("send");
+    queue
+        .send(
+            STEPS_QUEUE,
+            &payload,
+            Some("4:analysis:2"),
+            Duration::from_secs(90),
+        )
+        .await
+        .expect("send delayed");
+
+    // Then both arrived on the queue with the REST shape
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    assert!(
+        got.iter()
+            .all(|r| r.queue == "ai-team-steps" && r.body == payload)
+    );
+    assert_eq!(got[0].headers["ai-team-queue"], STEPS_QUEUE);
+    let broker: Value =
+        serde_json::from_str(got[0].headers["brokerproperties"].to_str().unwrap()).unwrap();
+    assert_eq!(broker, json!({"MessageId": "4:analysis:1"}));
+    let broker: Value =
+        serde_json::from_str(got[1].headers["brokerproperties"].to_str().unwrap()).unwrap();
+    let at = broker["ScheduledEnqueueTimeUtc"].as_str().unwrap();
+    let at = chrono::DateTime::parse_from_rfc2822(&at.replace("GMT", "+0000")).unwrap();
+    let ahead = at.signed_duration_since(chrono::Utc::now()).num_seconds();
+    assert!((85..=91).contains(&ahead), "scheduled {ahead} s ahead");
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_refused_and_reported_as_unavailable() {
+    let (base, seen) = fake_service_bus().await;
+    let conn = ConnectionString::parse(&format!(
+        "Endpoint={base}/;SharedAccessKeyName=send;SharedAccessKey=d3Jvbmc="
+    ))
+    .unwrap();
+    let queue = ServiceBusQueue::new(reqwest::Client::new(), conn, "ai-team-steps");
+    let err = queue
+        .send(STEPS_QUEUE, &json!({}), None, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, QueueError::Unavailable(ref m) if m.contains("401")),
+        "{err}"
+    );
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+async fn post_invocation(router: axum::Router, body: Value) -> (StatusCode, Value) {
+    let response = router
+        .oneshot(
+            Request::post("/steps")
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_custom_handler_runs_a_service_bus_invocation_and_refuses_a_poison_one() {
+    // Given the handler over an engine whose first step is queued
+    let db = TestDb::sqlite().await;
+    let llm = FakeLlm::start(Script::default()).await;
+    let h = Harness::new(&db, &llm.base_url(), &[]).await;
+    let wf = h.workflow("SHOP-20").await;
+    let execution = h.engine.start(wf.id).await.expect("start");
+    let (_, jobs) = queue_of(&db);
+    let first = jobs
+        .receive(STEPS_QUEUE, "test", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("first step");
+    let api = app(AppState::new(db.store.clone(), config_with(&[])).with_engine(h.engine.clone()));
+    let router = azure::handler_app(api, h.engine.clone());
+
+    // When the host posts the Service Bus invocation carrying that step
+    let mut invocation: Value = serde_json::from_str(INVOCATION).unwrap();
+    invocation["Data"]["message"] = Value::String(first.payload.to_string());
+    let (status, body) = post_invocation(router.clone(), invocation.clone()).await;
+
+    // Then the step ran and the host is told it succeeded
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["Outputs"].is_object() && body["Logs"].is_array());
+    let next = jobs
+        .receive(STEPS_QUEUE, "test", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("the next step was queued");
+    assert_ne!(next.payload["step"], first.payload["step"]);
+    let e = h.execution(&execution).await;
+    assert_eq!(e.status.to_string(), "running");
+
+    // And a poison message fails the invocation (the host abandons it)
+    invocation["Data"]["message"] = Value::String("{\"execution_id\": \"x\"}".into());
+    let (status, body) = post_invocation(router.clone(), invocation).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+
+    // And forwarded HTTP requests reach the API routes unchanged
+    let response = router
+        .oneshot(
+            Request::get("/health")
+                .header("x-forwarded-for", "203.0.113.7")
+                .header("x-ms-client-principal-name", "anonymous")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
