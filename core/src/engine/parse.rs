@@ -92,20 +92,27 @@ fn info_string(info: &str) -> (Option<String>, Option<String>) {
     if looks_like_path(first) {
         return (None, Some(first.to_owned()));
     }
+    // Only the word right after the language names a file: prose that
+    // follows on the fence line ("```python # the code for a token.") does not.
     let rest: Option<String> = words
+        .next()
         .map(|w| {
             w.trim_start_matches("title=")
                 .trim_start_matches("file=")
                 .trim_matches('"')
                 .to_owned()
         })
-        .find(|w| looks_like_path(w));
+        .filter(|w| looks_like_path(w));
     (Some(first.to_lowercase()), rest)
 }
 
 fn looks_like_path(s: &str) -> bool {
     let name = s.rsplit('/').next().unwrap_or(s);
-    (s.contains('/') || name.contains('.'))
+    // A file name with an extension (`reset.py`), or a path (`bin/run`).
+    let has_extension = name.rsplit_once('.').is_some_and(|(stem, ext)| {
+        !stem.is_empty() && !ext.is_empty() && ext.chars().all(|c| c.is_ascii_alphanumeric())
+    });
+    (s.contains('/') || has_extension)
         && !s.starts_with("http")
         && name.len() > 1
         && s.chars()
@@ -280,6 +287,14 @@ mod tests {
         );
         let paths: Vec<_> = parsed.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["app/x.py", "web/i.html"]);
+    }
+
+    #[test]
+    fn prose_on_the_fence_line_is_not_a_file_name() {
+        let parsed = code_files(
+            "```python  # the code for a new token.\nx = 1\n```\n```python token.\nx\n```\n",
+        );
+        assert!(parsed.files.is_empty(), "{:?}", parsed.files);
     }
 
     #[test]

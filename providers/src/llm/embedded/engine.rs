@@ -189,7 +189,7 @@ impl Engine {
 
         let started = Instant::now();
         let vocab = self.model.vocab();
-        let mut sampler = sampler(request.temperature);
+        let mut sampler = sampler(request.temperature, self.model.n_vocab());
         let mut bytes = Vec::new();
         let (mut completion_tokens, mut finish) = (0, "length");
         let mut pos = prompt.len();
@@ -230,16 +230,20 @@ pub fn context_size(needed: usize, window: u32) -> u32 {
 }
 
 /// Greedy at temperature 0 (reproducible); otherwise llama.cpp's usual
-/// top-k / top-p / min-p chain before the temperature.
-fn sampler(temperature: f32) -> LlamaSampler {
+/// top-k / top-p / min-p chain before the temperature. Both behind a
+/// repetition penalty over the last 64 tokens: without it the 135M model
+/// falls into loops (seen: one comment line repeated to `max_tokens`).
+fn sampler(temperature: f32, n_vocab: i32) -> LlamaSampler {
+    let penalty = || LlamaSampler::penalties(n_vocab, 64, 1.3, 0.0, 0.0);
     if temperature <= 0.0 {
-        return LlamaSampler::greedy();
+        return LlamaSampler::chain_simple([penalty(), LlamaSampler::greedy()]);
     }
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     LlamaSampler::chain_simple([
+        penalty(),
         LlamaSampler::top_k(40),
         LlamaSampler::top_p(0.95, 1),
         LlamaSampler::min_p(0.05, 1),
