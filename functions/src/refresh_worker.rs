@@ -67,7 +67,7 @@ impl RefreshWorker {
                 Ok(Some(outcome))
             }
             Err(e) => {
-                let delay = Duration::from_secs(u64::from(delivery.receive_count.min(6)).pow(2));
+                let delay = crate::worker::backoff(delivery.receive_count);
                 tracing::warn!(workflow_id = job.workflow_id, error = %e, "refresh job failed to run; will retry");
                 self.jobs
                     .retry(&delivery.receipt, delay, &e.to_string())
@@ -85,21 +85,6 @@ impl RefreshWorker {
         if let Err(e) = self.jobs.release(&self.worker_id).await {
             tracing::warn!(error = %e, "could not release earlier refresh jobs");
         }
-        while !*stop.borrow() {
-            let idle = match self.try_execute_next().await {
-                Ok(Some(_)) => false,
-                Ok(None) => true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "queue unavailable");
-                    true
-                }
-            };
-            if idle {
-                tokio::select! {
-                    () = tokio::time::sleep(crate::engine::POLL_INTERVAL) => {}
-                    _ = stop.changed() => {}
-                }
-            }
-        }
+        crate::worker::poll_until_stopped(&mut stop, || self.try_execute_next()).await;
     }
 }

@@ -80,7 +80,7 @@ impl Worker {
                 Ok(Some(outcome))
             }
             Err(e) => {
-                let delay = Duration::from_secs(u64::from(delivery.receive_count.min(6)).pow(2));
+                let delay = backoff(delivery.receive_count);
                 tracing::warn!(execution_id = msg.execution_id, step = %msg.step, error = %e, "step failed to run; will retry");
                 self.jobs
                     .retry(&delivery.receipt, delay, &e.to_string())
@@ -107,22 +107,7 @@ impl Worker {
             let me = self.clone();
             let mut stop = stop.clone();
             tasks.push(tokio::spawn(async move {
-                while !*stop.borrow() {
-                    let idle = match me.try_execute_next().await {
-                        Ok(Some(_)) => false,
-                        Ok(None) => true,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "queue unavailable");
-                            true
-                        }
-                    };
-                    if idle {
-                        tokio::select! {
-                            () = tokio::time::sleep(crate::engine::POLL_INTERVAL) => {}
-                            _ = stop.changed() => {}
-                        }
-                    }
-                }
+                poll_until_stopped(&mut stop, || me.try_execute_next()).await;
             }));
         }
         let me = self.clone();
@@ -140,6 +125,37 @@ impl Worker {
         }));
         for t in tasks {
             let _ = t.await;
+        }
+    }
+}
+
+/// The wait before a job that failed to run is tried again: the square of
+/// its receives, capped at 36 s.
+pub fn backoff(receive_count: u32) -> Duration {
+    Duration::from_secs(u64::from(receive_count.min(6)).pow(2))
+}
+
+/// Runs `next` until `stop` turns true, sleeping `POLL_INTERVAL` (or until
+/// stopped) whenever there was nothing to do or the queue was unreachable.
+pub async fn poll_until_stopped<F, Fut, T>(stop: &mut watch::Receiver<bool>, mut next: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    while !*stop.borrow() {
+        let idle = match next().await {
+            Ok(Some(_)) => false,
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "queue unavailable");
+                true
+            }
+        };
+        if idle {
+            tokio::select! {
+                () = tokio::time::sleep(crate::engine::POLL_INTERVAL) => {}
+                _ = stop.changed() => {}
+            }
         }
     }
 }
