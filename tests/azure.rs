@@ -211,7 +211,7 @@ async fn the_custom_handler_runs_a_service_bus_invocation_and_refuses_a_poison_o
         .unwrap()
         .expect("first step");
     let api = app(AppState::new(db.store.clone(), config_with(&[])).with_engine(h.engine.clone()));
-    let router = azure::handler_app(api, h.engine.clone());
+    let router = azure::handler_app(api, h.engine.clone(), None);
 
     // When the host posts the Service Bus invocation carrying that step
     let mut invocation: Value = serde_json::from_str(INVOCATION).unwrap();
@@ -247,4 +247,43 @@ async fn the_custom_handler_runs_a_service_bus_invocation_and_refuses_a_poison_o
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_refresh_job_on_the_service_bus_queue_runs_as_a_refresh() {
+    // Given the handler with no code host to read from
+    let db = TestDb::sqlite().await;
+    let llm = FakeLlm::start(Script::default()).await;
+    let h = Harness::new(&db, &llm.base_url(), &[]).await;
+    let wf = h.workflow("SHOP-21").await;
+    let api = app(AppState::new(db.store.clone(), config_with(&[])).with_engine(h.engine.clone()));
+    let router = azure::handler_app(api, h.engine.clone(), None);
+
+    // When the host posts a message whose ai-team-queue property is refresh
+    let mut invocation: Value = serde_json::from_str(INVOCATION).unwrap();
+    invocation["Data"]["message"] = json!({"job_id": "j-1", "workflow_id": wf.id, "kind": "pr"});
+    invocation["Metadata"]["UserProperties"]["ai-team-queue"] = json!("refresh");
+    invocation["Metadata"]["ApplicationProperties"]["ai-team-queue"] = json!("refresh");
+    let (status, body) = post_invocation(router.clone(), invocation.clone()).await;
+
+    // Then it ran as a refresh: settled, its failure told on the workflow's log
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let events = db.store.events_after(wf.id, 0, 100).await.unwrap();
+    let refresh = events
+        .iter()
+        .find(|e| e.data["job_id"] == "j-1")
+        .expect("a refresh event");
+    assert_eq!(refresh.data["status"], "failed");
+    assert!(
+        refresh.data["error"]
+            .as_str()
+            .unwrap()
+            .contains("USE_REAL_GITHUB")
+    );
+
+    // And a message for a queue nobody serves is refused
+    invocation["Metadata"]["UserProperties"]["ai-team-queue"] = json!("elsewhere");
+    invocation["Metadata"]["ApplicationProperties"]["ai-team-queue"] = json!("elsewhere");
+    let (status, _) = post_invocation(router, invocation).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 }

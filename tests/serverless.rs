@@ -4,14 +4,16 @@
 //! poison message), and a whole execution whose every step travels
 //! through SQS to the Lambda step handler, on PostgreSQL.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ai_team_core::blob::{BlobError, BlobStore};
 use ai_team_core::models::ExecutionStatus;
 use ai_team_core::queue::{STEPS_QUEUE, StepQueue};
-use ai_team_functions::lambda::{api_handler, steps_handler};
-use ai_team_functions::{AppState, app};
+use ai_team_core::review::REFRESH_QUEUE;
+use ai_team_functions::lambda::{api_handler, refresh_handler, steps_handler};
+use ai_team_functions::{AppState, RouteGroup, app_for};
 use ai_team_providers::aws_s3::S3BlobStore;
 use ai_team_providers::aws_sqs::{DEDUP_ATTRIBUTE, QUEUE_ATTRIBUTE, SqsQueue};
 use ai_team_tests::fake_llm::{FakeLlm, Script};
@@ -178,12 +180,14 @@ async fn invoke_api(router: axum::Router, fixture: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn the_api_handler_answers_http_api_and_function_url_events() {
-    // Given the router over a fresh database
+    // Given the health and workflows functions' routers over a fresh database
     let db = TestDb::sqlite().await;
-    let router = app(AppState::new(db.store.clone(), config_with(&[])));
+    let state = AppState::new(db.store.clone(), config_with(&[]));
+    let health = app_for(state.clone(), &[RouteGroup::Health]);
+    let router = app_for(state, &[RouteGroup::Workflows]);
 
     // When API Gateway sends GET /health
-    let (status, body) = invoke_api(router.clone(), APIGW_V2_HEALTH).await;
+    let (status, body) = invoke_api(health, APIGW_V2_HEALTH).await;
     // Then the router answers as over HTTP
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "ok");
@@ -223,7 +227,7 @@ async fn a_poison_message_is_the_only_batch_item_failure() {
     let event: SqsEvent = serde_json::from_value(event).unwrap();
 
     // When the step handler runs the batch
-    let response = steps_handler(&h.engine, event).await;
+    let response = steps_handler(&h.engine, None, event).await;
 
     // Then only the poison message goes back to the queue
     let failed: Vec<&str> = response
@@ -299,7 +303,8 @@ async fn a_whole_execution_runs_with_every_step_delivered_by_sqs_to_the_lambda_h
     let db = TestDb::postgres().await;
     let llm = FakeLlm::start(Script::default()).await;
     let (_, jobs) = queue_of(&db);
-    let queue: Arc<dyn StepQueue> = Arc::new(SqsQueue::from_config(&sdk, &url));
+    let adapter = SqsQueue::from_config(&sdk, &url);
+    let queue: Arc<dyn StepQueue> = Arc::new(adapter.clone());
     let h = Harness::with_queue(&db, &llm.base_url(), &[], queue, jobs.clone()).await;
     let wf = h.workflow("SHOP-11").await;
 
@@ -332,7 +337,9 @@ async fn a_whole_execution_runs_with_every_step_delivered_by_sqs_to_the_lambda_h
             json!({"Records": messages.iter().map(record_of).collect::<Vec<_>>()}),
         )
         .unwrap();
-        let failures = steps_handler(&h.engine, event).await.batch_item_failures;
+        let failures = steps_handler(&h.engine, Some(&adapter), event)
+            .await
+            .batch_item_failures;
         for m in &messages {
             let id = m.message_id().unwrap();
             if failures.iter().any(|f| f.item_identifier == id) {
@@ -362,4 +369,204 @@ async fn a_whole_execution_runs_with_every_step_delivered_by_sqs_to_the_lambda_h
             .is_none()
     );
     assert!(db.count("llm_calls").await >= 6);
+}
+
+/// Receives what `url` has now (waiting up to `wait_secs`), as an SQS event.
+async fn receive_event(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    wait_secs: i32,
+) -> (Vec<aws_sdk_sqs::types::Message>, SqsEvent) {
+    let messages = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(wait_secs)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default();
+    let event = serde_json::from_value(
+        json!({"Records": messages.iter().map(record_of).collect::<Vec<_>>()}),
+    )
+    .unwrap();
+    (messages, event)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_step_comes_back_after_its_lease_not_the_visibility_timeout() {
+    // Given a steps queue whose visibility timeout is 5 minutes, and an
+    // execution whose first step another instance holds for one second
+    let moto = Moto::start().await;
+    let sdk = moto.sdk_config();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url = create_queue(&sqs, "steps-busy", 300).await;
+    let adapter = SqsQueue::from_config(&sdk, &url);
+    let db = TestDb::postgres().await;
+    let llm = FakeLlm::start(Script::default()).await;
+    let (_, jobs) = queue_of(&db);
+    let h = Harness::with_queue(&db, &llm.base_url(), &[], Arc::new(adapter.clone()), jobs).await;
+    let wf = h.workflow("SHOP-12").await;
+    let execution = h.engine.start(wf.id).await.expect("start");
+    let (messages, event) = receive_event(&sqs, &url, 5).await;
+    assert_eq!(messages.len(), 1);
+    let step: Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    db.store
+        .claim_step(
+            execution.id,
+            step["step"].as_str().unwrap(),
+            "another-instance",
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+
+    // When the step handler gets it
+    let started = Instant::now();
+    let failures = steps_handler(&h.engine, Some(&adapter), event)
+        .await
+        .batch_item_failures;
+
+    // Then it is handed back, and SQS delivers it again within seconds
+    assert_eq!(failures.len(), 1);
+    let again = loop {
+        let (messages, event) = receive_event(&sqs, &url, 2).await;
+        if !messages.is_empty() {
+            break event;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not redelivered"
+        );
+    };
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // And once the lease has expired, it runs
+    let failures = steps_handler(&h.engine, Some(&adapter), again)
+        .await
+        .batch_item_failures;
+    assert!(failures.is_empty(), "{failures:?}");
+    let (next, _) = receive_event(&sqs, &url, 5).await;
+    let next: Value = serde_json::from_str(next[0].body().unwrap()).unwrap();
+    assert_ne!(next["step"], step["step"], "the successor was queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_jobs_travel_on_their_own_queue_to_the_refresh_function() {
+    use ai_team_providers::github::GitHub;
+    use ai_team_tests::fake_github::{FakeGitHub, REPO, primary_limit, test_settings};
+
+    // Given steps and refresh queues on moto, a GitHub with an open pull
+    // request, and a workflow that knows it
+    let moto = Moto::start().await;
+    let sdk = moto.sdk_config();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let steps_url = create_queue(&sqs, "steps-r", 300).await;
+    let refresh_url = create_queue(&sqs, "refresh-r", 300).await;
+    let adapter = SqsQueue::from_config(&sdk, &steps_url).route(REFRESH_QUEUE, &refresh_url);
+    let db = TestDb::postgres().await;
+    let gh = FakeGitHub::start().await;
+    let github = GitHub::new(test_settings(&gh.api_url())).unwrap();
+    let head = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+    let branch = "ai-team/shop-13-execution-1";
+    let number = gh.add_pull(branch, head);
+    let new =
+        ai_team_core::query::NewWorkflow::parse("SHOP-13: Reset", "SHOP-13", None, None).unwrap();
+    let wf = db.store.create_workflow(&new).await.unwrap().into_inner();
+    let row = ai_team_core::delivery::PullRequestUpdate {
+        repository: REPO.into(),
+        number,
+        url: format!("https://github.com/{REPO}/pull/{number}"),
+        state: "open".into(),
+        title: "SHOP-13: Reset".into(),
+        head_branch: branch.into(),
+        base_branch: "master".into(),
+        head_sha: Some(head.into()),
+        merged: false,
+        draft: false,
+        updated_at: "2011-01-26T19:01:12Z".parse().unwrap(),
+    };
+    db.store
+        .upsert_pull_request(wf.id, &row, &[])
+        .await
+        .unwrap();
+    let delivery = app_for(
+        AppState::new(db.store.clone(), config_with(&[])).with_queue(Arc::new(adapter.clone())),
+        &[RouteGroup::Delivery],
+    );
+
+    // When the delivery function is asked for a PR refresh
+    let request = axum::http::Request::post(format!("/workflows/{}/pr/refresh", wf.id))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from("{}"))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(delivery, request).await.unwrap();
+    assert_eq!(response.status(), 202);
+
+    // Then the job is on the refresh queue, not the steps queue
+    let (on_steps, _) = receive_event(&sqs, &steps_url, 0).await;
+    assert!(on_steps.is_empty());
+    let (jobs, mut event) = receive_event(&sqs, &refresh_url, 5).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0].message_attributes().unwrap()[QUEUE_ATTRIBUTE].string_value(),
+        Some(REFRESH_QUEUE)
+    );
+    // And the refresh function refuses a step message that strayed there
+    let mut poison = serde_json::to_value(&event.records[0]).unwrap();
+    poison["messageId"] = json!("stray-step");
+    poison["messageAttributes"][QUEUE_ATTRIBUTE]["stringValue"] = json!(STEPS_QUEUE);
+    event.records.push(serde_json::from_value(poison).unwrap());
+
+    // When GitHub is rate limited for 7 seconds and the function runs the batch
+    let reset = chrono::Utc::now().timestamp() + 7;
+    gh.fail_next(primary_limit(axum::http::Method::GET, "/pulls/", reset));
+    let started = Instant::now();
+    let failures = refresh_handler(db.store.as_ref(), Some(&github), Some(&adapter), event)
+        .await
+        .batch_item_failures;
+    let ids: BTreeSet<&str> = failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from([jobs[0].message_id().unwrap(), "stray-step"])
+    );
+
+    // Then the job comes back when the limit resets, long before the
+    // 5-minute visibility timeout, and then refreshes the pull request
+    let again = loop {
+        let (messages, event) = receive_event(&sqs, &refresh_url, 2).await;
+        if !messages.is_empty() {
+            break event;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not redelivered"
+        );
+    };
+    let failures = refresh_handler(db.store.as_ref(), Some(&github), Some(&adapter), again)
+        .await
+        .batch_item_failures;
+    assert!(failures.is_empty(), "{failures:?}");
+    let statuses: Vec<String> = db
+        .store
+        .events_after(wf.id, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.data["source"] == "refresh")
+        .map(|e| e.data["status"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        statuses[..4],
+        ["queued", "started", "retrying", "started"],
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[4..].iter().all(|s| s == "completed") && statuses.len() > 4,
+        "{statuses:?}"
+    );
 }

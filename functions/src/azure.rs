@@ -1,16 +1,23 @@
 //! The Azure Functions custom handler: the same router serves the HTTP
 //! triggers (the host forwards each request as is, `enableForwardingHttpRequest`),
 //! and `POST /steps` receives the Service Bus trigger's invocation payload
-//! (`{"Data": {"message": …}, "Metadata": {…}}`) and runs the step. A step
-//! that did not settle answers 500, so the host abandons the message and
-//! Service Bus redelivers it (dead-lettered past `MaxDeliveryCount`).
+//! (`{"Data": {"message": …}, "Metadata": {…}}`). One Service Bus queue
+//! carries both kinds of job; the message's `ai-team-queue` property says
+//! which: a step runs on the engine, a refresh job as the refresh worker
+//! runs it. A job that did not settle answers 500, so the host abandons the
+//! message and Service Bus redelivers it (dead-lettered past
+//! `MaxDeliveryCount`).
+
+use std::sync::Arc;
 
 use ai_team_core::engine::Engine;
-use ai_team_core::queue::StepMessage;
+use ai_team_core::queue::{STEPS_QUEUE, StepMessage};
+use ai_team_core::review::{REFRESH_QUEUE, RefreshJob, RefreshOutcome, ReviewSource, run_refresh};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 /// The Service Bus-triggered function's name (its folder, and the path the
@@ -18,25 +25,50 @@ use serde_json::{Value, json};
 pub const STEPS_FUNCTION: &str = "steps";
 /// The trigger binding's name in `steps/function.json`.
 pub const MESSAGE_BINDING: &str = "message";
+/// The message property naming the logical queue (set by the sender).
+pub const QUEUE_PROPERTY: &str = "ai-team-queue";
 
-/// The API router plus the step trigger route.
-pub fn handler_app(api: Router, engine: Engine) -> Router {
+#[derive(Clone)]
+struct Trigger {
+    engine: Engine,
+    review: Option<Arc<dyn ReviewSource>>,
+}
+
+/// The API router plus the queue trigger route; `review` is where refresh
+/// jobs read from (GitHub), if configured.
+pub fn handler_app(api: Router, engine: Engine, review: Option<Arc<dyn ReviewSource>>) -> Router {
     api.merge(
         Router::new()
-            .route(&format!("/{STEPS_FUNCTION}"), post(steps_invocation))
-            .with_state(engine),
+            .route(&format!("/{STEPS_FUNCTION}"), post(queue_invocation))
+            .with_state(Trigger { engine, review }),
     )
 }
 
-/// The step message in an invocation payload: the host passes the message
-/// body either as a JSON string or, when it parsed it, as the object.
-pub fn step_of(invocation: &Value) -> Result<StepMessage, String> {
+/// The logical queue of the invocation's message: its `ai-team-queue`
+/// property (the host passes it under `UserProperties`, newer hosts also
+/// under `ApplicationProperties`), `steps` when absent.
+pub fn queue_of(invocation: &Value) -> &str {
+    let metadata = &invocation["Metadata"];
+    ["UserProperties", "ApplicationProperties"]
+        .iter()
+        .find_map(|k| metadata[k][QUEUE_PROPERTY].as_str())
+        .unwrap_or(STEPS_QUEUE)
+}
+
+/// The message of an invocation payload: the host passes the body either
+/// as a JSON string or, when it parsed it, as the object.
+fn message_of<T: DeserializeOwned>(invocation: &Value, what: &str) -> Result<T, String> {
     let data = &invocation["Data"][MESSAGE_BINDING];
     let parsed = match data {
         Value::String(s) => serde_json::from_str(s),
         other => serde_json::from_value(other.clone()),
     };
-    parsed.map_err(|e| format!("unreadable step message: {e}"))
+    parsed.map_err(|e| format!("unreadable {what}: {e}"))
+}
+
+/// The step message in an invocation payload.
+pub fn step_of(invocation: &Value) -> Result<StepMessage, String> {
+    message_of(invocation, "step message")
 }
 
 fn answer(status: StatusCode, log: String) -> (StatusCode, Json<Value>) {
@@ -46,11 +78,25 @@ fn answer(status: StatusCode, log: String) -> (StatusCode, Json<Value>) {
     )
 }
 
-async fn steps_invocation(
-    State(engine): State<Engine>,
+async fn queue_invocation(
+    State(trigger): State<Trigger>,
     Json(invocation): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
-    let msg = match step_of(&invocation) {
+    match queue_of(&invocation) {
+        STEPS_QUEUE => run_step(&trigger.engine, &invocation).await,
+        REFRESH_QUEUE => run_refresh_job(&trigger, &invocation).await,
+        other => {
+            tracing::error!(queue = other, "invocation for an unknown queue refused");
+            answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("unknown queue {other:?}"),
+            )
+        }
+    }
+}
+
+async fn run_step(engine: &Engine, invocation: &Value) -> (StatusCode, Json<Value>) {
+    let msg = match step_of(invocation) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(error = %e, "step invocation refused");
@@ -68,6 +114,31 @@ async fn steps_invocation(
             answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "step failed to run".into(),
+            )
+        }
+    }
+}
+
+async fn run_refresh_job(trigger: &Trigger, invocation: &Value) -> (StatusCode, Json<Value>) {
+    let job: RefreshJob = match message_of(invocation, "refresh job") {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(error = %e, "refresh invocation refused");
+            return answer(StatusCode::INTERNAL_SERVER_ERROR, e);
+        }
+    };
+    let store = trigger.engine.store.as_ref();
+    match run_refresh(store, trigger.review.as_deref(), &job).await {
+        Ok(RefreshOutcome::Retry { reason, .. }) => answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("refresh to retry: {reason}"),
+        ),
+        Ok(outcome) => answer(StatusCode::OK, format!("{outcome:?}")),
+        Err(e) => {
+            tracing::warn!(workflow_id = job.workflow_id, error = %e, "refresh failed to run");
+            answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "refresh failed to run".into(),
             )
         }
     }

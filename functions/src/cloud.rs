@@ -1,6 +1,7 @@
 //! Which cloud's adapters this process runs on (DESIGN.md, `CloudProvider`):
 //! `CLOUD_PROVIDER` when set, else the settings that exist. AWS needs
-//! `AI_TEAM_QUEUE_URL` (SQS) and `AI_TEAM_BUCKET` (S3); Azure needs the
+//! `AI_TEAM_QUEUE_URL` (the SQS steps queue), `AI_TEAM_REFRESH_QUEUE_URL`
+//! (the SQS refresh queue) and `AI_TEAM_BUCKET` (S3); Azure needs the
 //! Service Bus queue and connection string and the Blob container and
 //! connection string; both need a PostgreSQL `DATABASE_URL` (a SQLite file
 //! does not outlive a function instance). Settings of both clouds at once,
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use ai_team_core::blob::BlobStore;
 use ai_team_core::queue::StepQueue;
+use ai_team_core::review::REFRESH_QUEUE;
 use ai_team_providers::aws::{self, AwsOverrides};
 use ai_team_providers::aws_s3::S3BlobStore;
 use ai_team_providers::aws_sqs::SqsQueue;
@@ -23,6 +25,7 @@ use crate::configuration::{Config, ConfigError, Secret};
 pub mod keys {
     pub const CLOUD_PROVIDER: &str = "CLOUD_PROVIDER";
     pub const QUEUE_URL: &str = "AI_TEAM_QUEUE_URL";
+    pub const REFRESH_QUEUE_URL: &str = "AI_TEAM_REFRESH_QUEUE_URL";
     pub const BUCKET: &str = "AI_TEAM_BUCKET";
     pub const AWS_REGION: &str = "AWS_REGION";
     pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
@@ -32,7 +35,7 @@ pub mod keys {
     pub const STORAGE_CONNECTION: &str = "AZURE_STORAGE_CONNECTION_STRING";
 }
 
-const AWS_KEYS: [&str; 2] = [keys::QUEUE_URL, keys::BUCKET];
+const AWS_KEYS: [&str; 3] = [keys::QUEUE_URL, keys::REFRESH_QUEUE_URL, keys::BUCKET];
 const AZURE_KEYS: [&str; 4] = [
     keys::SERVICE_BUS_QUEUE,
     keys::SERVICE_BUS_CONNECTION,
@@ -43,6 +46,7 @@ const AZURE_KEYS: [&str; 4] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsSettings {
     pub queue_url: String,
+    pub refresh_queue_url: String,
     pub bucket: String,
     pub overrides: AwsOverrides,
 }
@@ -136,6 +140,7 @@ impl CloudProvider {
         Ok(match chosen {
             "aws" => Self::Aws(AwsSettings {
                 queue_url: req(keys::QUEUE_URL),
+                refresh_queue_url: req(keys::REFRESH_QUEUE_URL),
                 bucket: req(keys::BUCKET),
                 overrides: AwsOverrides {
                     region: value(keys::AWS_REGION),
@@ -166,6 +171,8 @@ fn cloud_of(key: &str) -> &'static str {
 pub struct CloudAdapters {
     pub queue: Arc<dyn StepQueue>,
     pub blobs: Option<Arc<dyn BlobStore>>,
+    /// The SQS adapter itself on AWS, for the consumers' visibility changes.
+    pub sqs: Option<SqsQueue>,
 }
 
 /// Builds the adapters `provider` names; `local_queue` is the database's
@@ -179,15 +186,19 @@ pub async fn adapters(
         CloudProvider::Local => Ok(CloudAdapters {
             queue: local_queue,
             blobs: Some(Arc::new(LocalBlobStore::new(config.data_dir.join("blobs")))),
+            sqs: None,
         }),
         CloudProvider::Aws(aws_settings) => {
             let sdk = aws::load_config(&aws_settings.overrides).await;
+            let sqs = SqsQueue::from_config(&sdk, &aws_settings.queue_url)
+                .route(REFRESH_QUEUE, &aws_settings.refresh_queue_url);
             Ok(CloudAdapters {
-                queue: Arc::new(SqsQueue::from_config(&sdk, &aws_settings.queue_url)),
+                queue: Arc::new(sqs.clone()),
                 blobs: Some(Arc::new(S3BlobStore::from_config(
                     &sdk,
                     &aws_settings.bucket,
                 ))),
+                sqs: Some(sqs),
             })
         }
         CloudProvider::Azure(azure) => {
@@ -209,6 +220,7 @@ pub async fn adapters(
             Ok(CloudAdapters {
                 queue: Arc::new(queue),
                 blobs: None,
+                sqs: None,
             })
         }
     }
@@ -246,6 +258,10 @@ mod tests {
                 "AI_TEAM_QUEUE_URL",
                 "https://sqs.eu-west-1.amazonaws.com/1/steps",
             ),
+            (
+                "AI_TEAM_REFRESH_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/1/refresh",
+            ),
             ("AI_TEAM_BUCKET", "artifacts"),
             ("AWS_REGION", "eu-west-1"),
         ])
@@ -260,14 +276,27 @@ mod tests {
     #[test]
     fn incomplete_aws_names_the_missing_setting() {
         let e = detect(&[PG, ("AI_TEAM_QUEUE_URL", "https://q")]).unwrap_err();
+        assert_eq!(e.var, "AI_TEAM_REFRESH_QUEUE_URL");
+        let e = detect(&[
+            PG,
+            ("AI_TEAM_QUEUE_URL", "https://q"),
+            ("AI_TEAM_REFRESH_QUEUE_URL", "https://r"),
+        ])
+        .unwrap_err();
         assert_eq!(e.var, "AI_TEAM_BUCKET");
         let e = detect(&[PG, ("CLOUD_PROVIDER", "aws")]).unwrap_err();
         assert_eq!(e.var, "AI_TEAM_QUEUE_URL");
-        let e = detect(&[("AI_TEAM_QUEUE_URL", "https://q"), ("AI_TEAM_BUCKET", "b")]).unwrap_err();
+        let e = detect(&[
+            ("AI_TEAM_QUEUE_URL", "https://q"),
+            ("AI_TEAM_REFRESH_QUEUE_URL", "https://r"),
+            ("AI_TEAM_BUCKET", "b"),
+        ])
+        .unwrap_err();
         assert_eq!(e.var, "DATABASE_URL");
         let e = detect(&[
             ("DATABASE_URL", "sqlite:///./x.db"),
             ("AI_TEAM_QUEUE_URL", "https://q"),
+            ("AI_TEAM_REFRESH_QUEUE_URL", "https://r"),
             ("AI_TEAM_BUCKET", "b"),
         ])
         .unwrap_err();
@@ -290,6 +319,7 @@ mod tests {
             PG,
             ("CLOUD_PROVIDER", "aws"),
             ("AI_TEAM_QUEUE_URL", "https://q"),
+            ("AI_TEAM_REFRESH_QUEUE_URL", "https://r"),
             ("AI_TEAM_BUCKET", "b"),
             ("AZURE_SERVICE_BUS_QUEUE", "steps"),
         ])

@@ -18,6 +18,7 @@ pub mod keys {
     pub const REDACT_SENSITIVE: &str = "AI_TEAM_REDACT_SENSITIVE";
     pub const HEARTBEAT_INTERVAL_SECONDS: &str = "HEARTBEAT_INTERVAL_SECONDS";
     pub const HEARTBEAT_TIMEOUT_SECONDS: &str = "HEARTBEAT_TIMEOUT_SECONDS";
+    pub const STREAM_MAX_SECONDS: &str = "AI_TEAM_STREAM_MAX_SECONDS";
     pub const LOG_FORMAT: &str = "AI_TEAM_LOG_FORMAT";
     pub const DATA_DIR: &str = "AI_TEAM_DATA_DIR";
     pub const WORKER_ID: &str = "AI_TEAM_WORKER_ID";
@@ -91,6 +92,11 @@ pub struct Config {
     pub redact_sensitive: bool,
     pub heartbeat_interval: Duration,
     pub heartbeat_timeout: Duration,
+    /// How long one SSE response lasts before it ends and the client
+    /// reconnects with `Last-Event-ID`; unset, it lasts until the client
+    /// leaves. On Lambda it is set below the function's timeout, so a
+    /// stream ends cleanly instead of being cut.
+    pub stream_max: Option<Duration>,
     pub log_format: LogFormat,
     /// Blobs and default repositories live under it.
     pub data_dir: std::path::PathBuf,
@@ -172,6 +178,10 @@ impl Config {
                 get(keys::HEARTBEAT_TIMEOUT_SECONDS),
                 120,
             )?,
+            stream_max: match get(keys::STREAM_MAX_SECONDS) {
+                Some(raw) => Some(seconds(keys::STREAM_MAX_SECONDS, Some(raw), 0)?),
+                None => None,
+            },
             data_dir: get(keys::DATA_DIR)
                 .unwrap_or_else(|| "./data".into())
                 .into(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use ai_team_core::Store;
 use ai_team_core::engine::Engine;
+use ai_team_providers::aws_sqs::SqsQueue;
 use ai_team_providers::store;
 
 use crate::cloud::{self, CloudProvider};
@@ -17,6 +18,8 @@ pub struct Wired {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub engine: Engine,
+    /// The SQS adapter on AWS, for the consumers' visibility changes.
+    pub sqs: Option<SqsQueue>,
 }
 
 /// Reads the environment and builds the adapters: the database (its
@@ -57,5 +60,6 @@ pub async fn wire() -> Result<Wired, String> {
         config,
         store: backend.store,
         engine,
+        sqs: adapters.sqs,
     })
 }

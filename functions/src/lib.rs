@@ -1,8 +1,8 @@
 //! The HTTP surface of AI Team (API.md) as one axum `Router`, built by
 //! [`startup::app`] from the adapters in an [`state::AppState`], and the
 //! pieces every host of it shares: configuration, telemetry, errors.
-//! The same router serves `ai-team serve`, tests, and (later) the Lambda
-//! and Azure Functions hosts.
+//! The same router serves `ai-team serve`, tests, the Azure Functions
+//! host, and, one endpoint group per function, the Lambda functions.
 
 pub mod azure;
 pub mod cloud;
@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod groups;
 pub mod hosting;
 pub mod integrations;
 pub mod llm_config;
@@ -24,7 +25,8 @@ pub mod state;
 pub mod telemetry;
 pub mod worker;
 
-pub use startup::app;
+pub use groups::RouteGroup;
+pub use startup::{app, app_for};
 pub use state::AppState;
 
 #[cfg(feature = "lambda")]

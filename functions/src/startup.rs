@@ -14,23 +14,22 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
+use crate::groups::RouteGroup;
 use crate::middleware::{auth, rate_limit, request_log};
-use crate::routes::{conversations, events, executions, health, jira, pr, webhooks, workflows};
 use crate::state::AppState;
 
 /// The whole HTTP surface over the given adapters.
 pub fn app(state: AppState) -> Router {
+    app_for(state, &RouteGroup::ALL)
+}
+
+/// Only `groups`' routes (one serverless function's share), with the same
+/// layers, error contract and 404 for everything else.
+pub fn app_for(state: AppState, groups: &[RouteGroup]) -> Router {
     let config = state.config.clone();
-    let mut router = Router::new()
-        .merge(health::router())
-        .merge(workflows::router())
-        .merge(executions::router())
-        .merge(conversations::router())
-        .merge(jira::router())
-        .merge(pr::router())
-        .merge(webhooks::router())
-        .merge(events::router())
-        .merge(crate::openapi::router())
+    let mut router = groups
+        .iter()
+        .fold(Router::new(), |router, group| router.merge(group.router()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -1,12 +1,15 @@
-//! The `StepQueue` port on Amazon SQS: one standard queue carries every
-//! logical queue of the application, named by the `ai-team-queue`
-//! message attribute. Delays use `DelaySeconds` (SQS allows at most 15
+//! The `StepQueue` port on Amazon SQS: each logical queue of the
+//! application (`steps`, `refresh`) can have an SQS queue of its own, so
+//! each has its own consumer function; a logical queue without one goes to
+//! the default queue. Every message names its logical queue in the
+//! `ai-team-queue` attribute, which consumers check. Delays use `DelaySeconds` (SQS allows at most 15
 //! minutes; a longer delay is cut to that, which is safe because every
 //! consumer is idempotent and the engine answers an early step `Busy`).
 //! Deduplication is the consumer's job: a standard queue delivers at
 //! least once, and the engine's step claims make a second delivery a
 //! no-op. The dedup key travels as an attribute for the logs.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ai_team_core::queue::{QueueError, StepQueue};
@@ -20,20 +23,60 @@ pub const QUEUE_ATTRIBUTE: &str = "ai-team-queue";
 pub const DEDUP_ATTRIBUTE: &str = "ai-team-dedup";
 /// The longest delay SQS accepts on one message.
 pub const MAX_DELAY: Duration = Duration::from_secs(900);
+/// The longest visibility timeout SQS accepts.
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 
-/// Sends to one SQS queue URL; the client is built once and shared.
+/// Sends to SQS queue URLs by logical queue; the client is built once and
+/// shared.
 #[derive(Clone)]
 pub struct SqsQueue {
     client: Client,
     queue_url: String,
+    routes: HashMap<String, String>,
 }
 
 impl SqsQueue {
+    /// Every logical queue goes to `queue_url` until `route`d elsewhere.
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
         Self {
             client,
             queue_url: queue_url.into(),
+            routes: HashMap::new(),
         }
+    }
+
+    /// Sends the logical queue `queue` to `queue_url`.
+    pub fn route(mut self, queue: &str, queue_url: impl Into<String>) -> Self {
+        self.routes.insert(queue.to_owned(), queue_url.into());
+        self
+    }
+
+    /// The SQS queue URL of the logical queue `queue`.
+    pub fn url_for(&self, queue: &str) -> &str {
+        self.routes.get(queue).unwrap_or(&self.queue_url)
+    }
+
+    /// Makes a received message visible again after `after` (SQS allows at
+    /// most 12 hours), instead of after the queue's whole visibility
+    /// timeout: how a consumer says "busy, try again soon".
+    pub async fn retry_after(
+        &self,
+        queue: &str,
+        receipt_handle: &str,
+        after: Duration,
+    ) -> Result<(), QueueError> {
+        let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        self.client
+            .change_message_visibility()
+            .queue_url(self.url_for(queue))
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds.min(MAX_VISIBILITY.as_secs()) as i32)
+            .send()
+            .await
+            .map_err(|e| {
+                QueueError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+            })?;
+        Ok(())
     }
 
     /// Over the shared AWS configuration (`aws::load_config`).
@@ -63,7 +106,7 @@ fn string_attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
 
 #[async_trait]
 impl StepQueue for SqsQueue {
-    #[tracing::instrument(skip(self, payload), fields(queue_url = %self.queue_url))]
+    #[tracing::instrument(skip(self, payload), fields(queue_url = %self.url_for(queue)))]
     async fn send(
         &self,
         queue: &str,
@@ -76,7 +119,7 @@ impl StepQueue for SqsQueue {
         let mut request = self
             .client
             .send_message()
-            .queue_url(&self.queue_url)
+            .queue_url(self.url_for(queue))
             .message_body(body)
             .delay_seconds(delay_seconds(delay))
             .message_attributes(QUEUE_ATTRIBUTE, string_attribute(queue)?);

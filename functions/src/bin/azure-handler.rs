@@ -1,11 +1,11 @@
 //! `azure-handler`: the Azure Functions custom handler. Serves the router
-//! and the Service Bus step trigger on `FUNCTIONS_CUSTOMHANDLER_PORT`.
+//! and the Service Bus queue trigger (steps and refresh jobs) on `FUNCTIONS_CUSTOMHANDLER_PORT`.
 //! `main` only wires: configuration, adapters, engine, then the server.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use ai_team_functions::{AppState, app, azure, hosting};
+use ai_team_functions::{AppState, app, azure, hosting, integrations};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -24,10 +24,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let review = match integrations::review_source(&wired.config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("azure-handler: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let api = app(AppState::new(wired.store, wired.config)
         .with_engine(wired.engine.clone())
         .with_events(std::time::Duration::from_millis(500)));
-    let router = azure::handler_app(api, wired.engine);
+    let router = azure::handler_app(api, wired.engine, review);
     match axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

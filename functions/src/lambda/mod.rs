@@ -1,11 +1,18 @@
-//! The AWS Lambda side (feature `lambda`): the handlers the Lambda
-//! binaries run, exposed here so that tests invoke them in-process with
-//! recorded event payloads. Every client and pool is built once, in
-//! `hosting::wire`, before the runtime loop; the handlers only borrow them.
+//! The AWS Lambda side (feature `lambda`): one HTTP function per endpoint
+//! group, the SQS-triggered step and refresh executors, and the `main` of
+//! each binary. The handlers are exposed so that tests invoke them
+//! in-process with recorded event payloads. Every client and pool is built
+//! once, in `hosting::wire`, before the runtime loop; the handlers only
+//! borrow them.
 
+pub mod batch;
 pub mod http;
+pub mod refresh;
+pub mod serve;
 pub mod steps;
 
 pub use crate::hosting::{Wired, wire};
-pub use http::api_handler;
+pub use http::{api_handler, stream_handler};
+pub use refresh::refresh_handler;
+pub use serve::{serve_group, serve_refresh, serve_steps};
 pub use steps::steps_handler;

@@ -1,68 +1,48 @@
 //! The step executor on SQS: each record of a batch is one step message,
-//! run by the engine. Records that did not settle (the step is busy or
-//! asked to be retried), that failed to run, or that cannot be read are
-//! reported in `batchItemFailures`, so SQS redelivers only those after
-//! their visibility timeout and, past `maxReceiveCount`, moves them to the
-//! dead-letter queue; the rest of the batch is deleted. The function's
-//! event source mapping must enable `ReportBatchItemFailures`.
+//! run by the engine (steps of one execution never share a batch, since
+//! each is sent after the previous one committed). A step that is busy
+//! elsewhere or asked to be retried comes back after its own delay; one
+//! that failed to run comes back after the worker's backoff; an
+//! unreadable one after the visibility timeout, until it is
+//! dead-lettered. The function's event source mapping must enable
+//! `ReportBatchItemFailures`.
 
 use ai_team_core::engine::{Engine, Outcome};
 use ai_team_core::queue::{STEPS_QUEUE, StepMessage};
-use ai_team_providers::aws_sqs::QUEUE_ATTRIBUTE;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use futures_util::future::join_all;
+use ai_team_providers::aws_sqs::SqsQueue;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
-/// Why a record is handed back to SQS.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    #[error("unreadable step message: {0}")]
-    Unreadable(String),
-    #[error("not settled: {0:?}")]
-    NotSettled(Outcome),
-    #[error("step failed to run: {0}")]
-    Engine(String),
-}
+use super::batch::{Handback, body_of, receive_count, settle};
 
-/// Runs every record of the batch (concurrently; steps of one execution
-/// never share a batch, since each is sent after the previous committed)
-/// and lists the ones to redeliver.
-pub async fn steps_handler(engine: &Engine, event: SqsEvent) -> SqsBatchResponse {
-    let results = join_all(event.records.iter().map(|r| handle_record(engine, r))).await;
-    let mut response = SqsBatchResponse::default();
-    for (record, result) in event.records.iter().zip(results) {
-        if let Err(error) = result {
-            let id = record.message_id.clone().unwrap_or_default();
-            tracing::warn!(message_id = %id, %error, "record handed back to the queue");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
-        }
-    }
-    response
+/// Runs every record of the batch and lists the ones to redeliver; `sqs`
+/// shortens the wait of those that know when to come back.
+pub async fn steps_handler(
+    engine: &Engine,
+    sqs: Option<&SqsQueue>,
+    event: SqsEvent,
+) -> SqsBatchResponse {
+    settle(STEPS_QUEUE, sqs, &event, |record| {
+        handle_record(engine, record)
+    })
+    .await
 }
 
 /// The step message a record carries, if it is one.
-pub fn parse_record(record: &SqsMessage) -> Result<StepMessage, RecordError> {
-    if let Some(queue) = record
-        .message_attributes
-        .get(QUEUE_ATTRIBUTE)
-        .and_then(|a| a.string_value.as_deref())
-        && queue != STEPS_QUEUE
-    {
-        return Err(RecordError::Unreadable(format!(
-            "sent to queue {queue:?}, not {STEPS_QUEUE:?}"
-        )));
-    }
-    let body = record.body.as_deref().unwrap_or_default();
-    serde_json::from_str(body).map_err(|e| RecordError::Unreadable(e.to_string()))
+pub fn parse_record(record: &SqsMessage) -> Result<StepMessage, Handback> {
+    serde_json::from_str(body_of(record, STEPS_QUEUE)?)
+        .map_err(|e| Handback::now(format!("unreadable step message: {e}")))
 }
 
 #[tracing::instrument(skip_all, fields(message_id = record.message_id.as_deref().unwrap_or("")))]
-async fn handle_record(engine: &Engine, record: &SqsMessage) -> Result<Outcome, RecordError> {
+async fn handle_record(engine: &Engine, record: &SqsMessage) -> Result<(), Handback> {
     let msg = parse_record(record)?;
     match engine.handle(&msg).await {
-        Ok(outcome) if outcome.settles() => Ok(outcome),
-        Ok(outcome) => Err(RecordError::NotSettled(outcome)),
-        Err(e) => Err(RecordError::Engine(e.to_string())),
+        Ok(Outcome::Busy { retry_in }) => Err(Handback::after(retry_in, "step busy elsewhere")),
+        Ok(Outcome::Retry { delay, reason }) => Err(Handback::after(delay, reason)),
+        Ok(_) => Ok(()),
+        Err(e) => Err(Handback::after(
+            crate::worker::backoff(receive_count(record)),
+            format!("step failed to run: {e}"),
+        )),
     }
 }

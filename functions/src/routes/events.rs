@@ -3,6 +3,7 @@
 //! `?after=` on WebSocket), then live events, with heartbeats.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -69,9 +70,18 @@ fn sse_frame(frame: Frame) -> SseEvent {
     }
 }
 
-fn frames(rx: mpsc::Receiver<Frame>) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|f| (Ok(sse_frame(f)), rx))
+/// The frames of `rx` as SSE events, until `rx` ends or `max` has passed.
+fn frames(
+    rx: mpsc::Receiver<Frame>,
+    max: Option<Duration>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let deadline = max.map(|m| tokio::time::Instant::now() + m);
+    stream::unfold(rx, move |mut rx| async move {
+        let frame = match deadline {
+            Some(at) => tokio::time::timeout_at(at, rx.recv()).await.ok().flatten(),
+            None => rx.recv().await,
+        };
+        frame.map(|f| (Ok(sse_frame(f)), rx))
     })
 }
 
@@ -81,7 +91,7 @@ async fn sse(state: AppState, workflow_id: i64, after: i64, filter: Filter) -> A
         detail: "no event hub in this host".into(),
     })?;
     let rx = hub.subscribe(workflow_id, after, filter).await?;
-    let mut response = Sse::new(frames(rx)).into_response();
+    let mut response = Sse::new(frames(rx, state.config.stream_max)).into_response();
     // Proxies must not buffer the stream.
     response
         .headers_mut()

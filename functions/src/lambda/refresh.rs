@@ -1,0 +1,42 @@
+//! The refresh executor on SQS (the refresh queue): each record is one
+//! refresh job (PR, checks, diffs, artifacts), run by
+//! `ai_team_core::review::run_refresh` as the local refresh worker does.
+//! A rate-limited or failed refresh comes back after its delay; a job that
+//! failed for good is settled (its failure is an event of the workflow).
+
+use ai_team_core::Store;
+use ai_team_core::review::{REFRESH_QUEUE, RefreshJob, RefreshOutcome, ReviewSource, run_refresh};
+use ai_team_providers::aws_sqs::SqsQueue;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+
+use super::batch::{Handback, body_of, receive_count, settle};
+
+pub async fn refresh_handler(
+    store: &dyn Store,
+    source: Option<&dyn ReviewSource>,
+    sqs: Option<&SqsQueue>,
+    event: SqsEvent,
+) -> SqsBatchResponse {
+    settle(REFRESH_QUEUE, sqs, &event, |record| {
+        handle_record(store, source, record)
+    })
+    .await
+}
+
+#[tracing::instrument(skip_all, fields(message_id = record.message_id.as_deref().unwrap_or("")))]
+async fn handle_record(
+    store: &dyn Store,
+    source: Option<&dyn ReviewSource>,
+    record: &SqsMessage,
+) -> Result<(), Handback> {
+    let job: RefreshJob = serde_json::from_str(body_of(record, REFRESH_QUEUE)?)
+        .map_err(|e| Handback::now(format!("unreadable refresh job: {e}")))?;
+    match run_refresh(store, source, &job).await {
+        Ok(RefreshOutcome::Retry { delay, reason }) => Err(Handback::after(delay, reason)),
+        Ok(_) => Ok(()),
+        Err(e) => Err(Handback::after(
+            crate::worker::backoff(receive_count(record)),
+            format!("refresh failed to run: {e}"),
+        )),
+    }
+}

@@ -1,0 +1,94 @@
+//! The `main` of every Lambda binary: wire once (configuration, adapters,
+//! engine), then run the runtime loop with the function's handler. A
+//! configuration error is one line on stderr and exit code 2, which Lambda
+//! reports as an init error.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+use super::{refresh_handler, steps_handler};
+use crate::groups::RouteGroup;
+use crate::hosting::{Wired, wire};
+use crate::{AppState, app_for, integrations};
+
+/// How often a stream looks for events other instances wrote.
+const EVENT_POLL: Duration = Duration::from_millis(500);
+
+async fn wired(name: &str) -> Result<Wired, ExitCode> {
+    wire().await.map_err(|message| {
+        eprintln!("{name}: {message}");
+        ExitCode::from(2)
+    })
+}
+
+fn exit(name: &str, result: Result<(), Error>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An HTTP function serving only `group`'s routes. The events group
+/// streams its responses (a function URL in `RESPONSE_STREAM` mode); the
+/// others answer buffered, behind the HTTP API.
+pub async fn serve_group(group: RouteGroup) -> ExitCode {
+    let name = group.binary();
+    let wired = match wired(name).await {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
+    let mut state = AppState::new(wired.store, wired.config).with_engine(wired.engine);
+    if group == RouteGroup::Events {
+        state = state.with_events(EVENT_POLL);
+    }
+    let router = app_for(state, &[group]);
+    let result = if group == RouteGroup::Events {
+        lambda_http::run_with_streaming_response(router).await
+    } else {
+        lambda_http::run(router).await
+    };
+    exit(name, result)
+}
+
+/// The step executor, triggered by the SQS steps queue.
+pub async fn serve_steps() -> ExitCode {
+    let name = "lambda-steps";
+    let wired = match wired(name).await {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
+    let (engine, sqs) = (&wired.engine, wired.sqs.as_ref());
+    let handler = service_fn(async |event: LambdaEvent<SqsEvent>| {
+        Ok::<SqsBatchResponse, Error>(steps_handler(engine, sqs, event.payload).await)
+    });
+    exit(name, lambda_runtime::run(handler).await)
+}
+
+/// The refresh executor, triggered by the SQS refresh queue.
+pub async fn serve_refresh() -> ExitCode {
+    let name = "lambda-refresh";
+    let wired = match wired(name).await {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
+    let source = match integrations::review_source(&wired.config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (store, sqs) = (wired.store.as_ref(), wired.sqs.as_ref());
+    let handler = service_fn(async |event: LambdaEvent<SqsEvent>| {
+        Ok::<SqsBatchResponse, Error>(
+            refresh_handler(store, source.as_deref(), sqs, event.payload).await,
+        )
+    });
+    exit(name, lambda_runtime::run(handler).await)
+}
