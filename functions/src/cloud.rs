@@ -17,6 +17,7 @@ use ai_team_core::review::REFRESH_QUEUE;
 use ai_team_providers::aws::{self, AwsOverrides};
 use ai_team_providers::aws_s3::S3BlobStore;
 use ai_team_providers::aws_sqs::SqsQueue;
+use ai_team_providers::azure_blob::{AzureBlobStore, ContainerName, StorageConnection};
 use ai_team_providers::azure_service_bus::{ConnectionString, ServiceBusQueue};
 use ai_team_providers::blob::LocalBlobStore;
 
@@ -165,9 +166,10 @@ fn cloud_of(key: &str) -> &'static str {
     }
 }
 
-/// The queue and blob adapters of one cloud, built once at start-up.
-/// `blobs` is `None` where no blob adapter exists yet (Azure): large
-/// bodies then stay in their rows.
+/// The queue and blob adapters of one cloud, built once at start-up. Every
+/// provider has a blob adapter (files on disk, S3, Azure Blob Storage), so
+/// `blobs` is always `Some` here; the engine still takes `None`, where
+/// large bodies stay in their rows.
 pub struct CloudAdapters {
     pub queue: Arc<dyn StepQueue>,
     pub blobs: Option<Arc<dyn BlobStore>>,
@@ -208,18 +210,31 @@ pub async fn adapters(
                     reason,
                 },
             )?;
-            tracing::warn!(
-                "no Azure Blob adapter yet: large request/response bodies stay in their rows"
-            );
             let queue = ServiceBusQueue::connect(conn, &azure.service_bus_queue).map_err(|e| {
                 ConfigError {
                     var: keys::SERVICE_BUS_CONNECTION,
                     reason: e.to_string(),
                 }
             })?;
+            let storage =
+                StorageConnection::parse(azure.storage_connection.expose()).map_err(|reason| {
+                    ConfigError {
+                        var: keys::STORAGE_CONNECTION,
+                        reason,
+                    }
+                })?;
+            let container =
+                ContainerName::parse(&azure.storage_container).map_err(|reason| ConfigError {
+                    var: keys::STORAGE_CONTAINER,
+                    reason,
+                })?;
+            let blobs = AzureBlobStore::connect(storage, container).map_err(|e| ConfigError {
+                var: keys::STORAGE_CONNECTION,
+                reason: e.to_string(),
+            })?;
             Ok(CloudAdapters {
                 queue: Arc::new(queue),
-                blobs: None,
+                blobs: Some(Arc::new(blobs)),
                 sqs: None,
             })
         }

@@ -3,12 +3,13 @@
 //! the OpenAI-wire LLM clients (OpenAI-compatible servers, Azure OpenAI),
 //! Bedrock's Converse API, Jira (tickets), GitHub (code host, review
 //! state, webhooks), the AWS queue (SQS) and blob store (S3), the Azure
-//! Service Bus queue, and, with the `embedded` feature, the in-process
-//! model (llama.cpp).
+//! queue (Service Bus) and blob store (Blob Storage), and, with the
+//! `embedded` feature, the in-process model (llama.cpp).
 
 pub mod aws;
 pub mod aws_s3;
 pub mod aws_sqs;
+pub mod azure_blob;
 pub mod azure_service_bus;
 pub mod blob;
 pub mod codehost;

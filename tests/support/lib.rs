@@ -1,8 +1,10 @@
 //! Test support: a fresh database per test (a SQLite file in its own
 //! directory, or a new PostgreSQL database on the machine's server), the
 //! real router on a random port, a TCP proxy that can play a database
-//! outage, and deterministic seed data.
+//! outage, deterministic seed data, and the cloud emulators (moto,
+//! Azurite).
 
+pub mod azurite;
 pub mod fake_github;
 pub mod fake_jira;
 pub mod fake_llm;
