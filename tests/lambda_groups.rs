@@ -217,6 +217,24 @@ fn the_template_routes_each_group_to_its_own_function() {
         );
         assert!(body.contains("ReportBatchItemFailures"), "{binary}");
         assert!(body.contains("sqs:ChangeMessageVisibility"), "{binary}");
+        assert!(body.contains("execute-api:ManageConnections"), "{binary}");
+    }
+    // And the WebSocket API sends its three routes to lambda-ws
+    assert!(function_of(&resources, "lambda-ws").contains("execute-api:ManageConnections"));
+    let integration = &resources
+        .iter()
+        .find(|(name, _)| name == "WebSocketIntegration")
+        .expect("WebSocketIntegration")
+        .1;
+    assert!(integration.contains("${WsFunction.Arn}"), "{integration}");
+    for route in ["$connect", "$disconnect", "$default"] {
+        assert!(
+            resources
+                .iter()
+                .any(|(_, body)| body.contains(&format!("RouteKey: {route}"))
+                    && body.contains("integrations/${WebSocketIntegration}")),
+            "{route}"
+        );
     }
     // And every Lambda binary of the crate is deployed
     let cargo = std::fs::read_to_string(concat!(

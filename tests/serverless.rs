@@ -227,7 +227,7 @@ async fn a_poison_message_is_the_only_batch_item_failure() {
     let event: SqsEvent = serde_json::from_value(event).unwrap();
 
     // When the step handler runs the batch
-    let response = steps_handler(&h.engine, None, event).await;
+    let response = steps_handler(&h.engine, None, None, event).await;
 
     // Then only the poison message goes back to the queue
     let failed: Vec<&str> = response
@@ -337,7 +337,7 @@ async fn a_whole_execution_runs_with_every_step_delivered_by_sqs_to_the_lambda_h
             json!({"Records": messages.iter().map(record_of).collect::<Vec<_>>()}),
         )
         .unwrap();
-        let failures = steps_handler(&h.engine, Some(&adapter), event)
+        let failures = steps_handler(&h.engine, Some(&adapter), None, event)
             .await
             .batch_item_failures;
         for m in &messages {
@@ -425,7 +425,7 @@ async fn a_busy_step_comes_back_after_its_lease_not_the_visibility_timeout() {
 
     // When the step handler gets it
     let started = Instant::now();
-    let failures = steps_handler(&h.engine, Some(&adapter), event)
+    let failures = steps_handler(&h.engine, Some(&adapter), None, event)
         .await
         .batch_item_failures;
 
@@ -443,7 +443,7 @@ async fn a_busy_step_comes_back_after_its_lease_not_the_visibility_timeout() {
     };
     assert!(started.elapsed() < Duration::from_secs(20));
     // And once the lease has expired, it runs
-    let failures = steps_handler(&h.engine, Some(&adapter), again)
+    let failures = steps_handler(&h.engine, Some(&adapter), None, again)
         .await
         .batch_item_failures;
     assert!(failures.is_empty(), "{failures:?}");
@@ -523,9 +523,15 @@ async fn refresh_jobs_travel_on_their_own_queue_to_the_refresh_function() {
     let reset = chrono::Utc::now().timestamp() + 7;
     gh.fail_next(primary_limit(axum::http::Method::GET, "/pulls/", reset));
     let started = Instant::now();
-    let failures = refresh_handler(db.store.as_ref(), Some(&github), Some(&adapter), event)
-        .await
-        .batch_item_failures;
+    let failures = refresh_handler(
+        db.store.as_ref(),
+        Some(&github),
+        Some(&adapter),
+        None,
+        event,
+    )
+    .await
+    .batch_item_failures;
     let ids: BTreeSet<&str> = failures
         .iter()
         .map(|f| f.item_identifier.as_str())
@@ -547,9 +553,15 @@ async fn refresh_jobs_travel_on_their_own_queue_to_the_refresh_function() {
             "not redelivered"
         );
     };
-    let failures = refresh_handler(db.store.as_ref(), Some(&github), Some(&adapter), again)
-        .await
-        .batch_item_failures;
+    let failures = refresh_handler(
+        db.store.as_ref(),
+        Some(&github),
+        Some(&adapter),
+        None,
+        again,
+    )
+    .await
+    .batch_item_failures;
     assert!(failures.is_empty(), "{failures:?}");
     let statuses: Vec<String> = db
         .store

@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod llm;
 pub mod models;
 pub mod money;
+pub mod push;
 pub mod query;
 pub mod queue;
 pub mod redact;

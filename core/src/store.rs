@@ -34,7 +34,12 @@ impl<T> Created<T> {
 
 #[async_trait]
 pub trait Store:
-    crate::ledger::StepLedger + crate::delivery::DeliveryStore + Send + Sync + 'static
+    crate::ledger::StepLedger
+    + crate::delivery::DeliveryStore
+    + crate::push::PushConnections
+    + Send
+    + Sync
+    + 'static
 {
     /// Which database this is ("sqlite" or "postgres").
     fn backend(&self) -> &'static str;

@@ -12,9 +12,11 @@
 use std::sync::Arc;
 
 use ai_team_core::blob::BlobStore;
+use ai_team_core::push::PushChannel;
 use ai_team_core::queue::StepQueue;
 use ai_team_core::review::REFRESH_QUEUE;
 use ai_team_providers::aws::{self, AwsOverrides};
+use ai_team_providers::aws_apigw::ApiGatewayPush;
 use ai_team_providers::aws_s3::S3BlobStore;
 use ai_team_providers::aws_sqs::SqsQueue;
 use ai_team_providers::azure_blob::{AzureBlobStore, ContainerName, StorageConnection};
@@ -27,6 +29,8 @@ pub mod keys {
     pub const CLOUD_PROVIDER: &str = "CLOUD_PROVIDER";
     pub const QUEUE_URL: &str = "AI_TEAM_QUEUE_URL";
     pub const REFRESH_QUEUE_URL: &str = "AI_TEAM_REFRESH_QUEUE_URL";
+    /// Optional: the API Gateway WebSocket stage URL events are pushed to.
+    pub const WS_ENDPOINT: &str = "AI_TEAM_WS_ENDPOINT";
     pub const BUCKET: &str = "AI_TEAM_BUCKET";
     pub const AWS_REGION: &str = "AWS_REGION";
     pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
@@ -49,6 +53,7 @@ pub struct AwsSettings {
     pub queue_url: String,
     pub refresh_queue_url: String,
     pub bucket: String,
+    pub ws_endpoint: Option<String>,
     pub overrides: AwsOverrides,
 }
 
@@ -143,6 +148,7 @@ impl CloudProvider {
                 queue_url: req(keys::QUEUE_URL),
                 refresh_queue_url: req(keys::REFRESH_QUEUE_URL),
                 bucket: req(keys::BUCKET),
+                ws_endpoint: value(keys::WS_ENDPOINT),
                 overrides: AwsOverrides {
                     region: value(keys::AWS_REGION),
                     endpoint_url: value(keys::AWS_ENDPOINT_URL),
@@ -175,6 +181,9 @@ pub struct CloudAdapters {
     pub blobs: Option<Arc<dyn BlobStore>>,
     /// The SQS adapter itself on AWS, for the consumers' visibility changes.
     pub sqs: Option<SqsQueue>,
+    /// Where events are pushed to WebSocket clients a gateway holds (API
+    /// Gateway WebSocket APIs); `None` where clients connect to us.
+    pub push: Option<Arc<dyn PushChannel>>,
 }
 
 /// Builds the adapters `provider` names; `local_queue` is the database's
@@ -189,6 +198,7 @@ pub async fn adapters(
             queue: local_queue,
             blobs: Some(Arc::new(LocalBlobStore::new(config.data_dir.join("blobs")))),
             sqs: None,
+            push: None,
         }),
         CloudProvider::Aws(aws_settings) => {
             let sdk = aws::load_config(&aws_settings.overrides).await;
@@ -201,6 +211,9 @@ pub async fn adapters(
                     &aws_settings.bucket,
                 ))),
                 sqs: Some(sqs),
+                push: aws_settings.ws_endpoint.as_deref().map(|endpoint| {
+                    Arc::new(ApiGatewayPush::from_config(&sdk, endpoint)) as Arc<dyn PushChannel>
+                }),
             })
         }
         CloudProvider::Azure(azure) => {
@@ -236,6 +249,7 @@ pub async fn adapters(
                 queue: Arc::new(queue),
                 blobs: Some(Arc::new(blobs)),
                 sqs: None,
+                push: None,
             })
         }
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use ai_team_core::Store;
 use ai_team_core::engine::Engine;
+use ai_team_core::push::PushChannel;
 use ai_team_providers::aws_sqs::SqsQueue;
 use ai_team_providers::store;
 
@@ -20,6 +21,8 @@ pub struct Wired {
     pub engine: Engine,
     /// The SQS adapter on AWS, for the consumers' visibility changes.
     pub sqs: Option<SqsQueue>,
+    /// Where events are pushed to gateway-held WebSocket clients.
+    pub push: Option<Arc<dyn PushChannel>>,
 }
 
 /// Reads the environment and builds the adapters: the database (its
@@ -61,5 +64,6 @@ pub async fn wire() -> Result<Wired, String> {
         store: backend.store,
         engine,
         sqs: adapters.sqs,
+        push: adapters.push,
     })
 }

@@ -7,6 +7,7 @@
 //! `embedded` feature, the in-process model (llama.cpp).
 
 pub mod aws;
+pub mod aws_apigw;
 pub mod aws_s3;
 pub mod aws_sqs;
 pub mod azure_blob;

@@ -5,6 +5,7 @@
 //! failed for good is settled (its failure is an event of the workflow).
 
 use ai_team_core::Store;
+use ai_team_core::push::{PushChannel, push_workflow};
 use ai_team_core::review::{REFRESH_QUEUE, RefreshJob, RefreshOutcome, ReviewSource, run_refresh};
 use ai_team_providers::aws_sqs::SqsQueue;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -15,10 +16,11 @@ pub async fn refresh_handler(
     store: &dyn Store,
     source: Option<&dyn ReviewSource>,
     sqs: Option<&SqsQueue>,
+    push: Option<&dyn PushChannel>,
     event: SqsEvent,
 ) -> SqsBatchResponse {
     settle(REFRESH_QUEUE, sqs, &event, |record| {
-        handle_record(store, source, record)
+        handle_record(store, source, push, record)
     })
     .await
 }
@@ -27,11 +29,18 @@ pub async fn refresh_handler(
 async fn handle_record(
     store: &dyn Store,
     source: Option<&dyn ReviewSource>,
+    push: Option<&dyn PushChannel>,
     record: &SqsMessage,
 ) -> Result<(), Handback> {
     let job: RefreshJob = serde_json::from_str(body_of(record, REFRESH_QUEUE)?)
         .map_err(|e| Handback::now(format!("unreadable refresh job: {e}")))?;
-    match run_refresh(store, source, &job).await {
+    let outcome = run_refresh(store, source, &job).await;
+    if let Some(push) = push
+        && let Err(e) = push_workflow(store, push, job.workflow_id).await
+    {
+        tracing::warn!(workflow_id = job.workflow_id, error = %e, "events not pushed; the next push sends them");
+    }
+    match outcome {
         Ok(RefreshOutcome::Retry { delay, reason }) => Err(Handback::after(delay, reason)),
         Ok(_) => Ok(()),
         Err(e) => Err(Handback::after(

@@ -6,10 +6,11 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
-use super::{refresh_handler, steps_handler};
+use super::{refresh_handler, steps_handler, ws_handler};
 use crate::groups::RouteGroup;
 use crate::hosting::{Wired, wire};
 use crate::{AppState, app_for, integrations};
@@ -63,9 +64,9 @@ pub async fn serve_steps() -> ExitCode {
         Ok(w) => w,
         Err(code) => return code,
     };
-    let (engine, sqs) = (&wired.engine, wired.sqs.as_ref());
+    let (engine, sqs, push) = (&wired.engine, wired.sqs.as_ref(), wired.push.as_deref());
     let handler = service_fn(async |event: LambdaEvent<SqsEvent>| {
-        Ok::<SqsBatchResponse, Error>(steps_handler(engine, sqs, event.payload).await)
+        Ok::<SqsBatchResponse, Error>(steps_handler(engine, sqs, push, event.payload).await)
     });
     exit(name, lambda_runtime::run(handler).await)
 }
@@ -84,11 +85,34 @@ pub async fn serve_refresh() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (store, sqs) = (wired.store.as_ref(), wired.sqs.as_ref());
+    let (store, sqs, push) = (
+        wired.store.as_ref(),
+        wired.sqs.as_ref(),
+        wired.push.as_deref(),
+    );
     let handler = service_fn(async |event: LambdaEvent<SqsEvent>| {
         Ok::<SqsBatchResponse, Error>(
-            refresh_handler(store, source.as_deref(), sqs, event.payload).await,
+            refresh_handler(store, source.as_deref(), sqs, push, event.payload).await,
         )
     });
+    exit(name, lambda_runtime::run(handler).await)
+}
+
+/// The WebSocket API's function (`$connect`, `$disconnect`, `$default`).
+pub async fn serve_ws() -> ExitCode {
+    let name = "lambda-ws";
+    let wired = match wired(name).await {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
+    let (store, push) = (wired.store.as_ref(), wired.push.as_deref());
+    let token = wired.config.api_token.as_ref();
+    let handler = service_fn(
+        async |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+            Ok::<ApiGatewayProxyResponse, Error>(
+                ws_handler(store, push, token, event.payload).await,
+            )
+        },
+    );
     exit(name, lambda_runtime::run(handler).await)
 }

@@ -8,6 +8,7 @@
 //! `ReportBatchItemFailures`.
 
 use ai_team_core::engine::{Engine, Outcome};
+use ai_team_core::push::{PushChannel, push_execution};
 use ai_team_core::queue::{STEPS_QUEUE, StepMessage};
 use ai_team_providers::aws_sqs::SqsQueue;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -15,14 +16,16 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use super::batch::{Handback, body_of, receive_count, settle};
 
 /// Runs every record of the batch and lists the ones to redeliver; `sqs`
-/// shortens the wait of those that know when to come back.
+/// shortens the wait of those that know when to come back; `push` sends
+/// each step's events to the workflow's WebSocket clients.
 pub async fn steps_handler(
     engine: &Engine,
     sqs: Option<&SqsQueue>,
+    push: Option<&dyn PushChannel>,
     event: SqsEvent,
 ) -> SqsBatchResponse {
     settle(STEPS_QUEUE, sqs, &event, |record| {
-        handle_record(engine, record)
+        handle_record(engine, push, record)
     })
     .await
 }
@@ -34,9 +37,20 @@ pub fn parse_record(record: &SqsMessage) -> Result<StepMessage, Handback> {
 }
 
 #[tracing::instrument(skip_all, fields(message_id = record.message_id.as_deref().unwrap_or("")))]
-async fn handle_record(engine: &Engine, record: &SqsMessage) -> Result<(), Handback> {
+async fn handle_record(
+    engine: &Engine,
+    push: Option<&dyn PushChannel>,
+    record: &SqsMessage,
+) -> Result<(), Handback> {
     let msg = parse_record(record)?;
-    match engine.handle(&msg).await {
+    let outcome = engine.handle(&msg).await;
+    if let Some(push) = push {
+        let pushed = push_execution(engine.store.as_ref(), push, msg.execution_id).await;
+        if let Err(e) = pushed {
+            tracing::warn!(execution_id = msg.execution_id, error = %e, "events not pushed; the next push sends them");
+        }
+    }
+    match outcome {
         Ok(Outcome::Busy { retry_in }) => Err(Handback::after(retry_in, "step busy elsewhere")),
         Ok(Outcome::Retry { delay, reason }) => Err(Handback::after(delay, reason)),
         Ok(_) => Ok(()),

@@ -155,8 +155,7 @@ async fn pump(mut socket: WebSocket, mut rx: mpsc::Receiver<Frame>) {
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
                 let text = match frame {
-                    Frame::Event(e) => json!({"id": e.id, "type": e.event_type, "data": e.data,
-                        "workflow_id": e.workflow_id, "execution_id": e.execution_id, "created_at": e.created_at}),
+                    Frame::Event(e) => ai_team_core::push::frame_of(&e),
                     Frame::Heartbeat(at) => json!({"id": null, "type": "heartbeat", "data": {"time": at}}),
                 };
                 if socket.send(Message::Text(text.to_string().into())).await.is_err() {

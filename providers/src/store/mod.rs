@@ -7,6 +7,7 @@ mod errors;
 mod jobs;
 mod ledger;
 mod postgres;
+mod push;
 mod rows;
 mod sql;
 mod sqlite;

@@ -16,6 +16,7 @@ use super::delivery::impl_delivery_store;
 use super::errors::{is_foreign_key_violation, is_unique_violation, map_sqlx};
 use super::jobs::impl_job_queue;
 use super::ledger::impl_ledger;
+use super::push::impl_push_connections;
 use super::rows::*;
 use super::sql::{
     ExecutionDelta, bind_call_filters, call_filters, call_order, id_walk_bound, impl_sql_store, now,
@@ -66,4 +67,5 @@ impl PostgresStore {
 impl_sql_store!(PostgresStore, Postgres, "postgres");
 impl_ledger!(PostgresStore, Postgres);
 impl_delivery_store!(PostgresStore, Postgres);
+impl_push_connections!(PostgresStore, Postgres);
 impl_job_queue!(PostgresStore, Postgres, "FOR UPDATE SKIP LOCKED");

@@ -16,6 +16,7 @@ use super::delivery::impl_delivery_store;
 use super::errors::{is_foreign_key_violation, is_unique_violation, map_sqlx};
 use super::jobs::impl_job_queue;
 use super::ledger::impl_ledger;
+use super::push::impl_push_connections;
 use super::rows::*;
 use super::sql::{
     ExecutionDelta, bind_call_filters, call_filters, call_order, id_walk_bound, impl_sql_store, now,
@@ -97,4 +98,5 @@ impl SqliteStore {
 impl_sql_store!(SqliteStore, Sqlite, "sqlite");
 impl_ledger!(SqliteStore, Sqlite);
 impl_delivery_store!(SqliteStore, Sqlite);
+impl_push_connections!(SqliteStore, Sqlite);
 impl_job_queue!(SqliteStore, Sqlite, "");

@@ -1,0 +1,149 @@
+//! Pushing a workflow's events to WebSocket clients whose sockets a
+//! gateway holds (API Gateway WebSocket APIs): no process of ours stays
+//! connected, so the store keeps each connection (its workflow, and the
+//! last event sent to it), and whoever commits events pushes what each
+//! connection has not had yet through a `PushChannel`. Frames are the
+//! local WebSocket's (`frame_of`). Delivery is at least once: two pushers
+//! racing on one connection may both send an event; frames carry their
+//! ids, so a client drops one it has seen.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use crate::error::{StoreError, StoreResult};
+use crate::models::Event;
+use crate::store::Store;
+
+/// A connected client and how far it has been sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushConnection {
+    pub connection_id: String,
+    pub workflow_id: i64,
+    pub last_event_id: i64,
+}
+
+/// The connections side of the store.
+#[async_trait]
+pub trait PushConnections: Send + Sync {
+    /// Records a client of `workflow_id` that has had every event up to
+    /// `after`; reconnecting with the same id starts it again from there.
+    /// `NotFound` when the workflow does not exist.
+    async fn add_push_connection(
+        &self,
+        connection_id: &str,
+        workflow_id: i64,
+        after: i64,
+    ) -> StoreResult<()>;
+    async fn remove_push_connection(&self, connection_id: &str) -> StoreResult<()>;
+    async fn push_connection(&self, connection_id: &str) -> StoreResult<Option<PushConnection>>;
+    async fn push_connections(&self, workflow_id: i64) -> StoreResult<Vec<PushConnection>>;
+    /// Moves the connection's mark forward to `sent` (never back).
+    async fn advance_push_connection(&self, connection_id: &str, sent: i64) -> StoreResult<()>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The client has left: forget the connection.
+    #[error("connection gone")]
+    Gone,
+    /// Try again on the next push.
+    #[error("push unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Sends one text frame to a connected client.
+#[async_trait]
+pub trait PushChannel: Send + Sync + 'static {
+    async fn send(&self, connection_id: &str, frame: &str) -> Result<(), PushError>;
+}
+
+/// A WebSocket frame: `{id, type, data, workflow_id, execution_id, created_at}`.
+pub fn frame_of(e: &Event) -> Value {
+    json!({"id": e.id, "type": e.event_type, "data": e.data, "workflow_id": e.workflow_id,
+           "execution_id": e.execution_id, "created_at": e.created_at})
+}
+
+/// What one push did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub frames: usize,
+    pub gone: usize,
+}
+
+const PAGE: i64 = 500;
+
+/// Sends `connection` every event it has not had, in order, and moves its
+/// mark. A gone client is forgotten; an unavailable channel stops this
+/// connection's push where it is (the next push resumes there).
+pub async fn push_connection(
+    store: &dyn Store,
+    channel: &dyn PushChannel,
+    connection: &PushConnection,
+) -> StoreResult<Pushed> {
+    let mut pushed = Pushed::default();
+    let mut sent = connection.last_event_id;
+    'pages: loop {
+        let events = store
+            .events_after(connection.workflow_id, sent, PAGE)
+            .await?;
+        if events.is_empty() {
+            break;
+        }
+        for event in &events {
+            match channel
+                .send(&connection.connection_id, &frame_of(event).to_string())
+                .await
+            {
+                Ok(()) => {
+                    sent = event.id;
+                    pushed.frames += 1;
+                }
+                Err(PushError::Gone) => {
+                    store
+                        .remove_push_connection(&connection.connection_id)
+                        .await?;
+                    pushed.gone += 1;
+                    return Ok(pushed);
+                }
+                Err(PushError::Unavailable(reason)) => {
+                    tracing::warn!(connection_id = %connection.connection_id, %reason, "push stopped; the next one resumes");
+                    break 'pages;
+                }
+            }
+        }
+    }
+    if sent > connection.last_event_id {
+        store
+            .advance_push_connection(&connection.connection_id, sent)
+            .await?;
+    }
+    Ok(pushed)
+}
+
+/// Pushes to every connection of `workflow_id`.
+pub async fn push_workflow(
+    store: &dyn Store,
+    channel: &dyn PushChannel,
+    workflow_id: i64,
+) -> StoreResult<Pushed> {
+    let mut total = Pushed::default();
+    for connection in store.push_connections(workflow_id).await? {
+        let p = push_connection(store, channel, &connection).await?;
+        total.frames += p.frames;
+        total.gone += p.gone;
+    }
+    Ok(total)
+}
+
+/// Pushes to every connection of the execution's workflow.
+pub async fn push_execution(
+    store: &dyn Store,
+    channel: &dyn PushChannel,
+    execution_id: i64,
+) -> StoreResult<Pushed> {
+    match store.execution_by_id(execution_id).await {
+        Ok(e) => push_workflow(store, channel, e.workflow_id).await,
+        Err(StoreError::NotFound(_)) => Ok(Pushed::default()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,121 @@
+//! WebSocket on AWS: an API Gateway WebSocket API holds the sockets and
+//! invokes this function on `$connect` (`?workflow_id=&after=`, and the
+//! API token as `Authorization: Bearer` or `?token=`, since browsers cannot
+//! set headers on a WebSocket), `$disconnect`, and every client message
+//! (`$default`, which pushes what the client has not had yet: the replay
+//! after connecting, since nothing can be sent during `$connect`). The
+//! connections live in the store; the step and refresh functions push new
+//! events to them as they commit (`ai_team_core::push`).
+
+use ai_team_core::push::{PushChannel, push_connection};
+use ai_team_core::{Store, StoreError};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use subtle::ConstantTimeEq;
+
+use crate::configuration::Secret;
+
+fn answer(status: i64, body: &str) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = status;
+    response.body = Some(Body::Text(body.to_owned()));
+    response
+}
+
+/// Whether the `$connect` request carries the API token (when one is set).
+fn authorised(event: &ApiGatewayWebsocketProxyRequest, token: Option<&Secret>) -> bool {
+    let Some(expected) = token else { return true };
+    let presented = event
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| event.query_string_parameters.first("token"));
+    presented.is_some_and(|t| bool::from(t.as_bytes().ct_eq(expected.expose().as_bytes())))
+}
+
+fn number(event: &ApiGatewayWebsocketProxyRequest, name: &str) -> Result<Option<i64>, String> {
+    match event.query_string_parameters.first(name) {
+        None => Ok(None),
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(Some)
+            .ok_or_else(|| format!("{name} must be a non-negative integer")),
+    }
+}
+
+pub async fn ws_handler(
+    store: &dyn Store,
+    push: Option<&dyn PushChannel>,
+    token: Option<&Secret>,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let Some(connection_id) = event.request_context.connection_id.clone() else {
+        return answer(400, "no connection id");
+    };
+    let route = event
+        .request_context
+        .route_key
+        .as_deref()
+        .unwrap_or("$default");
+    let result = match route {
+        "$connect" => connect(store, token, &connection_id, &event).await,
+        "$disconnect" => store
+            .remove_push_connection(&connection_id)
+            .await
+            .map(|()| answer(200, "bye")),
+        _ => catch_up(store, push, &connection_id).await,
+    };
+    result.unwrap_or_else(|e| {
+        tracing::error!(%connection_id, route, error = %e, "websocket route failed");
+        answer(503, "store unavailable")
+    })
+}
+
+async fn connect(
+    store: &dyn Store,
+    token: Option<&Secret>,
+    connection_id: &str,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> Result<ApiGatewayProxyResponse, StoreError> {
+    if !authorised(event, token) {
+        return Ok(answer(401, "Not authenticated"));
+    }
+    let (workflow_id, after) = match (number(event, "workflow_id"), number(event, "after")) {
+        (Ok(Some(w)), Ok(after)) => (w, after.unwrap_or(0)),
+        (Ok(None), _) => return Ok(answer(422, "workflow_id is required")),
+        (Err(e), _) | (_, Err(e)) => return Ok(answer(422, &e)),
+    };
+    match store
+        .add_push_connection(connection_id, workflow_id, after)
+        .await
+    {
+        Ok(()) => Ok(answer(200, "connected")),
+        Err(StoreError::NotFound(_)) => Ok(answer(404, "Workflow not found")),
+        Err(e) => Err(e),
+    }
+}
+
+async fn catch_up(
+    store: &dyn Store,
+    push: Option<&dyn PushChannel>,
+    connection_id: &str,
+) -> Result<ApiGatewayProxyResponse, StoreError> {
+    let Some(connection) = store.push_connection(connection_id).await? else {
+        return Ok(answer(410, "unknown connection: connect again"));
+    };
+    let Some(push) = push else {
+        return Ok(answer(
+            503,
+            "no push channel configured (AI_TEAM_WS_ENDPOINT)",
+        ));
+    };
+    let pushed = push_connection(store, push, &connection).await?;
+    Ok(answer(200, &format!("{} events sent", pushed.frames)))
+}
