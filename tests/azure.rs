@@ -10,7 +10,7 @@ use ai_team_core::queue::{QueueError, STEPS_QUEUE, StepQueue};
 use ai_team_functions::{AppState, app, azure};
 use ai_team_providers::azure_service_bus::{ConnectionString, ServiceBusQueue};
 use ai_team_tests::fake_llm::{FakeLlm, Script};
-use ai_team_tests::harness::{Harness, queue_of};
+use ai_team_tests::harness::{Harness, queue_of, queued_step};
 use ai_team_tests::{TestDb, config_with};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -205,11 +205,7 @@ async fn the_custom_handler_runs_a_service_bus_invocation_and_refuses_a_poison_o
     let wf = h.workflow("SHOP-20").await;
     let execution = h.engine.start(wf.id).await.expect("start");
     let (_, jobs) = queue_of(&db);
-    let first = jobs
-        .receive(STEPS_QUEUE, "test", Duration::from_secs(60))
-        .await
-        .unwrap()
-        .expect("first step");
+    let first = queued_step(jobs.as_ref()).await;
     let api = app(AppState::new(db.store.clone(), config_with(&[])).with_engine(h.engine.clone()));
     let router = azure::handler_app(api, h.engine.clone(), None);
 

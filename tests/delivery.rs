@@ -7,13 +7,12 @@
 
 use std::sync::Arc;
 
-use ai_team_core::delivery::PullRequestUpdate;
 use ai_team_core::review::RefreshOutcome;
 use ai_team_functions::AppState;
 use ai_team_functions::refresh_worker::RefreshWorker;
 use ai_team_providers::github::GitHub;
 use ai_team_providers::github::webhook::sign;
-use ai_team_tests::fake_github::{FakeGitHub, REPO, test_settings};
+use ai_team_tests::fake_github::{self, FakeGitHub, REPO, pr_row, test_settings};
 use ai_team_tests::harness::queue_of;
 use ai_team_tests::{TestApp, TestDb, config_with, on_both_databases};
 use serde_json::{Value, json};
@@ -32,7 +31,7 @@ on_both_databases!(
 );
 
 const SECRET: &str = "It's a Secret to Everybody";
-const HEAD: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+const HEAD: &str = fake_github::HEAD_SHA;
 
 struct Setup {
     app: TestApp,
@@ -42,36 +41,9 @@ struct Setup {
     pr_number: i64,
 }
 
-async fn workflow(db: &TestDb, key: &str) -> i64 {
-    let new =
-        ai_team_core::query::NewWorkflow::parse(&format!("{key}: Reset"), key, None, None).unwrap();
-    db.store
-        .create_workflow(&new)
-        .await
-        .unwrap()
-        .into_inner()
-        .id
-}
-
-fn pr_row(repository: &str, number: i64, head_branch: &str) -> PullRequestUpdate {
-    PullRequestUpdate {
-        repository: repository.into(),
-        number,
-        url: format!("https://github.com/{repository}/pull/{number}"),
-        state: "open".into(),
-        title: "SHOP-7: Reset".into(),
-        head_branch: head_branch.into(),
-        base_branch: "master".into(),
-        head_sha: Some(HEAD.into()),
-        merged: false,
-        draft: false,
-        updated_at: "2011-01-26T19:01:12Z".parse().unwrap(),
-    }
-}
-
 async fn setup(db: &TestDb, extra: &[(&str, &str)]) -> Setup {
     let gh = FakeGitHub::start().await;
-    let workflow_id = workflow(db, "SHOP-7").await;
+    let workflow_id = db.workflow("SHOP-7").await.id;
     let branch = "ai-team/shop-7-execution-1";
     let pr_number = gh.add_pull(branch, HEAD);
     db.store
@@ -323,7 +295,7 @@ async fn refresh_jobs_fetch_the_pull_request_checks_diff_and_artifacts(db: TestD
 
 async fn a_refresh_without_a_pull_request_fails_on_the_stream(db: TestDb) {
     let s = setup(&db, &[]).await;
-    let bare = workflow(&db, "SHOP-8").await;
+    let bare = db.workflow("SHOP-8").await.id;
     let (status, body) = json_of(
         s.app
             .post_json(&format!("/workflows/{bare}/pr/refresh"), &json!({}))
@@ -403,7 +375,7 @@ const PING: &str = include_str!("fixtures/github/webhooks/ping.json");
 /// A workflow whose pull request is the one the webhook fixtures name
 /// (Codertocat/Hello-World #2, branch `changes`).
 async fn webhook_workflow(db: &TestDb) -> i64 {
-    let id = workflow(db, "HOOK-1").await;
+    let id = db.workflow("HOOK-1").await.id;
     db.store
         .upsert_pull_request(id, &pr_row("Codertocat/Hello-World", 2, "changes"), &[])
         .await
@@ -576,7 +548,7 @@ async fn an_older_in_progress_never_overwrites_a_newer_completed(db: TestDb) {
     assert_eq!(c["name"], "Octocoders-linter");
 
     // In order, the later state does replace the earlier one.
-    let other = workflow(&db, "HOOK-2").await;
+    let other = db.workflow("HOOK-2").await.id;
     db.store
         .upsert_pull_request(other, &pr_row("Codertocat/Hello-World", 3, "other"), &[])
         .await

@@ -21,17 +21,6 @@ use tower::ServiceExt;
 
 const FUNCTION_URL_LIST: &str = include_str!("fixtures/lambda/function_url_get_workflows.json");
 
-async fn workflow(db: &TestDb, key: &str) -> i64 {
-    let new =
-        ai_team_core::query::NewWorkflow::parse(&format!("{key}: Reset"), key, None, None).unwrap();
-    db.store
-        .create_workflow(&new)
-        .await
-        .unwrap()
-        .into_inner()
-        .id
-}
-
 /// Whether the router answered with its fallback: no route of its own.
 async fn unrouted(router: &axum::Router, method: Method, path: &str) -> bool {
     let request = Request::builder()
@@ -54,7 +43,7 @@ async fn unrouted(router: &axum::Router, method: Method, path: &str) -> bool {
 async fn each_group_function_mounts_only_its_own_routes() {
     // Given a workflow, and one router per group as each function builds it
     let db = TestDb::sqlite().await;
-    let id = workflow(&db, "SHOP-1").await;
+    let id = db.workflow("SHOP-1").await.id;
     let probes: Vec<(Method, String, RouteGroup)> = vec![
         (Method::GET, "/workflows".into(), RouteGroup::Workflows),
         (
@@ -271,7 +260,7 @@ async fn the_events_function_streams_live_events_and_ends_before_its_timeout() {
     // Given a workflow with one event, and the events function's router
     // with streams capped at 2 seconds
     let db = TestDb::sqlite().await;
-    let id = workflow(&db, "SHOP-2").await;
+    let id = db.workflow("SHOP-2").await.id;
     db.store
         .append_events(
             id,

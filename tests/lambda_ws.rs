@@ -7,16 +7,14 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use ai_team_core::ledger::NewEvent;
 use ai_team_core::push::PushChannel;
-use ai_team_core::queue::STEPS_QUEUE;
 use ai_team_functions::configuration::Secret;
 use ai_team_functions::lambda::{steps_handler, ws_handler};
 use ai_team_providers::aws_apigw::ApiGatewayPush;
 use ai_team_tests::fake_llm::{FakeLlm, Script};
-use ai_team_tests::harness::{Harness, queue_of};
+use ai_team_tests::harness::{Harness, queue_of, queued_step};
 use ai_team_tests::{TestDb, on_both_databases};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
@@ -235,12 +233,7 @@ async fn clients_connect_catch_up_get_each_step_s_events_and_leave(db: TestDb) {
 
     // When the first step runs in the step function
     let execution = h.engine.start(wf.id).await.expect("start");
-    let (_, jobs) = queue_of(&db);
-    let first = jobs
-        .receive(STEPS_QUEUE, "test", Duration::from_secs(60))
-        .await
-        .unwrap()
-        .expect("first step");
+    let first = queued_step(queue_of(&db).1.as_ref()).await;
     let sqs: SqsEvent = serde_json::from_value(json!({"Records": [{
         "messageId": "m-1", "receiptHandle": "r-1", "body": first.payload.to_string(),
         "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
@@ -288,8 +281,7 @@ async fn clients_connect_catch_up_get_each_step_s_events_and_leave(db: TestDb) {
 
 async fn a_gone_client_is_forgotten(db: TestDb) {
     // Given two clients of a workflow with one event, one of which has gone
-    let new = ai_team_core::query::NewWorkflow::parse("SHOP-31: x", "SHOP-31", None, None).unwrap();
-    let wf = db.store.create_workflow(&new).await.unwrap().into_inner();
+    let wf = db.workflow("SHOP-31").await;
     db.store
         .append_events(wf.id, None, &[NewEvent::new("workflow", json!({"n": 1}))])
         .await

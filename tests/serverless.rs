@@ -17,7 +17,7 @@ use ai_team_functions::{AppState, RouteGroup, app_for};
 use ai_team_providers::aws_s3::S3BlobStore;
 use ai_team_providers::aws_sqs::{DEDUP_ATTRIBUTE, QUEUE_ATTRIBUTE, SqsQueue};
 use ai_team_tests::fake_llm::{FakeLlm, Script};
-use ai_team_tests::harness::{Harness, queue_of};
+use ai_team_tests::harness::{Harness, queue_of, queued_step};
 use ai_team_tests::moto::Moto;
 use ai_team_tests::{TestDb, config_with};
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -215,11 +215,7 @@ async fn a_poison_message_is_the_only_batch_item_failure() {
     let wf = h.workflow("SHOP-10").await;
     let execution = h.engine.start(wf.id).await.expect("start");
     let (_, jobs) = queue_of(&db);
-    let first = jobs
-        .receive(STEPS_QUEUE, "test", Duration::from_secs(60))
-        .await
-        .unwrap()
-        .expect("first step queued");
+    let first = queued_step(jobs.as_ref()).await;
 
     // And a recorded SQS batch: that step, then an unreadable message
     let mut event: Value = serde_json::from_str(SQS_ONE_POISON).unwrap();
@@ -319,24 +315,10 @@ async fn a_whole_execution_runs_with_every_step_delivered_by_sqs_to_the_lambda_h
             break;
         }
         assert!(Instant::now() < deadline, "execution still {status}");
-        let messages = sqs
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .expect("receive")
-            .messages
-            .unwrap_or_default();
+        let (messages, event) = receive_event(&sqs, &url, 1).await;
         if messages.is_empty() {
             continue;
         }
-        let event: SqsEvent = serde_json::from_value(
-            json!({"Records": messages.iter().map(record_of).collect::<Vec<_>>()}),
-        )
-        .unwrap();
         let failures = steps_handler(&h.engine, Some(&adapter), None, event)
             .await
             .batch_item_failures;
@@ -455,7 +437,9 @@ async fn a_busy_step_comes_back_after_its_lease_not_the_visibility_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_jobs_travel_on_their_own_queue_to_the_refresh_function() {
     use ai_team_providers::github::GitHub;
-    use ai_team_tests::fake_github::{FakeGitHub, REPO, primary_limit, test_settings};
+    use ai_team_tests::fake_github::{
+        FakeGitHub, HEAD_SHA, REPO, pr_row, primary_limit, test_settings,
+    };
 
     // Given steps and refresh queues on moto, a GitHub with an open pull
     // request, and a workflow that knows it
@@ -468,25 +452,10 @@ async fn refresh_jobs_travel_on_their_own_queue_to_the_refresh_function() {
     let db = TestDb::postgres().await;
     let gh = FakeGitHub::start().await;
     let github = GitHub::new(test_settings(&gh.api_url())).unwrap();
-    let head = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
     let branch = "ai-team/shop-13-execution-1";
-    let number = gh.add_pull(branch, head);
-    let new =
-        ai_team_core::query::NewWorkflow::parse("SHOP-13: Reset", "SHOP-13", None, None).unwrap();
-    let wf = db.store.create_workflow(&new).await.unwrap().into_inner();
-    let row = ai_team_core::delivery::PullRequestUpdate {
-        repository: REPO.into(),
-        number,
-        url: format!("https://github.com/{REPO}/pull/{number}"),
-        state: "open".into(),
-        title: "SHOP-13: Reset".into(),
-        head_branch: branch.into(),
-        base_branch: "master".into(),
-        head_sha: Some(head.into()),
-        merged: false,
-        draft: false,
-        updated_at: "2011-01-26T19:01:12Z".parse().unwrap(),
-    };
+    let number = gh.add_pull(branch, HEAD_SHA);
+    let wf = db.workflow("SHOP-13").await;
+    let row = pr_row(REPO, number, branch);
     db.store
         .upsert_pull_request(wf.id, &row, &[])
         .await

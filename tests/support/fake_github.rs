@@ -40,6 +40,8 @@ fn fixture(name: &str) -> Value {
 
 /// The repository the fixtures describe.
 pub const REPO: &str = "octocat/Hello-World";
+/// The head commit of the pull requests the tests seed.
+pub const HEAD_SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 pub const BASE_BRANCH: &str = "master";
 const BASE_SHA: &str = "aa218f56b14c9653891f9e74264a383fa43fefbd";
 const BASE_TREE: &str = "827efc6d56897b048c772eb4087f854f46256132";
@@ -660,4 +662,25 @@ pub fn test_settings(api_url: &str) -> ai_team_providers::github::GitHubSettings
     s.max_wait = std::time::Duration::from_secs(5);
     s.secondary_wait = std::time::Duration::from_secs(1);
     s
+}
+
+/// An open pull request row of `repository`, as the integration step stores it.
+pub fn pr_row(
+    repository: &str,
+    number: i64,
+    head_branch: &str,
+) -> ai_team_core::delivery::PullRequestUpdate {
+    ai_team_core::delivery::PullRequestUpdate {
+        repository: repository.into(),
+        number,
+        url: format!("https://github.com/{repository}/pull/{number}"),
+        state: "open".into(),
+        title: "SHOP-7: Reset".into(),
+        head_branch: head_branch.into(),
+        base_branch: "master".into(),
+        head_sha: Some(HEAD_SHA.into()),
+        merged: false,
+        draft: false,
+        updated_at: "2011-01-26T19:01:12Z".parse().unwrap(),
+    }
 }

@@ -33,6 +33,18 @@ pub fn queue_of(db: &TestDb) -> (Arc<dyn StepQueue>, Arc<dyn JobSource>) {
     }
 }
 
+/// The next step message on the database queue (which must have one).
+pub async fn queued_step(jobs: &dyn JobSource) -> ai_team_core::queue::Delivery {
+    jobs.receive(
+        ai_team_core::queue::STEPS_QUEUE,
+        "test",
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("the queue answers")
+    .expect("a queued step")
+}
+
 impl Harness {
     /// `vars` are extra settings (budgets, …) on top of the scripted LLM.
     pub async fn new(db: &TestDb, llm_base_url: &str, vars: &[(&str, &str)]) -> Self {

@@ -136,6 +136,18 @@ impl TestDb {
         .expect("count")
     }
 
+    /// A new workflow for story `key`, straight through the store.
+    pub async fn workflow(&self, key: &str) -> ai_team_core::models::Workflow {
+        let new =
+            ai_team_core::query::NewWorkflow::parse(&format!("{key}: Reset"), key, None, None)
+                .expect("a valid workflow");
+        self.store
+            .create_workflow(&new)
+            .await
+            .expect("create workflow")
+            .into_inner()
+    }
+
     /// Runs a statement with no parameters (test set-up only).
     pub async fn execute(&self, sql: &str) {
         match &self.raw {
