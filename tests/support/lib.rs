@@ -9,6 +9,7 @@ pub mod fake_github;
 pub mod fake_jira;
 pub mod fake_llm;
 pub mod harness;
+pub mod lambda_runtime_api;
 pub mod moto;
 pub mod proxy;
 pub mod seed;
