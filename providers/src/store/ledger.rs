@@ -8,6 +8,30 @@
 macro_rules! impl_ledger {
     ($store:ident, $db:ty) => {
         impl $store {
+            /// Inserts a conversation; `on_conflict` (an `ON CONFLICT …`
+            /// clause, or nothing) decides what a second one of its
+            /// (execution, step, agent) does. `None`: the clause skipped it.
+            async fn insert_conversation(
+                &self,
+                new: &NewConversation,
+                on_conflict: &str,
+            ) -> Result<Option<ConversationRow>, sqlx::Error> {
+                sqlx::query_as::<$db, ConversationRow>(&format!(
+                    "INSERT INTO conversations (workflow_id, execution_id, agent, step, prompt, output, details, timestamp) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) {on_conflict} RETURNING {CONVERSATION_COLUMNS}"
+                ))
+                .bind(new.workflow_id)
+                .bind(new.execution_id)
+                .bind(new.agent.as_str())
+                .bind(&new.step)
+                .bind(&new.prompt)
+                .bind(&new.output)
+                .bind(new.details.to_string())
+                .bind(new.timestamp.trunc_subsecs(6))
+                .fetch_optional(&self.pool)
+                .await
+            }
+
             /// Appends events to a workflow's log inside `tx`; the ids come
             /// from the workflow row, locked until commit.
             async fn append_events_tx(
@@ -227,22 +251,12 @@ macro_rules! impl_ledger {
             }
 
             async fn ensure_conversation(&self, new: &NewConversation) -> StoreResult<Conversation> {
-                let inserted = sqlx::query_as::<$db, ConversationRow>(&format!(
-                    "INSERT INTO conversations (workflow_id, execution_id, agent, step, prompt, output, details, timestamp) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (execution_id, step, agent) WHERE execution_id IS NOT NULL DO NOTHING \
-                     RETURNING {CONVERSATION_COLUMNS}"
-                ))
-                .bind(new.workflow_id)
-                .bind(new.execution_id)
-                .bind(new.agent.as_str())
-                .bind(&new.step)
-                .bind(&new.prompt)
-                .bind(&new.output)
-                .bind(new.details.to_string())
-                .bind(new.timestamp.trunc_subsecs(6))
-                .fetch_optional(&self.pool)
-                .await;
+                let inserted = self
+                    .insert_conversation(
+                        new,
+                        "ON CONFLICT (execution_id, step, agent) WHERE execution_id IS NOT NULL DO NOTHING",
+                    )
+                    .await;
                 match inserted {
                     Ok(Some(row)) => return row.try_into(),
                     Ok(None) => {}

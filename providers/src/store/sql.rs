@@ -364,20 +364,10 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_conversation(&self, new: &NewConversation) -> StoreResult<Conversation> {
-                let result = sqlx::query_as::<$db, ConversationRow>(&format!(
-                    "INSERT INTO conversations (workflow_id, execution_id, agent, step, prompt, output, details, timestamp) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {CONVERSATION_COLUMNS}"
-                ))
-                .bind(new.workflow_id)
-                .bind(new.execution_id)
-                .bind(new.agent.as_str())
-                .bind(&new.step)
-                .bind(&new.prompt)
-                .bind(&new.output)
-                .bind(new.details.to_string())
-                .bind(new.timestamp.trunc_subsecs(6))
-                .fetch_one(&self.pool)
-                .await;
+                let result = self
+                    .insert_conversation(new, "")
+                    .await
+                    .and_then(|row| row.ok_or(sqlx::Error::RowNotFound));
                 match result {
                     Ok(row) => row.try_into(),
                     Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
