@@ -51,14 +51,12 @@ impl RouteGroup {
     /// The group's routes, without state or layers.
     pub fn router(self) -> Router<AppState> {
         match self {
-            RouteGroup::Workflows => workflows::router()
-                .merge(executions::router())
-                .merge(jira::router()),
-            RouteGroup::Conversations => conversations::router(),
-            RouteGroup::Events => events::router(),
-            RouteGroup::Delivery => pr::router(),
-            RouteGroup::Webhooks => webhooks::router(),
-            RouteGroup::Health => health::router().merge(crate::openapi::router()),
+            RouteGroup::Workflows => workflows(),
+            RouteGroup::Conversations => conversations(),
+            RouteGroup::Events => events(),
+            RouteGroup::Delivery => delivery(),
+            RouteGroup::Webhooks => webhooks(),
+            RouteGroup::Health => health(),
         }
     }
 
@@ -98,6 +96,36 @@ impl RouteGroup {
             ],
         }
     }
+}
+
+// One function per group, so that a binary serving one group names only
+// its function (not `RouteGroup::router`, which reaches every group) and
+// the linker drops the other groups' code, the Swagger UI among it.
+
+pub fn workflows() -> Router<AppState> {
+    workflows::router()
+        .merge(executions::router())
+        .merge(jira::router())
+}
+
+pub fn conversations() -> Router<AppState> {
+    conversations::router()
+}
+
+pub fn events() -> Router<AppState> {
+    events::router()
+}
+
+pub fn delivery() -> Router<AppState> {
+    pr::router()
+}
+
+pub fn webhooks() -> Router<AppState> {
+    webhooks::router()
+}
+
+pub fn health() -> Router<AppState> {
+    health::router().merge(crate::openapi::router())
 }
 
 #[cfg(test)]

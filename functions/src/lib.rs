@@ -26,7 +26,7 @@ pub mod telemetry;
 pub mod worker;
 
 pub use groups::RouteGroup;
-pub use startup::{app, app_for};
+pub use startup::{app, app_for, app_with};
 pub use state::AppState;
 
 #[cfg(feature = "lambda")]

@@ -26,10 +26,16 @@ pub fn app(state: AppState) -> Router {
 /// Only `groups`' routes (one serverless function's share), with the same
 /// layers, error contract and 404 for everything else.
 pub fn app_for(state: AppState, groups: &[RouteGroup]) -> Router {
-    let config = state.config.clone();
-    let mut router = groups
+    let routes = groups
         .iter()
-        .fold(Router::new(), |router, group| router.merge(group.router()))
+        .fold(Router::new(), |router, group| router.merge(group.router()));
+    app_with(state, routes)
+}
+
+/// `routes` with the layers, error contract and 404 of the whole API.
+pub fn app_with(state: AppState, routes: Router<AppState>) -> Router {
+    let config = state.config.clone();
+    let mut router = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -3,5 +3,9 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    ai_team_functions::lambda::serve_group(ai_team_functions::RouteGroup::Conversations).await
+    ai_team_functions::lambda::serve_group(
+        ai_team_functions::RouteGroup::Conversations,
+        ai_team_functions::groups::conversations,
+    )
+    .await
 }

@@ -3,5 +3,9 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    ai_team_functions::lambda::serve_group(ai_team_functions::RouteGroup::Health).await
+    ai_team_functions::lambda::serve_group(
+        ai_team_functions::RouteGroup::Health,
+        ai_team_functions::groups::health,
+    )
+    .await
 }

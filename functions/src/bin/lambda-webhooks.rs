@@ -3,5 +3,9 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    ai_team_functions::lambda::serve_group(ai_team_functions::RouteGroup::Webhooks).await
+    ai_team_functions::lambda::serve_group(
+        ai_team_functions::RouteGroup::Webhooks,
+        ai_team_functions::groups::webhooks,
+    )
+    .await
 }

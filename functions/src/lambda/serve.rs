@@ -13,7 +13,8 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use super::{refresh_handler, steps_handler, ws_handler};
 use crate::groups::RouteGroup;
 use crate::hosting::{Wired, wire};
-use crate::{AppState, app_for, integrations};
+use crate::{AppState, app_with, integrations};
+use axum::Router;
 
 /// How often a stream looks for events other instances wrote.
 const EVENT_POLL: Duration = Duration::from_millis(500);
@@ -35,10 +36,12 @@ fn exit(name: &str, result: Result<(), Error>) -> ExitCode {
     }
 }
 
-/// An HTTP function serving only `group`'s routes. The events group
-/// streams its responses (a function URL in `RESPONSE_STREAM` mode); the
-/// others answer buffered, behind the HTTP API.
-pub async fn serve_group(group: RouteGroup) -> ExitCode {
+/// An HTTP function serving only `group`'s routes, `routes` being the
+/// group's function in `groups` (named by the binary, so that only its
+/// code is linked in). The events group streams its responses (a function
+/// URL in `RESPONSE_STREAM` mode); the others answer buffered, behind the
+/// HTTP API.
+pub async fn serve_group(group: RouteGroup, routes: impl FnOnce() -> Router<AppState>) -> ExitCode {
     let name = group.binary();
     let wired = match wired(name).await {
         Ok(w) => w,
@@ -48,7 +51,7 @@ pub async fn serve_group(group: RouteGroup) -> ExitCode {
     if group == RouteGroup::Events {
         state = state.with_events(EVENT_POLL);
     }
-    let router = app_for(state, &[group]);
+    let router = app_with(state, routes());
     let result = if group == RouteGroup::Events {
         lambda_http::run_with_streaming_response(router).await
     } else {
