@@ -283,3 +283,57 @@ async fn a_refresh_job_on_the_service_bus_queue_runs_as_a_refresh() {
     let (status, _) = post_invocation(router, invocation).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_step_is_sent_again_for_later_and_its_delivery_settled() {
+    // Given a queued first step that another instance holds for one second
+    let db = TestDb::sqlite().await;
+    let llm = FakeLlm::start(Script::default()).await;
+    let h = Harness::new(&db, &llm.base_url(), &[]).await;
+    let wf = h.workflow("SHOP-22").await;
+    let execution = h.engine.start(wf.id).await.expect("start");
+    let (_, jobs) = queue_of(&db);
+    let first = queued_step(jobs.as_ref()).await;
+    let step = first.payload["step"].as_str().unwrap().to_owned();
+    db.store
+        .claim_step(
+            execution.id,
+            &step,
+            "other-instance",
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    let api = app(AppState::new(db.store.clone(), config_with(&[])).with_engine(h.engine.clone()));
+    let router = azure::handler_app(api, h.engine.clone(), None);
+
+    // When the host delivers it
+    let mut invocation: Value = serde_json::from_str(INVOCATION).unwrap();
+    invocation["Data"]["message"] = Value::String(first.payload.to_string());
+    let (status, body) = post_invocation(router.clone(), invocation).await;
+
+    // Then the delivery is settled, and the step is queued again for when
+    // the lease ends, not at once
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["Logs"][0].as_str().unwrap().contains("busy"), "{body}");
+    assert!(
+        jobs.receive(STEPS_QUEUE, "test", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none(),
+        "sent again with a delay"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = queued_step(jobs.as_ref()).await;
+    assert_eq!(again.payload, first.payload);
+
+    // And delivered then, it runs
+    let mut invocation: Value = serde_json::from_str(INVOCATION).unwrap();
+    invocation["Data"]["message"] = Value::String(again.payload.to_string());
+    let (status, body) = post_invocation(router, invocation).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_ne!(
+        queued_step(jobs.as_ref()).await.payload["step"],
+        step.as_str()
+    );
+}

@@ -4,13 +4,16 @@
 //! (`{"Data": {"message": …}, "Metadata": {…}}`). One Service Bus queue
 //! carries both kinds of job; the message's `ai-team-queue` property says
 //! which: a step runs on the engine, a refresh job as the refresh worker
-//! runs it. A job that did not settle answers 500, so the host abandons the
-//! message and Service Bus redelivers it (dead-lettered past
-//! `MaxDeliveryCount`).
+//! runs it. A job that must wait (a step another instance holds, a retry,
+//! a rate limit) is sent again, scheduled for when it can run, and the
+//! invocation succeeds: abandoning it would have Service Bus redeliver it
+//! at once and spend its delivery count. A job that failed to run or
+//! cannot be read answers 500, so the host abandons the message and
+//! Service Bus redelivers it (dead-lettered past `MaxDeliveryCount`).
 
 use std::sync::Arc;
 
-use ai_team_core::engine::Engine;
+use ai_team_core::engine::{Engine, Outcome};
 use ai_team_core::queue::{STEPS_QUEUE, StepMessage};
 use ai_team_core::review::{REFRESH_QUEUE, RefreshJob, RefreshOutcome, ReviewSource, run_refresh};
 use axum::extract::State;
@@ -104,16 +107,52 @@ async fn run_step(engine: &Engine, invocation: &Value) -> (StatusCode, Json<Valu
         }
     };
     match engine.handle(&msg).await {
-        Ok(outcome) if outcome.settles() => answer(StatusCode::OK, format!("{outcome:?}")),
-        Ok(outcome) => answer(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("not settled: {outcome:?}"),
-        ),
+        Ok(Outcome::Busy { retry_in }) => {
+            let payload = serde_json::to_value(&msg).unwrap_or_default();
+            later(
+                engine,
+                STEPS_QUEUE,
+                &payload,
+                retry_in,
+                "step busy elsewhere",
+            )
+            .await
+        }
+        Ok(Outcome::Retry { delay, reason }) => {
+            let payload = serde_json::to_value(&msg).unwrap_or_default();
+            later(engine, STEPS_QUEUE, &payload, delay, &reason).await
+        }
+        Ok(outcome) => answer(StatusCode::OK, format!("{outcome:?}")),
         Err(e) => {
             tracing::warn!(execution_id = msg.execution_id, step = %msg.step, error = %e, "step failed to run");
             answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "step failed to run".into(),
+            )
+        }
+    }
+}
+
+/// Sends the job again, scheduled `after` from now (a new message: Service
+/// Bus's duplicate detection must not drop it), and settles this delivery;
+/// if the send fails, the host abandons the message instead.
+async fn later(
+    engine: &Engine,
+    queue: &str,
+    payload: &Value,
+    after: std::time::Duration,
+    reason: &str,
+) -> (StatusCode, Json<Value>) {
+    match engine.queue.send(queue, payload, None, after).await {
+        Ok(()) => answer(
+            StatusCode::OK,
+            format!("{reason}: sent again for {} ms from now", after.as_millis()),
+        ),
+        Err(e) => {
+            tracing::warn!(queue, error = %e, "could not schedule the job again");
+            answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{reason}; not rescheduled: {e}"),
             )
         }
     }
@@ -129,10 +168,10 @@ async fn run_refresh_job(trigger: &Trigger, invocation: &Value) -> (StatusCode, 
     };
     let store = trigger.engine.store.as_ref();
     match run_refresh(store, trigger.review.as_deref(), &job).await {
-        Ok(RefreshOutcome::Retry { reason, .. }) => answer(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("refresh to retry: {reason}"),
-        ),
+        Ok(RefreshOutcome::Retry { delay, reason }) => {
+            let payload = serde_json::to_value(&job).unwrap_or_default();
+            later(&trigger.engine, REFRESH_QUEUE, &payload, delay, &reason).await
+        }
         Ok(outcome) => answer(StatusCode::OK, format!("{outcome:?}")),
         Err(e) => {
             tracing::warn!(workflow_id = job.workflow_id, error = %e, "refresh failed to run");
