@@ -423,7 +423,7 @@ mod tracking {
         let db = TestDb::sqlite().await;
         let wf = seed::workflow(&*db.store, "BLOB-1").await;
         let conv = seed::conversation(&*db.store, wf, None, "analysis").await;
-        let long_answer = "x".repeat(5000);
+        let long_answer = format!("needle {}", "x".repeat(5000));
         let (base, fake) = start(vec![reply(200, ok_body(&long_answer))]).await;
         let client = openai(&base, Duration::from_secs(5));
         let dir =
@@ -469,6 +469,21 @@ mod tracking {
         );
         let body: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body["content"], long_answer);
+        // The row keeps the start of the body, which `q` searches
+        let preview = call.response_data["preview"].as_str().expect("a preview");
+        assert_eq!(
+            preview.chars().count(),
+            ai_team_core::tracking::SPILL_PREVIEW_CHARS
+        );
+        assert!(String::from_utf8_lossy(&bytes).starts_with(preview));
+        for (q, found) in [("NEEDLE", 1), ("haystack", 0)] {
+            let query = ai_team_core::query::LlmCallQuery {
+                q: Some(q.into()),
+                ..Default::default()
+            };
+            let page = db.store.list_llm_calls(conv, &query).await.unwrap();
+            assert_eq!(page.calls.len(), found, "q={q}");
+        }
         let again = tracked_chat(&db.store, &client, &ctx, &request(), RetryPolicy::default())
             .await
             .unwrap();

@@ -60,8 +60,13 @@ pub struct Spill<'a> {
     pub threshold: usize,
 }
 
+/// How much of a moved body stays in its row, so that the calls' `q`
+/// search still finds text near its start.
+pub const SPILL_PREVIEW_CHARS: usize = 2048;
+
 /// Moves an oversized body to the blob store, leaving
-/// `{blob_uri, sha256, size_bytes}`; on a storage failure the body stays
+/// `{blob_uri, sha256, size_bytes, preview}` (`preview`: the body's first
+/// `SPILL_PREVIEW_CHARS` characters); on a storage failure the body stays
 /// inline (a row that is too big beats a lost record).
 async fn spill_body(spill: Spill<'_>, hash: &str, part: &str, body: &mut Value) {
     let text = body.to_string();
@@ -71,7 +76,10 @@ async fn spill_body(spill: Spill<'_>, hash: &str, part: &str, body: &mut Value) 
     let sha = sha256_hex(text.as_bytes());
     let key = format!("calls/{hash}/{part}-{}.json", &sha[..16]);
     match spill.blobs.put(&key, text.as_bytes()).await {
-        Ok(uri) => *body = json!({"blob_uri": uri, "sha256": sha, "size_bytes": text.len()}),
+        Ok(uri) => {
+            let preview: String = text.chars().take(SPILL_PREVIEW_CHARS).collect();
+            *body = json!({"blob_uri": uri, "sha256": sha, "size_bytes": text.len(), "preview": preview});
+        }
         Err(e) => tracing::warn!(error = %e, key, "blob store failed; body kept in the row"),
     }
 }
