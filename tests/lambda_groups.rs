@@ -208,6 +208,13 @@ fn the_template_routes_each_group_to_its_own_function() {
         assert!(body.contains("sqs:ChangeMessageVisibility"), "{binary}");
         assert!(body.contains("execute-api:ManageConnections"), "{binary}");
     }
+    // And the functions whose writes add events push them
+    for binary in ["lambda-workflows", "lambda-delivery"] {
+        assert!(
+            function_of(&resources, binary).contains("execute-api:ManageConnections"),
+            "{binary}"
+        );
+    }
     // And the WebSocket API sends its three routes to lambda-ws
     assert!(function_of(&resources, "lambda-ws").contains("execute-api:ManageConnections"));
     let integration = &resources

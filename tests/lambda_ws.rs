@@ -326,3 +326,54 @@ async fn a_gone_client_is_forgotten(db: TestDb) {
     store.delete_workflow(wf.id).await.unwrap();
     assert!(store.push_connection("stays").await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_an_http_function_pushes_its_events() {
+    use ai_team_functions::lambda::ws::push_after_writes;
+    use ai_team_functions::{AppState, app_with, groups};
+    use tower::ServiceExt;
+
+    // Given a connected client of a workflow, and the workflows function's
+    // router as it runs on Lambda with a push channel
+    let db = TestDb::sqlite().await;
+    let llm = FakeLlm::start(Script::default()).await;
+    let h = Harness::new(&db, &llm.base_url(), &[]).await;
+    let wf = h.workflow("SHOP-32").await;
+    let (gateway, endpoint) = Gateway::start().await;
+    let push: Arc<dyn PushChannel> = Arc::new(push_to(&endpoint));
+    let r = ws_handler(
+        db.store.as_ref(),
+        Some(push.as_ref()),
+        None,
+        event(CONNECT, "C", json!({"workflow_id": wf.id.to_string()})),
+    )
+    .await;
+    assert_eq!(status(&r), 200);
+    let state = AppState::new(db.store.clone(), ai_team_tests::config_with(&[]))
+        .with_engine(h.engine.clone());
+    let router = push_after_writes(
+        app_with(state, groups::workflows()),
+        db.store.clone(),
+        push.clone(),
+    );
+
+    // When the execution is started over HTTP
+    let request = axum::http::Request::post(format!("/workflows/{}/execute", wf.id))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 202);
+
+    // Then the client already has the events it wrote, before any step ran
+    let frames = gateway.frames_to("C");
+    let all = db.store.events_after(wf.id, 0, 100).await.unwrap();
+    assert!(!all.is_empty());
+    assert_eq!(ids(&frames), all.iter().map(|e| e.id).collect::<Vec<_>>());
+
+    // And a read pushes nothing
+    let request = axum::http::Request::get(format!("/workflows/{}", wf.id))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    router.oneshot(request).await.unwrap();
+    assert_eq!(gateway.frames_to("C").len(), frames.len());
+}

@@ -10,6 +10,7 @@ use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsock
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
+use super::ws::push_after_writes;
 use super::{refresh_handler, steps_handler, ws_handler};
 use crate::groups::RouteGroup;
 use crate::hosting::{Wired, wire};
@@ -47,11 +48,15 @@ pub async fn serve_group(group: RouteGroup, routes: impl FnOnce() -> Router<AppS
         Ok(w) => w,
         Err(code) => return code,
     };
+    let store = wired.store.clone();
     let mut state = AppState::new(wired.store, wired.config).with_engine(wired.engine);
     if group == RouteGroup::Events {
         state = state.with_events(EVENT_POLL);
     }
-    let router = app_with(state, routes());
+    let mut router = app_with(state, routes());
+    if let Some(push) = wired.push {
+        router = push_after_writes(router, store, push);
+    }
     let result = if group == RouteGroup::Events {
         lambda_http::run_with_streaming_response(router).await
     } else {

@@ -5,7 +5,8 @@
 //! (`$default`, which pushes what the client has not had yet: the replay
 //! after connecting, since nothing can be sent during `$connect`). The
 //! connections live in the store; the step and refresh functions push new
-//! events to them as they commit (`ai_team_core::push`).
+//! events to them as they commit, and the HTTP functions after each write
+//! about a workflow (`push_after_writes`; `ai_team_core::push`).
 
 use ai_team_core::push::{PushChannel, push_connection};
 use ai_team_core::{Store, StoreError};
@@ -118,4 +119,55 @@ async fn catch_up(
     };
     let pushed = push_connection(store, push, &connection).await?;
     Ok(answer(200, &format!("{} events sent", pushed.frames)))
+}
+
+/// The workflow a request path is about (`/workflows/{id}/…`).
+fn workflow_of(path: &str) -> Option<i64> {
+    path.strip_prefix("/workflows/")?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Makes `router` push a workflow's new events to its WebSocket clients
+/// after each successful write request about it (`execute`, `start`,
+/// `resume`, `cancel`, refresh triggers, …), before answering: a Lambda
+/// function may be frozen as soon as it has answered.
+pub fn push_after_writes(
+    router: axum::Router,
+    store: std::sync::Arc<dyn Store>,
+    push: std::sync::Arc<dyn PushChannel>,
+) -> axum::Router {
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let (store, push) = (store.clone(), push.clone());
+            async move {
+                let write = request.method() != axum::http::Method::GET
+                    && request.method() != axum::http::Method::HEAD;
+                let workflow = workflow_of(request.uri().path());
+                let response = next.run(request).await;
+                if let (true, Some(id)) = (write && response.status().is_success(), workflow)
+                    && let Err(e) = ai_team_core::push::push_workflow(store.as_ref(), push.as_ref(), id).await
+                {
+                    tracing::warn!(workflow_id = id, error = %e, "events not pushed; the next push sends them");
+                }
+                response
+            }
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::workflow_of;
+
+    #[test]
+    fn the_workflow_of_a_path() {
+        assert_eq!(workflow_of("/workflows/12/execute"), Some(12));
+        assert_eq!(workflow_of("/workflows/12"), Some(12));
+        assert_eq!(workflow_of("/workflows"), None);
+        assert_eq!(workflow_of("/workflows/from-jira/SHOP-1"), None);
+        assert_eq!(workflow_of("/conversations/3/messages"), None);
+    }
 }
