@@ -65,12 +65,11 @@ impl SqsQueue {
         receipt_handle: &str,
         after: Duration,
     ) -> Result<(), QueueError> {
-        let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
         self.client
             .change_message_visibility()
             .queue_url(self.url_for(queue))
             .receipt_handle(receipt_handle)
-            .visibility_timeout(seconds.min(MAX_VISIBILITY.as_secs()) as i32)
+            .visibility_timeout(seconds_up_to(after, MAX_VISIBILITY))
             .send()
             .await
             .map_err(|e| {
@@ -92,8 +91,13 @@ impl SqsQueue {
 /// `DelaySeconds` for a requested delay: whole seconds, rounded up so a
 /// message never arrives before it was asked to, and at most 900.
 pub fn delay_seconds(delay: Duration) -> i32 {
-    let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
-    secs.min(MAX_DELAY.as_secs()) as i32
+    seconds_up_to(delay, MAX_DELAY)
+}
+
+/// `d` in whole seconds, rounded up, at most `max`.
+fn seconds_up_to(d: Duration, max: Duration) -> i32 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.min(max.as_secs()) as i32
 }
 
 fn string_attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {

@@ -20,7 +20,8 @@ pub struct Handback {
 }
 
 impl Handback {
-    pub fn now(reason: impl Into<String>) -> Self {
+    /// Comes back after the queue's visibility timeout.
+    pub fn at_timeout(reason: impl Into<String>) -> Self {
         Self {
             after: None,
             reason: reason.into(),
@@ -45,7 +46,7 @@ pub fn body_of<'a>(record: &'a SqsMessage, queue: &str) -> Result<&'a str, Handb
         .and_then(|a| a.string_value.as_deref())
         && named != queue
     {
-        return Err(Handback::now(format!(
+        return Err(Handback::at_timeout(format!(
             "sent to queue {named:?}, not {queue:?}"
         )));
     }

@@ -33,7 +33,7 @@ async fn handle_record(
     record: &SqsMessage,
 ) -> Result<(), Handback> {
     let job: RefreshJob = serde_json::from_str(body_of(record, REFRESH_QUEUE)?)
-        .map_err(|e| Handback::now(format!("unreadable refresh job: {e}")))?;
+        .map_err(|e| Handback::at_timeout(format!("unreadable refresh job: {e}")))?;
     let outcome = run_refresh(store, source, &job).await;
     if let Some(push) = push
         && let Err(e) = push_workflow(store, push, job.workflow_id).await

@@ -33,7 +33,7 @@ pub async fn steps_handler(
 /// The step message a record carries, if it is one.
 pub fn parse_record(record: &SqsMessage) -> Result<StepMessage, Handback> {
     serde_json::from_str(body_of(record, STEPS_QUEUE)?)
-        .map_err(|e| Handback::now(format!("unreadable step message: {e}")))
+        .map_err(|e| Handback::at_timeout(format!("unreadable step message: {e}")))
 }
 
 #[tracing::instrument(skip_all, fields(message_id = record.message_id.as_deref().unwrap_or("")))]
