@@ -128,7 +128,7 @@ async fn an_execution_runs_every_step_and_commits_the_files(db: TestDb) {
         ]
     );
     for c in &detail.conversations {
-        assert_eq!(c.messages, 3);
+        assert_eq!(c.messages.len(), 3);
         assert_eq!(c.llm_calls.len(), 1);
         assert!(
             c.conversation

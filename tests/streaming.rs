@@ -210,6 +210,7 @@ async fn a_slow_subscriber_is_cut_and_the_others_get_everything(db: TestDb) {
         db.store.clone(),
         Duration::from_millis(100),
         Duration::from_secs(60),
+        Duration::from_secs(120),
     );
     let mut slow = hub.subscribe(wf.id, 0, Filter::All).await.unwrap();
     let mut fast = hub.subscribe(wf.id, 0, Filter::All).await.unwrap();
@@ -217,7 +218,7 @@ async fn a_slow_subscriber_is_cut_and_the_others_get_everything(db: TestDb) {
         let mut ids = Vec::new();
         while ids.len() < 300 {
             match tokio::time::timeout(Duration::from_secs(20), fast.recv()).await {
-                Ok(Some(Frame::Event(e))) => ids.push(e.id),
+                Ok(Some(Frame::Event(e, _))) => ids.push(e.id),
                 Ok(Some(Frame::Heartbeat(_))) => {}
                 _ => break,
             }

@@ -29,6 +29,9 @@ pub struct Role {
     pub goal: String,
     pub backstory: String,
     pub max_output_tokens: u32,
+    /// What the role can do, as `GET /agents/{id}` lists it.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
 }
 
 impl Role {
@@ -96,6 +99,15 @@ impl Team {
 
     pub fn step(&self, step: &str) -> Option<&StepSpec> {
         self.steps.get(step)
+    }
+
+    /// The steps `agent` works, in the order of the workflow.
+    pub fn steps_of(&self, agent: Agent) -> Vec<&'static str> {
+        crate::engine::steps::Step::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .filter(|s| self.steps.get(*s).is_some_and(|spec| spec.agent == agent))
+            .collect()
     }
 }
 

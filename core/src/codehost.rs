@@ -58,6 +58,9 @@ pub struct Delivered {
     /// Commits made now (0 when all were already there).
     pub new_commits: usize,
     pub pull_request: Option<PullRequestRef>,
+    /// Why no pull request was opened (a remote repository without GitHub).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request_skipped: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

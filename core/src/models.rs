@@ -42,7 +42,10 @@ macro_rules! wire_enum {
 
 wire_enum!(
     /// Where a workflow stands; it follows its latest execution.
-    WorkflowStatus { Pending => "pending", Running => "running", Completed => "completed", Failed => "failed" }
+    WorkflowStatus {
+        Pending => "pending", Running => "running", Completed => "completed",
+        Failed => "failed", Cancelled => "cancelled",
+    }
 );
 
 wire_enum!(
@@ -81,8 +84,23 @@ pub struct Workflow {
     pub status: WorkflowStatus,
     pub repository_url: Option<String>,
     pub description: Option<String>,
+    pub jira_story_title: Option<String>,
+    pub target_branch: Option<String>,
+    pub test_command: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Workflow {
+    /// The story's title: as given, else the name without its `KEY: `.
+    pub fn story_title(&self) -> String {
+        self.jira_story_title.clone().unwrap_or_else(|| {
+            self.name
+                .strip_prefix(&format!("{}: ", self.jira_story_id))
+                .unwrap_or(&self.name)
+                .to_owned()
+        })
+    }
 }
 
 /// One run of the agent team over a workflow.
@@ -107,6 +125,18 @@ pub struct Execution {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub meta: Value,
     pub created_at: DateTime<Utc>,
+    /// The worker's last beat while the execution ran.
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+}
+
+impl ExecutionStatus {
+    /// Whether nothing more happens to an execution in this state.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ExecutionStatus::Completed | ExecutionStatus::Failed | ExecutionStatus::Cancelled
+        )
+    }
 }
 
 /// One agent's turn at one step.
@@ -151,6 +181,8 @@ pub struct LlmCallSummary {
     pub id: i64,
     pub model: String,
     pub status: LlmCallStatus,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
     pub total_tokens: i64,
     #[serde(with = "as_dollars")]
     #[cfg_attr(feature = "openapi", schema(value_type = f64))]
@@ -166,8 +198,8 @@ pub struct ConversationDetail {
     #[serde(flatten)]
     pub conversation: Conversation,
     pub code_files: Vec<CodeFile>,
-    /// How many messages the conversation holds.
-    pub messages: i64,
+    /// The conversation's messages, oldest first.
+    pub messages: Vec<Message>,
     /// The most recent calls (at most `CALL_SUMMARY_LIMIT`); the full list
     /// is `GET /conversations/{id}/llm-calls`.
     pub llm_calls: Vec<LlmCallSummary>,
@@ -285,6 +317,10 @@ pub struct CodeFile {
     pub workflow_id: i64,
     pub conversation_id: Option<i64>,
     pub execution_id: Option<i64>,
+    /// The base name of `path`, as the original client shows it.
+    pub filename: String,
+    /// The same as `path` (the original's name).
+    pub file_path: String,
     pub path: String,
     pub language: Option<String>,
     pub content: String,

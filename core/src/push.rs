@@ -8,11 +8,12 @@
 //! ids, so a client drops one it has seen.
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::{StoreError, StoreResult};
 use crate::models::Event;
 use crate::store::Store;
+use crate::views::{DEFAULT_HEARTBEAT_TIMEOUT, StatusInfo, current_status};
 
 /// A connected client and how far it has been sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,10 +58,10 @@ pub trait PushChannel: Send + Sync + 'static {
     async fn send(&self, connection_id: &str, frame: &str) -> Result<(), PushError>;
 }
 
-/// A WebSocket frame: `{id, type, data, workflow_id, execution_id, created_at}`.
-pub fn frame_of(e: &Event) -> Value {
-    json!({"id": e.id, "type": e.event_type, "data": e.data, "workflow_id": e.workflow_id,
-           "execution_id": e.execution_id, "created_at": e.created_at})
+/// A WebSocket frame: the event with the workflow's status
+/// (`crate::frames::ws_event`).
+pub fn frame_of(e: &Event, status: &StatusInfo) -> Value {
+    crate::frames::ws_event(e, status)
 }
 
 /// What one push did.
@@ -82,6 +83,13 @@ pub async fn push_connection(
 ) -> StoreResult<Pushed> {
     let mut pushed = Pushed::default();
     let mut sent = connection.last_event_id;
+    // Gateway-held sockets have no host configuration at hand: the
+    // default heartbeat timeout decides staleness.
+    let status = match current_status(store, connection.workflow_id, DEFAULT_HEARTBEAT_TIMEOUT).await {
+        Ok(s) => s,
+        Err(StoreError::NotFound(_)) => return Ok(pushed),
+        Err(e) => return Err(e),
+    };
     'pages: loop {
         let events = store
             .events_after(connection.workflow_id, sent, PAGE)
@@ -91,7 +99,10 @@ pub async fn push_connection(
         }
         for event in &events {
             match channel
-                .send(&connection.connection_id, &frame_of(event).to_string())
+                .send(
+                    &connection.connection_id,
+                    &frame_of(event, &status).to_string(),
+                )
                 .await
             {
                 Ok(()) => {

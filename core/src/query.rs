@@ -322,6 +322,12 @@ pub struct NewWorkflow {
     pub jira_story_id: StoryId,
     pub repository_url: Option<String>,
     pub description: Option<String>,
+    /// The story's title as the original client's form sends it.
+    pub jira_story_title: Option<String>,
+    /// The branch the work targets (the repository's default when unset).
+    pub target_branch: Option<String>,
+    /// The repository's test command, when the workflow names one.
+    pub test_command: Option<String>,
 }
 
 impl NewWorkflow {
@@ -358,10 +364,67 @@ impl NewWorkflow {
                 jira_story_id: story,
                 repository_url: repository_url.map(str::to_owned),
                 description: description.map(str::to_owned),
+                jira_story_title: None,
+                target_branch: None,
+                test_command: None,
             }),
             _ => Err(errors),
         }
     }
+
+    /// The optional fields of the original client's form and of API.md,
+    /// each bounded; blank values count as absent.
+    pub fn with_extras(
+        mut self,
+        jira_story_title: Option<&str>,
+        target_branch: Option<&str>,
+        test_command: Option<&str>,
+    ) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut field = |name: &str, value: Option<&str>, max: usize| {
+            let v = value.map(str::trim).filter(|v| !v.is_empty())?;
+            if v.chars().count() > max || v.contains('\0') {
+                errors.push(FieldError::new(
+                    "body",
+                    name,
+                    format!("{name} must be at most {max} characters"),
+                    "string_length",
+                ));
+                return None;
+            }
+            Some(v.to_owned())
+        };
+        self.jira_story_title = field("jira_story_title", jira_story_title, 500);
+        self.target_branch = field("target_branch", target_branch, 255);
+        self.test_command = field("test_command", test_command, 2000);
+        if let Some(b) = &self.target_branch
+            && !valid_branch(b)
+        {
+            errors.push(FieldError::new(
+                "body",
+                "target_branch",
+                "target_branch must be a git branch name (letters, digits, `-`, `_`, `.`, `/`; no `..`)",
+                "value_error",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A branch name git accepts and that cannot smuggle options or refspecs.
+fn valid_branch(b: &str) -> bool {
+    !b.starts_with(['-', '/', '.'])
+        && !b.ends_with(['/', '.'])
+        && !b.contains("..")
+        && !b.contains("//")
+        && !b.ends_with(".lock")
+        && b
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
 #[cfg(test)]

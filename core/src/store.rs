@@ -135,4 +135,15 @@ pub trait Store:
 
     /// The id of the workflow's newest committed event (0 when none).
     async fn last_event_id(&self, workflow_id: i64) -> StoreResult<i64>;
+
+    /// The workflow's events of the given types, oldest first, at most `limit`.
+    async fn events_of_types(
+        &self,
+        workflow_id: i64,
+        types: &[&str],
+        limit: i64,
+    ) -> StoreResult<Vec<Event>>;
+
+    /// The newest execution of each of the workflows that has one.
+    async fn latest_executions(&self, workflow_ids: &[i64]) -> StoreResult<Vec<Execution>>;
 }

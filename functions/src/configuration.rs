@@ -43,6 +43,8 @@ pub mod keys {
     pub const GITHUB_WRITE_PAUSE_MS: &str = "AI_TEAM_GITHUB_WRITE_PAUSE_MS";
     pub const GITHUB_MAX_WAIT_SECONDS: &str = "AI_TEAM_GITHUB_MAX_WAIT_SECONDS";
     pub const GITHUB_SECONDARY_WAIT_SECONDS: &str = "AI_TEAM_GITHUB_SECONDARY_WAIT_SECONDS";
+    pub const ALLOWED_REPOSITORIES: &str = "AI_TEAM_ALLOWED_REPOSITORIES";
+    pub const LOCAL_REPOSITORIES: &str = "AI_TEAM_LOCAL_REPOSITORIES";
 }
 
 /// A value that must never reach a log or a response.
@@ -100,6 +102,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Blobs and default repositories live under it.
     pub data_dir: std::path::PathBuf,
+    /// Local repositories workflows may name besides the working copies
+    /// under `data_dir` (the CLI adds its `--repo`); never chosen by an
+    /// API client.
+    pub local_repositories: Vec<std::path::PathBuf>,
     /// This process's name on step leases and queue jobs. A restarted
     /// process frees what the same name held; processes sharing one
     /// database need distinct names.
@@ -185,6 +191,9 @@ impl Config {
             data_dir: get(keys::DATA_DIR)
                 .unwrap_or_else(|| "./data".into())
                 .into(),
+            local_repositories: get(keys::LOCAL_REPOSITORIES)
+                .map(|v| std::env::split_paths(&v).collect())
+                .unwrap_or_default(),
             worker_id: get(keys::WORKER_ID).unwrap_or_else(|| "local".into()),
             // 0: this process serves the API only (another one runs the steps).
             worker_concurrency: parse::<usize>(

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ai_team_core::models::Event;
+use ai_team_core::views::{StatusInfo, current_status};
 use ai_team_core::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, broadcast, mpsc};
@@ -26,7 +27,8 @@ const PAGE: i64 = 500;
 
 #[derive(Debug, Clone)]
 enum TailMsg {
-    Event(Arc<Event>),
+    /// An event, with the workflow's status when the tail read it.
+    Event(Arc<Event>, Arc<StatusInfo>),
     /// The workflow was deleted: streams end.
     Closed,
 }
@@ -34,7 +36,8 @@ enum TailMsg {
 /// What a subscriber receives.
 #[derive(Debug, Clone)]
 pub enum Frame {
-    Event(Arc<Event>),
+    /// An event, with the workflow's status as of its reading.
+    Event(Arc<Event>, Arc<StatusInfo>),
     Heartbeat(DateTime<Utc>),
 }
 
@@ -49,6 +52,7 @@ pub struct EventHub {
     tails: Mutex<HashMap<i64, Tail>>,
     poll: Duration,
     heartbeat: Duration,
+    heartbeat_timeout: Duration,
 }
 
 /// Which events a subscriber wants.
@@ -71,12 +75,18 @@ impl Filter {
 impl EventHub {
     /// A hub over `store`; `poll` bounds the delay of events from other
     /// processes. Must be called inside a tokio runtime.
-    pub fn new(store: Arc<dyn Store>, poll: Duration, heartbeat: Duration) -> Arc<Self> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        poll: Duration,
+        heartbeat: Duration,
+        heartbeat_timeout: Duration,
+    ) -> Arc<Self> {
         let hub = Arc::new(Self {
             store,
             tails: Mutex::default(),
             poll,
             heartbeat,
+            heartbeat_timeout,
         });
         if let Some(mut signal) = hub.store.event_signal() {
             let weak = Arc::downgrade(&hub);
@@ -147,9 +157,14 @@ impl EventHub {
                 Ok(events) if !events.is_empty() => {
                     idle_ticks = 0;
                     let full = events.len() as i64 == PAGE;
+                    let status = match self.status(workflow_id).await {
+                        Some(s) => Arc::new(s),
+                        // Read again on the next round.
+                        None => continue,
+                    };
                     for e in events {
                         last = e.id;
-                        let _ = sender.send(TailMsg::Event(Arc::new(e)));
+                        let _ = sender.send(TailMsg::Event(Arc::new(e), status.clone()));
                     }
                     if full {
                         wake.notify_one();
@@ -206,7 +221,7 @@ impl EventHub {
             loop {
                 tokio::select! {
                     msg = live.recv() => match msg {
-                        Ok(TailMsg::Event(e)) => {
+                        Ok(TailMsg::Event(e, status)) => {
                             if e.id <= sent {
                                 continue;
                             }
@@ -217,7 +232,7 @@ impl EventHub {
                                 continue;
                             }
                             sent = e.id;
-                            if filter.wants(&e) && !send(Frame::Event(e)).await {
+                            if filter.wants(&e) && !send(Frame::Event(e, status)).await {
                                 return;
                             }
                         }
@@ -258,14 +273,31 @@ impl EventHub {
                 }
             };
             let n = page.len() as i64;
+            if n == 0 {
+                return true;
+            }
+            let Some(status) = self.status(workflow_id).await.map(Arc::new) else {
+                return false;
+            };
             for e in page {
                 *sent = e.id;
-                if filter.wants(&e) && !send(Frame::Event(Arc::new(e))).await {
+                if filter.wants(&e) && !send(Frame::Event(Arc::new(e), status.clone())).await {
                     return false;
                 }
             }
             if n < PAGE {
                 return true;
+            }
+        }
+    }
+
+    /// The workflow's status now; `None` when it cannot be read (logged).
+    pub async fn status(&self, workflow_id: i64) -> Option<StatusInfo> {
+        match current_status(self.store.as_ref(), workflow_id, self.heartbeat_timeout).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(workflow_id, error = %e, "cannot read the workflow's status");
+                None
             }
         }
     }

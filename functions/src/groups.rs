@@ -7,7 +7,10 @@
 
 use axum::Router;
 
-use crate::routes::{conversations, events, executions, health, jira, pr, webhooks, workflows};
+use crate::routes::{
+    agents, conversations, events, executions, health, jira, pr, review, status, webhooks,
+    workflows,
+};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,6 +78,13 @@ impl RouteGroup {
                 "ANY /workflows/{workflow_id}/executions",
                 "ANY /workflows/{workflow_id}/executions/{proxy+}",
                 "ANY /workflows/from-jira/{story_id}",
+                "ANY /workflows/status/running",
+                "ANY /workflows/{workflow_id}/status",
+                "ANY /workflows/{workflow_id}/reconcile",
+                "ANY /workflows/{workflow_id}/resume",
+                "ANY /workflows/{workflow_id}/conversation-review",
+                "ANY /agents",
+                "ANY /agents/{agent_id}",
             ],
             RouteGroup::Conversations => &["ANY /conversations/{proxy+}"],
             RouteGroup::Events => &[],
@@ -106,6 +116,9 @@ pub fn workflows() -> Router<AppState> {
     workflows::router()
         .merge(executions::router())
         .merge(jira::router())
+        .merge(status::router())
+        .merge(review::router())
+        .merge(agents::router())
 }
 
 pub fn conversations() -> Router<AppState> {

@@ -84,6 +84,25 @@ pub fn github_config(
         get(keys::GITHUB_API_URL).unwrap_or_else(|| DEFAULT_API_URL.into()),
     )?;
     let mut settings = GitHubSettings::new(api_url, token);
+    settings.allowed_repositories = std::iter::once(format!("{owner}/{name}"))
+        .chain(
+            get(keys::ALLOWED_REPOSITORIES)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(|r| {
+                    parse_repository(r)
+                        .map(|(o, n)| format!("{o}/{n}"))
+                        .ok_or_else(|| ConfigError {
+                            var: keys::ALLOWED_REPOSITORIES,
+                            reason: format!("{r:?} is not owner/name or a repository URL"),
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+        .map(|r| r.to_ascii_lowercase())
+        .collect();
     if let Some(ms) = parse::<u64>(
         keys::GITHUB_WRITE_PAUSE_MS,
         get(keys::GITHUB_WRITE_PAUSE_MS),
@@ -126,7 +145,10 @@ pub fn github(config: &Config) -> Result<Option<GitHub>, ConfigError> {
 pub fn code_host(config: &Config) -> Result<Arc<dyn CodeHost>, ConfigError> {
     Ok(match github(config)? {
         Some(g) => Arc::new(g),
-        None => Arc::new(LocalGit),
+        None => Arc::new(LocalGit::new(
+            config.data_dir.join("repos"),
+            config.local_repositories.clone(),
+        )),
     })
 }
 

@@ -5,7 +5,10 @@ use axum::Router;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{conversations, events, executions, health, jira, pr, webhooks, workflows};
+use crate::routes::{
+    agents, conversations, events, executions, health, jira, pr, review, status, webhooks,
+    workflows,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -13,6 +16,16 @@ use crate::state::AppState;
     info(title = "AI Team", description = "A team of AI agents that implements a user story: workflows, executions, conversations and every LLM call, tracked and governed."),
     paths(
         health::health,
+        agents::index,
+        agents::list_agents,
+        agents::get_agent,
+        status::workflow_status,
+        status::running_workflows,
+        status::reconcile_workflow,
+        status::resume_workflow,
+        review::conversation_review,
+        review::conversation_review_get,
+        executions::compare_executions_query,
         workflows::list_workflows,
         workflows::create_workflow,
         workflows::get_workflow,
@@ -41,11 +54,34 @@ use crate::state::AppState;
         events::websocket,
     ),
     components(schemas(
-        ai_team_core::models::Workflow,
-        ai_team_core::models::WorkflowDetail,
+        ai_team_core::views::WorkflowView,
+        ai_team_core::views::WorkflowDetailView,
+        ai_team_core::views::ConversationView,
+        ai_team_core::views::Interaction,
+        ai_team_core::views::StatusInfo,
+        ai_team_core::models::WorkflowStatus,
+        ai_team_core::models::ExecutionStatus,
+        ai_team_core::models::LlmCallStatus,
+        ai_team_core::models::Role,
+        ai_team_core::models::CodeFile,
+        ai_team_core::models::LlmCallSummary,
+        ai_team_core::models::ArtifactRef,
+        ai_team_core::conversation_review::ConversationReview,
+        ai_team_core::conversation_review::Savings,
+        crate::routes::ValidationErrorBody,
+        crate::routes::FieldErrorBody,
+        crate::routes::workflows::CreateWorkflow,
+        crate::routes::agents::AgentInfo,
+        crate::routes::agents::AgentDetail,
+        crate::routes::agents::Endpoint,
+        crate::routes::agents::EndpointIndex,
+        crate::routes::status::Reconciled,
+        crate::routes::status::Resumed,
+        crate::routes::executions::ExecutionComparison,
+        crate::routes::executions::ExecutionTotals,
+        crate::routes::executions::ExecutionDeltas,
         ai_team_core::models::Execution,
         ai_team_core::models::Conversation,
-        ai_team_core::models::ConversationDetail,
         ai_team_core::models::LlmCall,
         ai_team_core::models::LlmCallPage,
         ai_team_core::models::Message,
@@ -64,7 +100,7 @@ use crate::state::AppState;
         ai_team_core::delivery::Artifact,
     )),
     tags(
-        (name = "workflows"), (name = "executions"), (name = "conversations"), (name = "pr"), (name = "webhooks"), (name = "health"), (name = "events"),
+        (name = "workflows"), (name = "agents"), (name = "executions"), (name = "conversations"), (name = "pr"), (name = "webhooks"), (name = "health"), (name = "events"),
     )
 )]
 pub struct ApiDoc;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use ai_team_core::Store;
+use ai_team_core::agents::Team;
 use ai_team_core::engine::Engine;
 use ai_team_core::queue::StepQueue;
 use ai_team_core::ticket::TicketSource;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub tickets: Option<Arc<dyn TicketSource>>,
     /// The live fan-out of event logs; `None` where this host does not stream.
     pub events: Option<Arc<crate::events::EventHub>>,
+    /// The agent team (`/agents`, the agents' names in workflow details).
+    pub team: Arc<Team>,
 }
 
 impl AppState {
@@ -30,8 +33,13 @@ impl AppState {
             tracing::error!(error = %e, "no ticket source");
             None
         });
+        let team = crate::engine::team(&config).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the team file cannot be read; the built-in team is shown");
+            Team::builtin()
+        });
         Self {
             store,
+            team: Arc::new(team),
             config: Arc::new(config),
             engine: None,
             queue: None,
@@ -46,6 +54,7 @@ impl AppState {
             self.store.clone(),
             poll,
             self.config.heartbeat_interval,
+            self.config.heartbeat_timeout,
         ));
         self
     }
@@ -54,6 +63,7 @@ impl AppState {
         if self.queue.is_none() {
             self.queue = Some(engine.queue.clone());
         }
+        self.team = engine.team.clone();
         self.engine = Some(engine);
         self
     }

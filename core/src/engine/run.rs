@@ -22,6 +22,10 @@ use crate::money::nanos_to_dollars;
 use crate::queue::{StepMessage, send_step};
 use crate::tracking::{CallContext, Spill, TrackError, sha256_hex, tracked_chat};
 
+/// How much of an answer a `conversation` event carries (the whole answer
+/// is the conversation's `output`).
+const OUTPUT_EXCERPT_CHARS: usize = 2000;
+
 /// What handling a message came to; the host acks or retries by it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -700,7 +704,10 @@ impl Engine {
             "conversation",
             json!({"conversation_id": conversation.id, "agent": agent.as_str(), "step": step.as_str(),
                    "prompt_tokens": tracked.response.usage.prompt_tokens, "completion_tokens": tracked.response.usage.completion_tokens,
-                   "cost": details["cost"], "cached": tracked.cached, "files": details["files"]}),
+                   "cost": details["cost"], "cached": tracked.cached, "files": details["files"],
+                   "conversation": {"id": conversation.id, "agent": role.name, "agent_id": agent.as_str(), "step": step.as_str(),
+                                    "output": output.chars().take(OUTPUT_EXCERPT_CHARS).collect::<String>(),
+                                    "files": details["files"]}}),
         ));
         events.push(NewEvent::new(
             "message",
@@ -869,16 +876,27 @@ impl Engine {
                 .upsert_pull_request(workflow.id, &update, &[event])
                 .await?;
         }
+        let mut events = vec![NewEvent::new(
+            "workflow",
+            json!({"workflow_id": workflow.id, "step": "integration", "delivered": delivered}),
+        )];
+        if let Some(reason) = &delivered.pull_request_skipped {
+            // As the original's `pr_skipped`: the run completes, and says why.
+            state
+                .notes
+                .push(format!("integration: pull request skipped ({reason})"));
+            events.push(NewEvent::new(
+                "workflow",
+                json!({"workflow_id": workflow.id, "kind": "pr", "status": "skipped", "pr_skipped": true, "reason": reason}),
+            ));
+        }
         let result = json!(delivered);
         state.delivered = Some(delivered);
         Ok(StepOutput {
             conversation: None,
             messages: vec![],
             files: vec![],
-            events: vec![NewEvent::new(
-                "workflow",
-                json!({"workflow_id": workflow.id, "step": "integration", "delivered": result}),
-            )],
+            events,
             result,
             state,
             next: None,

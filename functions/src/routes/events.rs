@@ -18,6 +18,9 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
 use crate::events::{Filter, Frame};
+use ai_team_core::frames;
+use ai_team_core::views::{self, StatusInfo};
+use axum::http::HeaderValue;
 use crate::extract::{Id, QueryMap};
 use crate::routes::ErrorBody;
 use crate::state::AppState;
@@ -56,14 +59,9 @@ fn resume_point(headers: &HeaderMap, query: &QueryMap, query_name: &str) -> ApiR
 
 fn sse_frame(frame: Frame) -> SseEvent {
     match frame {
-        Frame::Event(e) => SseEvent::default()
+        Frame::Event(e, _) => SseEvent::default()
             .id(e.id.to_string())
-            .event(e.event_type.clone())
-            .data(
-                json!({"id": e.id, "workflow_id": e.workflow_id, "execution_id": e.execution_id,
-                         "type": e.event_type, "data": e.data, "created_at": e.created_at})
-                .to_string(),
-            ),
+            .data(frames::event_data(&e).to_string()),
         Frame::Heartbeat(at) => SseEvent::default()
             .event("heartbeat")
             .data(json!({"time": at}).to_string()),
@@ -71,35 +69,118 @@ fn sse_frame(frame: Frame) -> SseEvent {
 }
 
 /// The frames of `rx` as SSE events, until `rx` ends or `max` has passed.
-fn frames(
+fn sse_frames(
     rx: mpsc::Receiver<Frame>,
     max: Option<Duration>,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let deadline = max.map(|m| tokio::time::Instant::now() + m);
     stream::unfold(rx, move |mut rx| async move {
-        let frame = match deadline {
-            Some(at) => tokio::time::timeout_at(at, rx.recv()).await.ok().flatten(),
-            None => rx.recv().await,
-        };
+        let frame = next_before(&mut rx, deadline).await;
         frame.map(|f| (Ok(sse_frame(f)), rx))
     })
 }
 
-async fn sse(state: AppState, workflow_id: i64, after: i64, filter: Filter) -> ApiResult<Response> {
-    let hub = state.events.clone().ok_or(ApiError::Unavailable {
+async fn next_before(
+    rx: &mut mpsc::Receiver<Frame>,
+    deadline: Option<tokio::time::Instant>,
+) -> Option<Frame> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, rx.recv()).await.ok().flatten(),
+        None => rx.recv().await,
+    }
+}
+
+fn hub_of(state: &AppState) -> ApiResult<std::sync::Arc<crate::events::EventHub>> {
+    state.events.clone().ok_or(ApiError::Unavailable {
         public: "streaming not available",
         detail: "no event hub in this host".into(),
-    })?;
-    let rx = hub.subscribe(workflow_id, after, filter).await?;
-    let mut response = Sse::new(frames(rx, state.config.stream_max)).into_response();
+    })
+}
+
+fn sse_response<S>(stream: S) -> Response
+where
+    S: Stream<Item = Result<SseEvent, Infallible>> + Send + 'static,
+{
+    let mut response = Sse::new(stream).into_response();
     // Proxies must not buffer the stream.
     response
         .headers_mut()
-        .insert("x-accel-buffering", "no".parse().expect("static header"));
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
         .headers_mut()
-        .insert("cache-control", "no-cache".parse().expect("static header"));
-    Ok(response)
+        .insert("cache-control", HeaderValue::from_static("no-cache"));
+    response
+}
+
+async fn sse(state: AppState, workflow_id: i64, after: i64, filter: Filter) -> ApiResult<Response> {
+    let hub = hub_of(&state)?;
+    let rx = hub.subscribe(workflow_id, after, filter).await?;
+    Ok(sse_response(sse_frames(rx, state.config.stream_max)))
+}
+
+/// What the status stream has sent, so it sends only changes.
+struct StatusStream {
+    rx: mpsc::Receiver<Frame>,
+    hub: std::sync::Arc<crate::events::EventHub>,
+    workflow_id: i64,
+    last: Option<StatusInfo>,
+    last_id: i64,
+    first: Option<StatusInfo>,
+    done: bool,
+}
+
+fn status_event(status: &StatusInfo, id: i64) -> SseEvent {
+    SseEvent::default()
+        .id(id.to_string())
+        .data(frames::status_data(status).to_string())
+}
+
+/// The status info at once, then on each change (an event, or a
+/// heartbeat that finds it changed, e.g. gone stale), ending after the
+/// frame whose `isTerminal` is true.
+fn status_frames(
+    start: StatusStream,
+    max: Option<Duration>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let deadline = max.map(|m| tokio::time::Instant::now() + m);
+    stream::unfold(start, move |mut s| async move {
+        if s.done {
+            return None;
+        }
+        if let Some(first) = s.first.take() {
+            s.done = first.is_terminal;
+            let ev = status_event(&first, s.last_id);
+            s.last = Some(first);
+            return Some((Ok(ev), s));
+        }
+        loop {
+            let frame = next_before(&mut s.rx, deadline).await?;
+            let (status, id) = match frame {
+                Frame::Event(e, status) => ((*status).clone(), e.id),
+                Frame::Heartbeat(at) => match s.hub.status(s.workflow_id).await {
+                    Some(status)
+                        if s.last.as_ref().is_some_and(|l| views::status_changed(l, &status)) =>
+                    {
+                        (status, s.last_id)
+                    }
+                    _ => {
+                        let beat = SseEvent::default()
+                            .event("heartbeat")
+                            .data(json!({"time": at}).to_string());
+                        return Some((Ok(beat), s));
+                    }
+                },
+            };
+            s.last_id = s.last_id.max(id);
+            if s.last.as_ref().is_some_and(|l| !views::status_changed(l, &status)) {
+                continue;
+            }
+            s.done = status.is_terminal;
+            let ev = status_event(&status, s.last_id);
+            s.last = Some(status);
+            return Some((Ok(ev), s));
+        }
+    })
 }
 
 #[utoipa::path(get, path = "/events/workflows/{workflow_id}", tag = "events",
@@ -112,8 +193,26 @@ pub async fn status_stream(
     headers: HeaderMap,
     query: QueryMap,
 ) -> ApiResult<Response> {
-    let after = resume_point(&headers, &query, "after")?;
-    sse(state, id, after, Filter::Status).await
+    // The point to resume from is the log's head, not the client's: each
+    // connection starts with the status as it is now.
+    resume_point(&headers, &query, "after")?;
+    let hub = hub_of(&state)?;
+    let head = state.store.last_event_id(id).await?;
+    let rx = hub.subscribe(id, head, Filter::Status).await?;
+    let first = hub.status(id).await.ok_or(ApiError::Unavailable {
+        public: "Service temporarily unavailable: the database cannot be reached",
+        detail: "status of a streamed workflow".into(),
+    })?;
+    let start = StatusStream {
+        rx,
+        hub,
+        workflow_id: id,
+        last: None,
+        last_id: head,
+        first: Some(first),
+        done: false,
+    };
+    Ok(sse_response(status_frames(start, state.config.stream_max)))
 }
 
 #[utoipa::path(get, path = "/events/workflows/{workflow_id}/stream", tag = "events",
@@ -146,17 +245,22 @@ pub async fn websocket(
         detail: "no event hub in this host".into(),
     })?;
     let rx = hub.subscribe(id, after, Filter::All).await?;
-    Ok(ws.on_upgrade(move |socket| pump(socket, rx)))
+    Ok(ws.on_upgrade(move |socket| pump(socket, rx, hub, id)))
 }
 
-async fn pump(mut socket: WebSocket, mut rx: mpsc::Receiver<Frame>) {
+async fn pump(
+    mut socket: WebSocket,
+    mut rx: mpsc::Receiver<Frame>,
+    hub: std::sync::Arc<crate::events::EventHub>,
+    workflow_id: i64,
+) {
     loop {
         tokio::select! {
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
                 let text = match frame {
-                    Frame::Event(e) => ai_team_core::push::frame_of(&e),
-                    Frame::Heartbeat(at) => json!({"id": null, "type": "heartbeat", "data": {"time": at}}),
+                    Frame::Event(e, status) => frames::ws_event(&e, &status),
+                    Frame::Heartbeat(at) => frames::heartbeat(at, hub.status(workflow_id).await.as_ref()),
                 };
                 if socket.send(Message::Text(text.to_string().into())).await.is_err() {
                     return;

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, Ids2, Ids3, QueryMap};
-use crate::routes::ErrorBody;
+use crate::routes::{ErrorBody, ValidationErrorBody};
 use crate::routes::workflows::{engine_of, list_response, optional_page, start};
 use crate::state::AppState;
 
@@ -22,6 +22,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/workflows/{workflow_id}/executions/start",
             post(start_execution),
+        )
+        .route(
+            "/workflows/{workflow_id}/executions/compare",
+            get(compare_executions_query),
         )
         .route(
             "/workflows/{workflow_id}/executions/{execution_id}",
@@ -160,4 +164,87 @@ pub async fn compare_executions(
     let fb =
         ai_team_core::compare::aggregate(b, &state.store.call_facts(workflow_id, Some(b)).await?);
     Ok(Json(ai_team_core::compare::compare(&fa, &fb, true)))
+}
+
+/// One side of the original's execution comparison.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ExecutionTotals {
+    pub id: i64,
+    pub workflow_id: i64,
+    pub total_calls: i64,
+    pub total_tokens: i64,
+    pub total_cost: f64,
+    pub avg_latency_ms: f64,
+    pub models: Vec<String>,
+}
+
+impl From<&Execution> for ExecutionTotals {
+    fn from(e: &Execution) -> Self {
+        Self {
+            id: e.id,
+            workflow_id: e.workflow_id,
+            total_calls: e.total_calls,
+            total_tokens: e.total_tokens,
+            total_cost: ai_team_core::money::nanos_to_dollars(e.total_cost),
+            avg_latency_ms: e.avg_latency_ms,
+            models: e.models.clone(),
+        }
+    }
+}
+
+/// Right minus left for each number.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ExecutionDeltas {
+    pub total_calls: i64,
+    pub total_tokens: i64,
+    pub total_cost: f64,
+    pub avg_latency_ms: f64,
+}
+
+/// `{left, right, deltas}` of the original's compare route.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ExecutionComparison {
+    pub left: ExecutionTotals,
+    pub right: ExecutionTotals,
+    pub deltas: ExecutionDeltas,
+}
+
+fn query_id(query: &QueryMap, name: &str) -> ApiResult<i64> {
+    let raw = query.get(name).ok_or_else(|| {
+        ApiError::validation(FieldError::new("query", name, "Field required", "missing"))
+    })?;
+    ai_team_core::query::parse_id(name, raw)
+        .map_err(|mut e| {
+            e.loc[0] = "query".into();
+            e
+        })
+        .map_err(ApiError::validation)
+}
+
+#[utoipa::path(get, path = "/workflows/{workflow_id}/executions/compare", tag = "executions",
+    params(("workflow_id" = i64, Path, minimum = 1), ("execA" = i64, Query, minimum = 1), ("execB" = i64, Query, minimum = 1)),
+    responses((status = 200, body = ExecutionComparison),
+              (status = 404, description = "Unknown, or not of this workflow", body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
+pub async fn compare_executions_query(
+    State(state): State<AppState>,
+    Id(workflow_id): Id,
+    query: QueryMap,
+) -> ApiResult<Json<ExecutionComparison>> {
+    let (a, b) = (query_id(&query, "execA")?, query_id(&query, "execB")?);
+    let left = state.store.get_execution(workflow_id, a).await?;
+    let right = state.store.get_execution(workflow_id, b).await?;
+    let (l, r) = (ExecutionTotals::from(&left), ExecutionTotals::from(&right));
+    let deltas = ExecutionDeltas {
+        total_calls: r.total_calls.saturating_sub(l.total_calls),
+        total_tokens: r.total_tokens.saturating_sub(l.total_tokens),
+        total_cost: ai_team_core::money::nanos_to_dollars(
+            right.total_cost.saturating_sub(left.total_cost),
+        ),
+        avg_latency_ms: r.avg_latency_ms - l.avg_latency_ms,
+    };
+    Ok(Json(ExecutionComparison {
+        left: l,
+        right: r,
+        deltas,
+    }))
 }

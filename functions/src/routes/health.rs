@@ -21,7 +21,9 @@ pub struct Health {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health))
+    Router::new()
+        .route("/health", get(health))
+        .route("/", get(crate::routes::agents::index))
 }
 
 #[utoipa::path(get, path = "/health", tag = "health",

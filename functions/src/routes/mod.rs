@@ -1,11 +1,14 @@
 //! One `router()` per area of API.md, merged by `startup::app`.
 
+pub mod agents;
 pub mod conversations;
 pub mod events;
 pub mod executions;
 pub mod health;
 pub mod jira;
 pub mod pr;
+pub mod review;
+pub mod status;
 pub mod webhooks;
 pub mod workflows;
 
@@ -18,9 +21,24 @@ pub struct MessageBody {
     pub message: String,
 }
 
-/// FastAPI's error body: a string, or a list of `{loc, msg, type}`.
+/// FastAPI's error body with a text `detail`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
+    pub detail: String,
+}
+
+/// One invalid input, as FastAPI reports it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldErrorBody {
+    /// Where: `["body", "name"]`, `["query", "page_size"]`, `["path", "workflow_id"]`.
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// A 422: FastAPI's list of `{loc, msg, type}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationErrorBody {
+    pub detail: Vec<FieldErrorBody>,
 }

@@ -8,6 +8,7 @@ use ai_team_core::models::Paged;
 use ai_team_core::review::{REFRESH_QUEUE, RefreshJob, RefreshKind};
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -45,60 +46,100 @@ pub async fn get_pull_request(
     Id(id): Id,
 ) -> ApiResult<Json<PullRequest>> {
     state.store.get_workflow(id).await?;
-    state
-        .store
-        .get_pull_request(id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("Workflow {id} has no pull request")))
+    if let Some(pr) = state.store.get_pull_request(id).await? {
+        return Ok(Json(pr));
+    }
+    Err(ApiError::NotFound(match skipped_reason(&state, id).await? {
+        Some(reason) => format!("Workflow {id} has no pull request: it was skipped ({reason})"),
+        None => format!("Workflow {id} has no pull request"),
+    }))
 }
+
+/// Why the latest execution's delivery opened no pull request, if it said.
+async fn skipped_reason(state: &AppState, workflow_id: i64) -> ApiResult<Option<String>> {
+    let Some(latest) = state
+        .store
+        .latest_executions(&[workflow_id])
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .checkpoint(latest.id, "integration")
+        .await?
+        .and_then(|c| {
+            c.summary["delivered"]["pull_request_skipped"]
+                .as_str()
+                .map(str::to_owned)
+        }))
+}
+
+/// Without `page`/`page_size` a list is a plain array of its first
+/// `PageRequest::MAX_SIZE` items (as the original); with either, the page.
+fn plain_or_paged<T: Serialize>(query: &QueryMap, paged: Paged<T>) -> Response {
+    let paginated = query.get("page").is_some() || query.get("page_size").is_some();
+    crate::routes::workflows::list_response(paged, paginated)
+}
+
+fn page_size_or_max(query: &QueryMap) -> Option<&str> {
+    query.get("page_size").or(if query.get("page").is_none() {
+        Some(MAX_PAGE_SIZE)
+    } else {
+        None
+    })
+}
+
+const MAX_PAGE_SIZE: &str = "200";
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/pr/checks", tag = "pr",
     params(("workflow_id" = i64, Path), ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query),
            ("kind" = Option<String>, Query, description = "check_run (default), check_suite or all")),
-    responses((status = 200, description = "{page, page_size, total, items}", body = [Check]),
+    responses((status = 200, description = "A plain array without page/page_size, else {page, page_size, total, items}", body = [Check]),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_checks(
     State(state): State<AppState>,
     Id(id): Id,
     query: QueryMap,
-) -> ApiResult<Json<Paged<Check>>> {
-    let q = CheckQuery::parse(query.get("page"), query.get("page_size"), query.get("kind"))
+) -> ApiResult<Response> {
+    let q = CheckQuery::parse(query.get("page"), page_size_or_max(&query), query.get("kind"))
         .map_err(ApiError::Validation)?;
     state.store.get_workflow(id).await?;
-    Ok(Json(state.store.list_checks(id, &q).await?))
+    Ok(plain_or_paged(&query, state.store.list_checks(id, &q).await?))
 }
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/diffs", tag = "pr",
     params(("workflow_id" = i64, Path), ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query),
            ("path" = Option<String>, Query, description = "A path, exact or as a prefix")),
-    responses((status = 200, description = "{page, page_size, total, items}", body = [DiffFile]),
+    responses((status = 200, description = "A plain array without page/page_size, else {page, page_size, total, items}", body = [DiffFile]),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_diffs(
     State(state): State<AppState>,
     Id(id): Id,
     query: QueryMap,
-) -> ApiResult<Json<Paged<DiffFile>>> {
-    let q = FilteredPage::parse(query.get("page"), query.get("page_size"), query.get("path"))
+) -> ApiResult<Response> {
+    let q = FilteredPage::parse(query.get("page"), page_size_or_max(&query), query.get("path"))
         .map_err(ApiError::Validation)?;
     state.store.get_workflow(id).await?;
-    Ok(Json(state.store.list_diffs(id, &q).await?))
+    Ok(plain_or_paged(&query, state.store.list_diffs(id, &q).await?))
 }
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/artifacts", tag = "pr",
     params(("workflow_id" = i64, Path), ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query),
            ("kind" = Option<String>, Query, description = "An exact kind, e.g. github-actions")),
-    responses((status = 200, description = "{page, page_size, total, items}", body = [Artifact]),
+    responses((status = 200, description = "A plain array without page/page_size, else {page, page_size, total, items}", body = [Artifact]),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_artifacts(
     State(state): State<AppState>,
     Id(id): Id,
     query: QueryMap,
-) -> ApiResult<Json<Paged<Artifact>>> {
-    let q = FilteredPage::parse(query.get("page"), query.get("page_size"), query.get("kind"))
+) -> ApiResult<Response> {
+    let q = FilteredPage::parse(query.get("page"), page_size_or_max(&query), query.get("kind"))
         .map_err(ApiError::Validation)?;
     state.store.get_workflow(id).await?;
-    Ok(Json(state.store.list_artifacts(id, &q).await?))
+    Ok(plain_or_paged(&query, state.store.list_artifacts(id, &q).await?))
 }
 
 /// The answer of a refresh request.

@@ -1,10 +1,12 @@
 //! Workflows: list, create (idempotent on `jira_story_id`), get with
 //! everything under it, delete, and the execute trigger.
 
-use ai_team_core::models::{Workflow, WorkflowDetail};
-use ai_team_core::query::{NewWorkflow, PageRequest};
+use ai_team_core::models::Workflow;
+use ai_team_core::query::{FieldError, NewWorkflow, PageRequest};
+use ai_team_core::repository::RepositoryRef;
+use ai_team_core::views::{self, StatusInfo, WorkflowDetailView, WorkflowView};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, JsonBody, QueryMap};
-use crate::routes::{ErrorBody, MessageBody};
+use crate::routes::{ErrorBody, MessageBody, ValidationErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -51,55 +53,147 @@ pub fn list_response<T: serde::Serialize>(
     }
 }
 
+/// The latest execution of every workflow in `workflows`, as status infos
+/// in the same order (one query for the whole list).
+pub async fn statuses(state: &AppState, workflows: &[Workflow]) -> ApiResult<Vec<StatusInfo>> {
+    let ids: Vec<i64> = workflows.iter().map(|w| w.id).collect();
+    let latest = state.store.latest_executions(&ids).await?;
+    let now = chrono::Utc::now();
+    Ok(workflows
+        .iter()
+        .map(|w| {
+            let e = latest.iter().find(|e| e.workflow_id == w.id);
+            views::status_info(w, e, now, state.config.heartbeat_timeout)
+        })
+        .collect())
+}
+
+/// The status info of one workflow (404 when unknown).
+pub async fn status_of(state: &AppState, workflow_id: i64) -> ApiResult<(Workflow, StatusInfo)> {
+    let workflow = state.store.get_workflow(workflow_id).await?;
+    let info = statuses(state, std::slice::from_ref(&workflow))
+        .await?
+        .remove(0);
+    Ok((workflow, info))
+}
+
+/// Workflows as the API shows them.
+pub async fn views_of(state: &AppState, workflows: Vec<Workflow>) -> ApiResult<Vec<WorkflowView>> {
+    let infos = statuses(state, &workflows).await?;
+    Ok(workflows
+        .iter()
+        .zip(&infos)
+        .map(|(w, s)| WorkflowView::new(w, s))
+        .collect())
+}
+
 #[utoipa::path(get, path = "/workflows", tag = "workflows",
-    params(("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query)),
-    responses((status = 200, description = "Newest first: a plain array without page/page_size, else {page, page_size, total, items}", body = [Workflow]),
-              (status = 422, body = ErrorBody)))]
+    params(("page" = Option<u32>, Query, minimum = 1, maximum = 1000000), ("page_size" = Option<u32>, Query, minimum = 1, maximum = 200)),
+    responses((status = 200, description = "Newest first: a plain array without page/page_size, else {page, page_size, total, items}", body = [WorkflowView]),
+              (status = 422, body = ValidationErrorBody)))]
 pub async fn list_workflows(State(state): State<AppState>, query: QueryMap) -> ApiResult<Response> {
     let page = optional_page(&query)?;
+    let paged = state.store.list_workflows(page).await?;
+    let items = views_of(&state, paged.items).await?;
     Ok(list_response(
-        state.store.list_workflows(page).await?,
+        ai_team_core::models::Paged {
+            page: paged.page,
+            page_size: paged.page_size,
+            total: paged.total,
+            items,
+        },
         page.is_some(),
     ))
 }
 
-/// Body of `POST /workflows`.
+/// Body of `POST /workflows`: API.md's fields, or the original client's
+/// form (`jira_story_title`, `jira_story_description`, `target_branch`).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateWorkflow {
+    /// Defaults to `"{jira_story_id}: {jira_story_title}"`.
+    #[schema(max_length = 500)]
     pub name: Option<String>,
+    #[schema(max_length = 200)]
     pub jira_story_id: Option<String>,
+    #[schema(max_length = 500)]
+    pub jira_story_title: Option<String>,
+    /// A remote repository (`https://github.com/owner/name`); never a path on the server.
+    #[schema(max_length = 2048)]
     pub repository_url: Option<String>,
     pub description: Option<String>,
+    /// The same text as `description` (the original client's name).
+    pub jira_story_description: Option<String>,
+    #[schema(max_length = 255)]
+    pub target_branch: Option<String>,
+    /// The repository's test command (else `AI_TEAM_TEST_COMMAND`, else found in the repository).
+    #[schema(max_length = 2000)]
+    pub test_command: Option<String>,
+}
+
+/// A `repository_url` from an API client: a remote repository, and with
+/// GitHub one of the allowed ones; never a directory on the server.
+pub fn check_repository(state: &AppState, raw: &str) -> Result<(), FieldError> {
+    let refuse = |msg: String| FieldError::new("body", "repository_url", msg, "value_error");
+    match RepositoryRef::parse(raw).map_err(refuse)? {
+        RepositoryRef::Local(_) => Err(refuse(
+            "repository_url must name a remote repository (https://host/owner/name); a local path or file:// URL is not accepted from the API (the CLI's --repo works on a local repository)".into(),
+        )),
+        RepositoryRef::Remote { owner, name, .. } => match &state.config.github {
+            Some(g) if !g.settings.allows(&owner, &name) => Err(refuse(format!(
+                "{owner}/{name} is not one of the repositories this service may write (NEGISHI_GITHUB_REPO, AI_TEAM_ALLOWED_REPOSITORIES)"
+            ))),
+            _ => Ok(()),
+        },
+    }
 }
 
 #[utoipa::path(post, path = "/workflows", tag = "workflows", request_body = CreateWorkflow,
-    responses((status = 201, description = "Created", body = Workflow),
-              (status = 200, description = "A workflow with this jira_story_id already existed; nothing created", body = Workflow),
-              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = WorkflowView),
+              (status = 200, description = "A workflow with this jira_story_id already existed; nothing created", body = WorkflowView),
+              (status = 413, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn create_workflow(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateWorkflow>,
-) -> ApiResult<(StatusCode, Json<Workflow>)> {
+) -> ApiResult<(StatusCode, Json<WorkflowView>)> {
+    let blank = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let (story, title) = (blank(&body.jira_story_id), blank(&body.jira_story_title));
     let mut missing = Vec::new();
-    for (field, value) in [("name", &body.name), ("jira_story_id", &body.jira_story_id)] {
-        if value.is_none() {
-            missing.push(ai_team_core::query::FieldError::new(
-                "body",
-                field,
-                "Field required",
-                "missing",
-            ));
-        }
+    if story.is_none() {
+        missing.push(FieldError::new("body", "jira_story_id", "Field required", "missing"));
+    }
+    let name = blank(&body.name).or_else(|| {
+        Some(format!("{}: {}", story.as_deref()?, title.as_deref()?))
+    });
+    if name.is_none() {
+        missing.push(FieldError::new(
+            "body",
+            "name",
+            "Field required (or jira_story_title, from which it is made)",
+            "missing",
+        ));
+    }
+    if let Some(url) = blank(&body.repository_url)
+        && let Err(e) = check_repository(&state, &url)
+    {
+        missing.push(e);
     }
     if !missing.is_empty() {
         return Err(ApiError::Validation(missing));
     }
+    let description = body.description.as_deref().or(body.jira_story_description.as_deref());
     let new = NewWorkflow::parse(
-        body.name.as_deref().unwrap_or_default(),
-        body.jira_story_id.as_deref().unwrap_or_default(),
-        body.repository_url.as_deref(),
-        body.description.as_deref(),
+        name.as_deref().unwrap_or_default(),
+        story.as_deref().unwrap_or_default(),
+        blank(&body.repository_url).as_deref(),
+        description,
     )
+    .and_then(|n| {
+        n.with_extras(
+            title.as_deref(),
+            body.target_branch.as_deref(),
+            body.test_command.as_deref(),
+        )
+    })
     .map_err(ApiError::Validation)?;
     let created = state.store.create_workflow(&new).await?;
     let status = if created.is_new() {
@@ -107,22 +201,51 @@ pub async fn create_workflow(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(created.into_inner())))
+    let view = views_of(&state, vec![created.into_inner()]).await?.remove(0);
+    Ok((status, Json(view)))
 }
 
+/// Events read per workflow detail for its escalations and collaborations.
+const INTERACTIONS_LIMIT: i64 = 1000;
+
 #[utoipa::path(get, path = "/workflows/{workflow_id}", tag = "workflows",
-    params(("workflow_id" = i64, Path)),
-    responses((status = 200, body = WorkflowDetail), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("workflow_id" = i64, Path, minimum = 1), ("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier answer")),
+    responses((status = 200, body = WorkflowDetailView, headers(("etag" = String))), (status = 304, description = "Not modified since the ETag"),
+              (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn get_workflow(
     State(state): State<AppState>,
     Id(id): Id,
-) -> ApiResult<Json<WorkflowDetail>> {
-    Ok(Json(state.store.workflow_detail(id).await?))
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let detail = state.store.workflow_detail(id).await?;
+    let info = statuses(&state, std::slice::from_ref(&detail.workflow))
+        .await?
+        .remove(0);
+    let interactions = state
+        .store
+        .events_of_types(id, &["escalation", "collaboration"], INTERACTIONS_LIMIT)
+        .await?;
+    let view = views::workflow_detail(detail, &info, &state.team, &interactions);
+    let body = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.into()))?;
+    let etag = format!("\"{}\"", &ai_team_core::tracking::sha256_hex(&body)[..32]);
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    Ok((
+        [(header::ETAG, etag), (header::CONTENT_TYPE, "application/json".to_owned())],
+        body,
+    )
+        .into_response())
 }
 
 #[utoipa::path(delete, path = "/workflows/{workflow_id}", tag = "workflows",
-    params(("workflow_id" = i64, Path)),
-    responses((status = 200, body = MessageBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    params(("workflow_id" = i64, Path, minimum = 1)),
+    responses((status = 200, body = MessageBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ValidationErrorBody)))]
 pub async fn delete_workflow(
     State(state): State<AppState>,
     Id(id): Id,
@@ -159,6 +282,7 @@ pub async fn start(
             "message": "Workflow execution started",
             "workflow_id": workflow_id,
             "execution_id": execution.id,
+            "id": execution.id,
             "status": execution.status,
         })),
     ))

@@ -6,12 +6,13 @@
 //! touched. Each commit carries an `AI-Team-Step` trailer, so a repeated
 //! delivery skips the commits already made.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use ai_team_core::codehost::{
     CodeHost, CodeHostError, CommitRequest, Delivered, PullRequestRequest,
 };
+use ai_team_core::repository::{RepositoryRef, is_within, lexical_absolute};
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -20,9 +21,21 @@ const AUTHOR_NAME: &str = "AI Team";
 const AUTHOR_EMAIL: &str = "ai-team@localhost";
 const TRAILER: &str = "AI-Team-Step";
 
-/// The local git adapter; `git` must be on the PATH.
-#[derive(Debug, Clone, Default)]
-pub struct LocalGit;
+/// The local git adapter; `git` must be on the PATH. It writes only where
+/// the operator said: working copies of remote repositories under
+/// `working_copies`, and local repositories inside `local_roots`.
+#[derive(Debug, Clone)]
+pub struct LocalGit {
+    working_copies: PathBuf,
+    local_roots: Vec<PathBuf>,
+}
+
+/// Where one delivery goes.
+struct Target {
+    dir: PathBuf,
+    /// Why no pull request is opened, for a remote repository.
+    pr_skipped: Option<String>,
+}
 
 struct Repo {
     dir: PathBuf,
@@ -83,21 +96,68 @@ impl Repo {
     }
 }
 
-fn repo_dir(repository: &str) -> Result<PathBuf, CodeHostError> {
-    let path = repository.strip_prefix("file://").unwrap_or(repository);
-    if path.contains("://") || path.trim().is_empty() {
-        return Err(CodeHostError::Refused(format!(
-            "{repository:?} is not a local repository path (set USE_REAL_GITHUB for remote ones)"
-        )));
+impl LocalGit {
+    /// Working copies of remote repositories go under `working_copies`
+    /// (which is also a root local repositories may be in); a local
+    /// repository must be inside `working_copies` or one of `local_roots`.
+    pub fn new(working_copies: PathBuf, local_roots: Vec<PathBuf>) -> Self {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let working_copies = lexical_absolute(&working_copies, &cwd);
+        let mut roots: Vec<PathBuf> = local_roots
+            .iter()
+            .map(|r| lexical_absolute(r, &cwd))
+            .collect();
+        roots.push(working_copies.clone());
+        Self {
+            working_copies,
+            local_roots: roots,
+        }
     }
-    let p = Path::new(path);
-    Ok(if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| CodeHostError::Unavailable(e.to_string()))?
-            .join(p)
-    })
+
+    fn target(&self, repository: &str) -> Result<Target, CodeHostError> {
+        match RepositoryRef::parse(repository).map_err(CodeHostError::Refused)? {
+            remote @ RepositoryRef::Remote { .. } => {
+                let dir = remote
+                    .working_copy(&self.working_copies)
+                    .ok_or_else(|| CodeHostError::Refused("no working copy".into()))?;
+                Ok(Target {
+                    pr_skipped: Some(format!(
+                        "USE_REAL_GITHUB is off: {} was not contacted; the branch is in the local working copy {}",
+                        remote.full_name().unwrap_or_default(),
+                        dir.display()
+                    )),
+                    dir,
+                })
+            }
+            RepositoryRef::Local(path) => {
+                let cwd = std::env::current_dir()
+                    .map_err(|e| CodeHostError::Unavailable(e.to_string()))?;
+                let dir = lexical_absolute(&path, &cwd);
+                if !is_within(&dir, &self.local_roots) {
+                    return Err(CodeHostError::Refused(format!(
+                        "{} is not a repository this service may write (only the CLI's --repo, \
+                         AI_TEAM_LOCAL_REPOSITORIES and working copies under {})",
+                        dir.display(),
+                        self.working_copies.display()
+                    )));
+                }
+                Ok(Target {
+                    dir,
+                    pr_skipped: None,
+                })
+            }
+        }
+    }
+}
+
+/// A private index file per delivery, short whatever the branch's length.
+fn index_path(branch: &str) -> PathBuf {
+    let digest = ai_team_core::tracking::sha256_hex(branch.as_bytes());
+    std::env::temp_dir().join(format!(
+        "ai-team-index-{}-{}",
+        std::process::id(),
+        &digest[..16]
+    ))
 }
 
 #[async_trait]
@@ -115,16 +175,12 @@ impl CodeHost for LocalGit {
         pull_request: Option<&PullRequestRequest>,
     ) -> Result<Delivered, CodeHostError> {
         let _ = pull_request; // a local repository has no pull requests
-        let dir = repo_dir(repository)?;
+        let Target { dir, pr_skipped } = self.target(repository)?;
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| CodeHostError::Refused(format!("cannot create {}: {e}", dir.display())))?;
         let git_dir = dir.join(".git");
-        let index = std::env::temp_dir().join(format!(
-            "ai-team-index-{}-{}",
-            std::process::id(),
-            branch.replace('/', "_")
-        ));
+        let index = index_path(branch);
         let repo = Repo {
             dir: dir.clone(),
             index,
@@ -216,6 +272,7 @@ impl CodeHost for LocalGit {
             head_sha,
             new_commits,
             pull_request: None,
+            pull_request_skipped: pr_skipped,
         })
     }
 }
@@ -254,12 +311,13 @@ mod tests {
                 &[("tests/test_a.py", "def test(): pass\n")],
             ),
         ];
-        let first = LocalGit
+        let git = LocalGit::new(dir.join("copies"), vec![dir.clone()]);
+        let first = git
             .deliver(&repo, "ai-team/x-1", &commits, None)
             .await
             .unwrap();
         assert_eq!(first.new_commits, 2);
-        let again = LocalGit
+        let again = git
             .deliver(&repo, "ai-team/x-1", &commits, None)
             .await
             .unwrap();
@@ -293,11 +351,61 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn remote_urls_are_refused() {
-        let e = LocalGit
-            .deliver("https://github.com/o/r", "b", &[], None)
+    async fn a_remote_repository_goes_into_a_working_copy_without_a_pull_request() {
+        let root = std::env::temp_dir().join(format!("ai-team-copies-{}", uuid_like()));
+        let git = LocalGit::new(root.clone(), vec![]);
+        let d = git
+            .deliver(
+                "https://github.com/acme/x",
+                "ai-team/x-1",
+                &[commit("execution-1/implementation", &[("a.py", "a = 1\n")])],
+                None,
+            )
             .await
-            .unwrap_err();
-        assert!(!e.is_retryable());
+            .unwrap();
+        assert_eq!(PathBuf::from(&d.location), root.join("github.com/acme/x"));
+        assert!(d.pull_request.is_none());
+        assert!(d.pull_request_skipped.unwrap().contains("USE_REAL_GITHUB"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn paths_outside_the_allowed_roots_are_refused_and_nothing_is_created() {
+        let root = std::env::temp_dir().join(format!("ai-team-roots-{}", uuid_like()));
+        let git = LocalGit::new(root.join("copies"), vec![root.join("allowed")]);
+        for bad in [
+            root.join("victim").display().to_string(),
+            format!("file://{}", root.join("victim2").display()),
+            format!("{}/allowed/../victim3", root.display()),
+        ] {
+            let e = git.deliver(&bad, "b", &[], None).await.unwrap_err();
+            assert!(!e.is_retryable(), "{bad}");
+        }
+        assert!(!root.join("victim").exists() && !root.join("victim2").exists());
+        assert!(!root.join("victim3").exists());
+        let ok = git
+            .deliver(&root.join("allowed/repo").display().to_string(), "b", &[], None)
+            .await
+            .unwrap();
+        assert!(ok.pull_request_skipped.is_none());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_index_file_name_is_short_for_a_long_branch() {
+        let long = format!("ai-team/{}-execution-1", "k".repeat(240));
+        let name = index_path(&long);
+        assert!(name.file_name().unwrap().len() < 64);
+    }
+
+    fn uuid_like() -> String {
+        format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        )
     }
 }

@@ -128,6 +128,11 @@ impl CodeHost for GitHub {
                 "{repository:?} is not a GitHub repository (owner/name or its URL)"
             ))
         })?;
+        if !self.settings.allows(&owner, &name) {
+            return Err(CodeHostError::Refused(format!(
+                "{owner}/{name} is not in the allowed repositories (NEGISHI_GITHUB_REPO, AI_TEAM_ALLOWED_REPOSITORIES)"
+            )));
+        }
         let repo = format!("/repos/{owner}/{name}");
         let info = self.get(&repo, &[]).await?.ok("repository")?;
         let base = pull_request
@@ -267,6 +272,7 @@ impl CodeHost for GitHub {
             head_sha: parent,
             new_commits,
             pull_request: pull,
+            pull_request_skipped: None,
         })
     }
 }

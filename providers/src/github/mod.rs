@@ -41,9 +41,20 @@ pub struct GitHubSettings {
     /// Pause between mutating requests ("at least one second" between
     /// POST/PATCH requests, per GitHub's best practices).
     pub write_pause: Duration,
+    /// `owner/name` (lower case) of every repository this service may
+    /// write; empty allows any the token can reach.
+    pub allowed_repositories: Vec<String>,
 }
 
 impl GitHubSettings {
+    /// Whether `owner/name` may be written.
+    pub fn allows(&self, owner: &str, name: &str) -> bool {
+        self.allowed_repositories.is_empty()
+            || self
+                .allowed_repositories
+                .contains(&format!("{owner}/{name}").to_ascii_lowercase())
+    }
+
     /// GitHub's documented defaults around `api_url` and `token`.
     pub fn new(api_url: impl Into<String>, token: impl Into<String>) -> Self {
         Self {
@@ -54,6 +65,7 @@ impl GitHubSettings {
             max_wait: Duration::from_secs(90),
             secondary_wait: Duration::from_secs(60),
             write_pause: Duration::from_secs(1),
+            allowed_repositories: Vec::new(),
         }
     }
 }

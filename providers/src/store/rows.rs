@@ -19,8 +19,8 @@ fn enum_value<T>(column: &str, raw: &str, parse: fn(&str) -> Option<T>) -> Resul
     parse(raw).ok_or_else(|| StoreError::Unknown(anyhow::anyhow!("column {column} holds {raw:?}")))
 }
 
-pub const WORKFLOW_COLUMNS: &str =
-    "id, name, jira_story_id, status, repository_url, description, created_at, updated_at";
+pub const WORKFLOW_COLUMNS: &str = "id, name, jira_story_id, status, repository_url, description, \
+    jira_story_title, target_branch, test_command, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 pub struct WorkflowRow {
@@ -30,6 +30,9 @@ pub struct WorkflowRow {
     status: String,
     repository_url: Option<String>,
     description: Option<String>,
+    jira_story_title: Option<String>,
+    target_branch: Option<String>,
+    test_command: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -44,6 +47,9 @@ impl TryFrom<WorkflowRow> for Workflow {
             status: enum_value("workflows.status", &r.status, WorkflowStatus::parse)?,
             repository_url: r.repository_url,
             description: r.description,
+            jira_story_title: r.jira_story_title,
+            target_branch: r.target_branch,
+            test_command: r.test_command,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -52,7 +58,7 @@ impl TryFrom<WorkflowRow> for Workflow {
 
 pub const EXECUTION_COLUMNS: &str = "id, workflow_id, status, started_at, finished_at, \
     total_calls, prompt_tokens, completion_tokens, total_tokens, total_cost_nanos, \
-    total_latency_ms, models, error, meta, created_at";
+    total_latency_ms, models, error, meta, created_at, heartbeat_at";
 
 #[derive(sqlx::FromRow)]
 pub struct ExecutionRow {
@@ -71,6 +77,7 @@ pub struct ExecutionRow {
     error: Option<String>,
     meta: String,
     created_at: DateTime<Utc>,
+    heartbeat_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<ExecutionRow> for Execution {
@@ -97,6 +104,7 @@ impl TryFrom<ExecutionRow> for Execution {
             error: r.error,
             meta: json("executions.meta", &r.meta)?,
             created_at: r.created_at,
+            last_heartbeat_at: r.heartbeat_at,
         })
     }
 }
@@ -226,14 +234,16 @@ impl TryFrom<LlmCallRow> for LlmCall {
     }
 }
 
-pub const CALL_SUMMARY_COLUMNS: &str =
-    "id, model, status, total_tokens, cost_nanos, response_time_ms, timestamp";
+pub const CALL_SUMMARY_COLUMNS: &str = "id, model, status, prompt_tokens, completion_tokens, \
+    total_tokens, cost_nanos, response_time_ms, timestamp";
 
 #[derive(sqlx::FromRow)]
 pub struct CallSummaryRow {
     id: i64,
     model: String,
     status: String,
+    prompt_tokens: i64,
+    completion_tokens: i64,
     total_tokens: i64,
     cost_nanos: i64,
     response_time_ms: i64,
@@ -247,6 +257,8 @@ impl TryFrom<CallSummaryRow> for LlmCallSummary {
             id: r.id,
             model: r.model,
             status: enum_value("llm_calls.status", &r.status, LlmCallStatus::parse)?,
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
             total_tokens: r.total_tokens,
             cost: r.cost_nanos,
             response_time_ms: r.response_time_ms,
@@ -278,6 +290,8 @@ impl From<CodeFileRow> for CodeFile {
             workflow_id: r.workflow_id,
             conversation_id: r.conversation_id,
             execution_id: r.execution_id,
+            filename: r.path.rsplit('/').next().unwrap_or(&r.path).to_owned(),
+            file_path: r.path.clone(),
             path: r.path,
             language: r.language,
             content: r.content,

@@ -133,8 +133,9 @@ macro_rules! impl_sql_store {
             async fn create_workflow(&self, new: &NewWorkflow) -> StoreResult<Created<Workflow>> {
                 let now = now();
                 let sql = format!(
-                    "INSERT INTO workflows (name, jira_story_id, status, repository_url, description, created_at, updated_at) \
-                     VALUES ($1, $2, 'pending', $3, $4, $5, $5) \
+                    "INSERT INTO workflows (name, jira_story_id, status, repository_url, description, \
+                     jira_story_title, target_branch, test_command, created_at, updated_at) \
+                     VALUES ($1, $2, 'pending', $3, $4, $6, $7, $8, $5, $5) \
                      ON CONFLICT (jira_story_id) DO NOTHING RETURNING {WORKFLOW_COLUMNS}"
                 );
                 // A concurrent delete between the insert and the read is the
@@ -146,6 +147,9 @@ macro_rules! impl_sql_store {
                         .bind(&new.repository_url)
                         .bind(&new.description)
                         .bind(now)
+                        .bind(&new.jira_story_title)
+                        .bind(&new.target_branch)
+                        .bind(&new.test_command)
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(map_sqlx)?;
@@ -222,15 +226,17 @@ macro_rules! impl_sql_store {
                 if conversations.is_empty() {
                     return Ok(WorkflowDetail { workflow, conversations: Vec::new(), code_files });
                 }
-                let counts: Vec<(i64, i64)> = sqlx::query_as::<$db, (i64, i64)>(
-                    "SELECT m.conversation_id, COUNT(*) FROM messages m \
-                     JOIN conversations c ON c.id = m.conversation_id \
-                     WHERE c.workflow_id = $1 GROUP BY m.conversation_id",
-                )
-                .bind(workflow_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_sqlx)?;
+                let mut messages: Vec<Message> = convert(
+                    sqlx::query_as::<$db, MessageRow>(&format!(
+                        "SELECT {} FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+                         WHERE c.workflow_id = $1 ORDER BY m.id",
+                        MESSAGE_COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ")
+                    ))
+                    .bind(workflow_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_sqlx)?,
+                )?;
                 let summary_sql = format!(
                     "SELECT {CALL_SUMMARY_COLUMNS} FROM llm_calls WHERE conversation_id = $1 \
                      ORDER BY timestamp DESC, id DESC LIMIT $2"
@@ -251,10 +257,11 @@ macro_rules! impl_sql_store {
                             .filter(|f| f.conversation_id == Some(conversation.id))
                             .cloned()
                             .collect(),
-                        messages: counts
-                            .iter()
-                            .find(|(id, _)| *id == conversation.id)
-                            .map_or(0, |(_, n)| *n),
+                        messages: {
+                            let (mine, rest) = messages.into_iter().partition(|m| m.conversation_id == conversation.id);
+                            messages = rest;
+                            mine
+                        },
                         llm_calls,
                         conversation,
                     });
@@ -729,6 +736,41 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(map_sqlx)?,
                 )
+            }
+
+            async fn events_of_types(&self, workflow_id: i64, types: &[&str], limit: i64) -> StoreResult<Vec<Event>> {
+                if types.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let placeholders: Vec<String> = (0..types.len()).map(|i| format!("${}", i + 3)).collect();
+                let sql = format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE workflow_id = $1 AND type IN ({}) ORDER BY id LIMIT $2",
+                    placeholders.join(", ")
+                );
+                let mut query = sqlx::query_as::<$db, EventRow>(&sql).bind(workflow_id).bind(limit);
+                for t in types {
+                    query = query.bind(*t);
+                }
+                convert(query.fetch_all(&self.pool).await.map_err(map_sqlx)?)
+            }
+
+            async fn latest_executions(&self, workflow_ids: &[i64]) -> StoreResult<Vec<Execution>> {
+                let mut out = Vec::with_capacity(workflow_ids.len());
+                // Bounded IN lists: both databases cap the number of parameters.
+                for chunk in workflow_ids.chunks(500) {
+                    let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                    let sql = format!(
+                        "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id IN \
+                         (SELECT MAX(id) FROM executions WHERE workflow_id IN ({}) GROUP BY workflow_id)",
+                        placeholders.join(", ")
+                    );
+                    let mut query = sqlx::query_as::<$db, ExecutionRow>(&sql);
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    out.extend(convert::<_, Execution>(query.fetch_all(&self.pool).await.map_err(map_sqlx)?)?);
+                }
+                Ok(out)
             }
         }
     };
