@@ -28,6 +28,7 @@ on_both_databases!(
     pull_request_and_check_suite_deliveries_update_the_workflow,
     ping_unknown_events_and_unmatched_deliveries,
     the_webhook_needs_no_api_token,
+    a_pull_request_that_people_opened_is_tracked_by_its_story_id,
 );
 
 const SECRET: &str = "It's a Secret to Everybody";
@@ -142,7 +143,7 @@ async fn refresh_jobs_fetch_the_pull_request_checks_diff_and_artifacts(db: TestD
         (Some("closed"), Some(true))
     );
     assert_eq!(pr["updated_at"], "2026-11-24T10:00:00Z");
-    let (status, checks) = get(&s.app, &format!("/workflows/{id}/pr/checks")).await;
+    let (status, checks) = get(&s.app, &format!("/workflows/{id}/pr/checks?page=1")).await;
     assert_eq!(status, 200);
     assert_eq!(checks["total"], 2);
     let runs: Vec<(&str, &str, Option<&str>)> = checks["items"]
@@ -169,12 +170,12 @@ async fn refresh_jobs_fetch_the_pull_request_checks_diff_and_artifacts(db: TestD
     assert_eq!(checks["items"][0]["started_at"], "2018-05-04T01:14:52Z");
     let (_, suites) = get(
         &s.app,
-        &format!("/workflows/{id}/pr/checks?kind=check_suite"),
+        &format!("/workflows/{id}/pr/checks?page=1&kind=check_suite"),
     )
     .await;
     assert_eq!(suites["total"], 1);
     assert_eq!(suites["items"][0]["name"], "Super CI");
-    let (_, all) = get(&s.app, &format!("/workflows/{id}/pr/checks?kind=all")).await;
+    let (_, all) = get(&s.app, &format!("/workflows/{id}/pr/checks?page=1&kind=all")).await;
     assert_eq!(all["total"], 3);
     assert_eq!(
         job_statuses(&db, id, &job).await,
@@ -191,7 +192,7 @@ async fn refresh_jobs_fetch_the_pull_request_checks_diff_and_artifacts(db: TestD
         matches!(outcome, RefreshOutcome::Done { .. }),
         "{outcome:?}"
     );
-    let (_, diffs) = get(&s.app, &format!("/workflows/{id}/diffs")).await;
+    let (_, diffs) = get(&s.app, &format!("/workflows/{id}/diffs?page=1")).await;
     assert_eq!(diffs["total"], 3);
     let files: Vec<(&str, &str, i64, i64)> = diffs["items"]
         .as_array()
@@ -221,12 +222,12 @@ async fn refresh_jobs_fetch_the_pull_request_checks_diff_and_artifacts(db: TestD
             .unwrap()
             .starts_with("@@ -0,0 +1,3 @@")
     );
-    let (_, prefix) = get(&s.app, &format!("/workflows/{id}/diffs?path=app/")).await;
+    let (_, prefix) = get(&s.app, &format!("/workflows/{id}/diffs?page=1&path=app/")).await;
     assert_eq!(prefix["total"], 2);
-    let (_, exact) = get(&s.app, &format!("/workflows/{id}/diffs?path=app/reset.py")).await;
+    let (_, exact) = get(&s.app, &format!("/workflows/{id}/diffs?page=1&path=app/reset.py")).await;
     assert_eq!(exact["total"], 1);
     assert_eq!(exact["items"][0]["path"], "app/reset.py");
-    let (_, none) = get(&s.app, &format!("/workflows/{id}/diffs?path=APP/")).await;
+    let (_, none) = get(&s.app, &format!("/workflows/{id}/diffs?page=1&path=APP/")).await;
     assert_eq!(
         none["total"], 0,
         "paths compare case-sensitively on both databases"
@@ -241,7 +242,7 @@ async fn refresh_jobs_fetch_the_pull_request_checks_diff_and_artifacts(db: TestD
     );
 
     let (job, _) = refresh(&s, "artifacts").await;
-    let (_, artifacts) = get(&s.app, &format!("/workflows/{id}/artifacts")).await;
+    let (_, artifacts) = get(&s.app, &format!("/workflows/{id}/artifacts?page=1")).await;
     assert_eq!(artifacts["total"], 2);
     let a = &artifacts["items"][0];
     assert_eq!(a["kind"], "github-actions");
@@ -258,11 +259,11 @@ async fn refresh_jobs_fetch_the_pull_request_checks_diff_and_artifacts(db: TestD
     assert_eq!(a["created_at"], "2020-01-10T14:59:22Z");
     let (_, kind) = get(
         &s.app,
-        &format!("/workflows/{id}/artifacts?kind=github-actions"),
+        &format!("/workflows/{id}/artifacts?page=1&kind=github-actions"),
     )
     .await;
     assert_eq!(kind["total"], 2);
-    let (_, other) = get(&s.app, &format!("/workflows/{id}/artifacts?kind=code")).await;
+    let (_, other) = get(&s.app, &format!("/workflows/{id}/artifacts?page=1&kind=code")).await;
     assert_eq!(other["total"], 0);
     assert_eq!(
         job_statuses(&db, id, &job).await,
@@ -537,7 +538,7 @@ async fn an_older_in_progress_never_overwrites_a_newer_completed(db: TestDb) {
         late,
         json!({"message": "Delivery applied", "workflow_id": id, "changed": false})
     );
-    let (_, checks) = get(&s.app, &format!("/workflows/{id}/pr/checks")).await;
+    let (_, checks) = get(&s.app, &format!("/workflows/{id}/pr/checks?page=1")).await;
     assert_eq!(checks["total"], 1);
     let c = &checks["items"][0];
     assert_eq!(
@@ -563,7 +564,7 @@ async fn an_older_in_progress_never_overwrites_a_newer_completed(db: TestDb) {
         (a["workflow_id"].as_i64(), b["changed"].as_bool()),
         (Some(other), Some(true))
     );
-    let (_, checks) = get(&s.app, &format!("/workflows/{other}/pr/checks")).await;
+    let (_, checks) = get(&s.app, &format!("/workflows/{other}/pr/checks?page=1")).await;
     assert_eq!(checks["items"][0]["status"], "completed");
 }
 
@@ -583,7 +584,7 @@ async fn pull_request_and_check_suite_deliveries_update_the_workflow(db: TestDb)
     assert_eq!(status, 200);
     let (_, suites) = get(
         &s.app,
-        &format!("/workflows/{id}/pr/checks?kind=check_suite"),
+        &format!("/workflows/{id}/pr/checks?page=1&kind=check_suite"),
     )
     .await;
     assert_eq!(suites["total"], 1);
@@ -650,4 +651,39 @@ async fn the_webhook_needs_no_api_token(db: TestDb) {
     assert_eq!(get(&s.app, &format!("/workflows/{id}/pr")).await.0, 401);
     let (status, reply) = signed(&s.app, "check_run", "d-open", CHECK_COMPLETED).await;
     assert_eq!(status, 200, "{reply}");
+}
+
+async fn a_pull_request_that_people_opened_is_tracked_by_its_story_id(db: TestDb) {
+    let s = setup(&db, &[]).await;
+    let create = |key: &str| {
+        ai_team_core::query::NewWorkflow::parse(
+            &format!("{key}: README"),
+            key,
+            Some("https://github.com/codertocat/hello-world.git"),
+            None,
+        )
+        .unwrap()
+    };
+    let id = db.store.create_workflow(&create("HELLO-9")).await.unwrap().into_inner().id;
+    // A newer workflow of the same repository whose key only starts alike.
+    db.store.create_workflow(&create("HELLO-90")).await.unwrap();
+    let opened = PR_CLOSED
+        .replace(
+            "\"title\": \"Update the README with new information.\"",
+            "\"title\": \"HELLO-9: Update the README\"",
+        )
+        .replace("\"ref\": \"changes\"", "\"ref\": \"people/readme\"");
+    assert!(opened.contains("HELLO-9: Update"), "the fixture's title was replaced");
+    let (status, reply) = signed(&s.app, "pull_request", "d-people", &opened).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["workflow_id"], id);
+    let (status, pr) = get(&s.app, &format!("/workflows/{id}/pr")).await;
+    assert_eq!(status, 200, "{pr}");
+    assert_eq!(pr["number"], 2);
+    assert_eq!(pr["head_branch"], "people/readme");
+    let (status, reply) = signed(&s.app, "check_run", "d-people-check", CHECK_COMPLETED).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["workflow_id"], id);
+    let (_, checks) = get(&s.app, &format!("/workflows/{id}/pr/checks")).await;
+    assert_eq!(checks.as_array().map(Vec::len), Some(1), "{checks}");
 }

@@ -100,7 +100,7 @@ async fn workflow_lifecycle_create_get_list_delete() {
     let detail = json_of(app.get(&format!("/workflows/{id}")).await).await;
     assert_eq!(detail["jira_story_id"], "LIFE-1");
     assert_eq!(detail["conversations"][0]["id"], conv);
-    assert_eq!(detail["conversations"][0]["messages"], 0);
+    assert_eq!(detail["conversations"][0]["messages"], json!([]));
     assert_eq!(
         detail["conversations"][0]["llm_calls"]
             .as_array()

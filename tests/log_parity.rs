@@ -80,7 +80,7 @@ async fn every_streamed_event_is_one_log_line_with_the_same_fields() {
         for (line, frame) in logged.iter().zip(&streamed) {
             assert_eq!(line["level"], "INFO");
             assert_eq!(line["event_id"].as_i64(), frame.id);
-            assert_eq!(line["event_type"], frame.event.as_str());
+            assert_eq!(line["event_type"], frame.data["type"]);
             assert_eq!(line["workflow_id"], frame.data["workflow_id"]);
             assert_eq!(line["execution_id"], frame.data["execution_id"]);
             let data: Value = serde_json::from_str(line["data"].as_str().unwrap()).unwrap();

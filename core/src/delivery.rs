@@ -256,6 +256,36 @@ pub struct WebhookTarget {
     pub repository: String,
     pub pr_numbers: Vec<i64>,
     pub head_branch: Option<String>,
+    /// The pull request's title: a PR that people opened matches the
+    /// workflow whose story id it names (as the original did).
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The commit a check ran on.
+    #[serde(default)]
+    pub head_sha: Option<String>,
+}
+
+/// Whether `text` names the story `key` as a whole word, case-insensitively
+/// (`SHOP-7` in `ai-team/shop-7-reset` or `SHOP-7: Reset`, not in `SHOP-70`).
+pub fn mentions_story(text: &str, key: &str) -> bool {
+    let (text, key) = (text.to_lowercase(), key.to_lowercase());
+    if key.is_empty() {
+        return false;
+    }
+    let word = |c: char| c.is_alphanumeric();
+    let mut from = 0;
+    while let Some(at) = text[from..].find(&key) {
+        let start = from + at;
+        let end = start + key.len();
+        let before = text[..start].chars().next_back();
+        let after = text[end..].chars().next();
+        if !before.is_some_and(word) && !after.is_some_and(word) {
+            return true;
+        }
+        // Step past the first character of this match (on a char boundary).
+        from = start + text[start..].chars().next().map_or(1, char::len_utf8);
+    }
+    false
 }
 
 /// What a delivery changes.
@@ -349,6 +379,22 @@ pub trait DeliveryStore: Send + Sync + 'static {
         delivery: &WebhookDelivery,
         events: &[NewEvent],
     ) -> StoreResult<WebhookOutcome>;
+}
+
+#[cfg(test)]
+mod story_mention_tests {
+    use super::mentions_story;
+
+    #[test]
+    fn a_story_key_is_found_as_a_word_in_titles_and_branches() {
+        assert!(mentions_story("SHOP-7: Reset password", "SHOP-7"));
+        assert!(mentions_story("ai-team/shop-7-reset", "SHOP-7"));
+        assert!(mentions_story("Fix (shop-7)", "SHOP-7"));
+        assert!(!mentions_story("SHOP-70: other", "SHOP-7"));
+        assert!(!mentions_story("XSHOP-7", "SHOP-7"));
+        assert!(mentions_story("\u{212A}elvin SHOP-7", "shop-7"));
+        assert!(!mentions_story("anything", ""));
+    }
 }
 
 #[cfg(test)]

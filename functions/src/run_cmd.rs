@@ -66,23 +66,35 @@ fn progress_line(e: &Event, started: Instant) -> Option<String> {
     }
 }
 
-/// Runs the story to the end (or to a failure) and prints as it goes.
+/// The repository a run commits into: `--repo`, else
+/// `./ai-team-output/<story key>`; the operator's choice, so the engine
+/// is allowed to write there.
+pub fn target_repository(story_path: &Path, repo: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    Ok(match repo {
+        Some(r) => std::path::absolute(r)?,
+        None => {
+            let story = read_story(story_path)?;
+            std::path::absolute(PathBuf::from("ai-team-output").join(story.key.to_lowercase()))?
+        }
+    })
+}
+
+fn read_story(story_path: &Path) -> anyhow::Result<story::StoryFile> {
+    let text = std::fs::read_to_string(story_path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", story_path.display()))?;
+    story::parse(story_path, &text).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Runs the story to the end (or to a failure) and prints as it goes;
+/// `repo` comes from `target_repository`.
 pub async fn run(
     engine: Engine,
     worker: Worker,
     story_path: &Path,
-    repo: Option<PathBuf>,
+    repo: PathBuf,
 ) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
-    let text = std::fs::read_to_string(story_path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", story_path.display()))?;
-    let story = story::parse(story_path, &text).map_err(|e| anyhow::anyhow!(e))?;
-    let repo = match repo {
-        Some(r) => std::path::absolute(r)?,
-        None => {
-            std::path::absolute(PathBuf::from("ai-team-output").join(story.key.to_lowercase()))?
-        }
-    };
+    let story = read_story(story_path)?;
     let new = NewWorkflow::parse(
         &story.workflow_name(),
         &story.key,

@@ -83,6 +83,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     match cli.command {
         Command::Run { story, repo } => {
+            let repo = run_cmd::target_repository(&story, repo).map_err(|e| e.to_string())?;
+            config.local_repositories.push(repo.clone());
             let engine = build_engine(&config).await?;
             let worker = Worker::new(engine.clone(), backend.jobs.clone());
             let summary = run_cmd::run(engine, worker, &story, repo)

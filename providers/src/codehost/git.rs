@@ -150,9 +150,11 @@ impl LocalGit {
     }
 }
 
-/// A private index file per delivery, short whatever the branch's length.
-fn index_path(branch: &str) -> PathBuf {
-    let digest = ai_team_core::tracking::sha256_hex(branch.as_bytes());
+/// A private index file per repository and branch, short whatever the
+/// branch's length.
+fn index_path(dir: &std::path::Path, branch: &str) -> PathBuf {
+    let digest =
+        ai_team_core::tracking::sha256_hex(format!("{}\n{branch}", dir.display()).as_bytes());
     std::env::temp_dir().join(format!(
         "ai-team-index-{}-{}",
         std::process::id(),
@@ -180,7 +182,7 @@ impl CodeHost for LocalGit {
             .await
             .map_err(|e| CodeHostError::Refused(format!("cannot create {}: {e}", dir.display())))?;
         let git_dir = dir.join(".git");
-        let index = index_path(branch);
+        let index = index_path(&dir, branch);
         let repo = Repo {
             dir: dir.clone(),
             index,
@@ -394,7 +396,7 @@ mod tests {
     #[test]
     fn the_index_file_name_is_short_for_a_long_branch() {
         let long = format!("ai-team/{}-execution-1", "k".repeat(240));
-        let name = index_path(&long);
+        let name = index_path(std::path::Path::new("/r"), &long);
         assert!(name.file_name().unwrap().len() < 64);
     }
 

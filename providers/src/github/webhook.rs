@@ -94,6 +94,8 @@ pub fn parse(event: &str, delivery_id: &str, body: &Value) -> Result<Parsed, Str
                     repository,
                     pr_numbers: vec![update.number],
                     head_branch: Some(update.head_branch.clone()),
+                    title: Some(update.title.clone()),
+                    head_sha: update.head_sha.clone(),
                 },
                 WebhookChange::PullRequest(update),
             )
@@ -108,6 +110,8 @@ pub fn parse(event: &str, delivery_id: &str, body: &Value) -> Result<Parsed, Str
                     head_branch: run["check_suite"]["head_branch"]
                         .as_str()
                         .map(str::to_owned),
+                    title: None,
+                    head_sha: run["head_sha"].as_str().map(str::to_owned),
                 },
                 WebhookChange::Check(update),
             )
@@ -120,6 +124,8 @@ pub fn parse(event: &str, delivery_id: &str, body: &Value) -> Result<Parsed, Str
                     repository: repository()?,
                     pr_numbers: numbers(&suite["pull_requests"]),
                     head_branch: suite["head_branch"].as_str().map(str::to_owned),
+                    title: None,
+                    head_sha: suite["head_sha"].as_str().map(str::to_owned),
                 },
                 WebhookChange::Check(update),
             )

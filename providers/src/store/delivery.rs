@@ -266,16 +266,65 @@ macro_rules! impl_delivery_store {
                         return Ok(found);
                     }
                 }
-                let Some(branch) = &target.head_branch else { return Ok(None) };
-                sqlx::query_scalar::<$db, i64>(
-                    "SELECT workflow_id FROM pull_requests WHERE LOWER(repository) = $1 AND head_branch = $2 \
-                     ORDER BY workflow_id DESC LIMIT 1",
+                if let Some(branch) = &target.head_branch {
+                    let found = sqlx::query_scalar::<$db, i64>(
+                        "SELECT workflow_id FROM pull_requests WHERE LOWER(repository) = $1 AND head_branch = $2 \
+                         ORDER BY workflow_id DESC LIMIT 1",
+                    )
+                    .bind(&repository)
+                    .bind(branch)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(map_sqlx)?;
+                    if found.is_some() {
+                        return Ok(found);
+                    }
+                }
+                if let Some(sha) = &target.head_sha {
+                    let found = sqlx::query_scalar::<$db, i64>(
+                        "SELECT workflow_id FROM pull_requests WHERE LOWER(repository) = $1 AND head_sha = $2 \
+                         ORDER BY workflow_id DESC LIMIT 1",
+                    )
+                    .bind(&repository)
+                    .bind(sha)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(map_sqlx)?;
+                    if found.is_some() {
+                        return Ok(found);
+                    }
+                }
+                // A pull request that people opened: the newest workflow of
+                // the same repository whose story id the head branch or the
+                // title names (only pull_request deliveries carry a title).
+                if target.title.is_none() {
+                    return Ok(None);
+                }
+                let Some(name) = repository.rsplit('/').next().filter(|n| !n.is_empty()) else {
+                    return Ok(None);
+                };
+                let candidates = sqlx::query_as::<$db, (i64, String, Option<String>)>(
+                    "SELECT id, jira_story_id, repository_url FROM workflows \
+                     WHERE LOWER(repository_url) LIKE $1 ESCAPE '\\' ORDER BY id DESC LIMIT 500",
                 )
-                .bind(&repository)
-                .bind(branch)
-                .fetch_optional(&mut **tx)
+                .bind($crate::store::sql::like_pattern(&name.to_lowercase()))
+                .fetch_all(&mut **tx)
                 .await
-                .map_err(map_sqlx)
+                .map_err(map_sqlx)?;
+                let texts = [target.head_branch.as_deref(), target.title.as_deref()];
+                Ok(candidates
+                    .into_iter()
+                    .find(|(_, key, url)| {
+                        url.as_deref()
+                            .and_then(|u| ai_team_core::repository::RepositoryRef::parse(u).ok())
+                            .and_then(|r| r.full_name())
+                            .is_some_and(|full| full.eq_ignore_ascii_case(&repository))
+                            && texts
+                                .iter()
+                                .flatten()
+                                .any(|t| ai_team_core::delivery::mentions_story(t, key))
+                    })
+                    .map(|(id, _, _)| id))
             }
         }
 
