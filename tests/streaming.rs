@@ -23,7 +23,7 @@ on_both_databases!(
     a_live_client_gets_every_event_of_an_execution_once_in_order,
     heartbeats_arrive_and_the_stream_ends_when_the_workflow_is_deleted,
     websocket_frames_resume_after_the_given_id,
-    the_status_stream_carries_only_workflow_and_execution_events,
+    the_status_stream_sends_the_status_info_and_ends_when_terminal,
     a_slow_subscriber_is_cut_and_the_others_get_everything,
     bad_requests_to_the_streams_are_refused_clearly,
 );
@@ -58,7 +58,7 @@ async fn a_late_client_replays_the_log_and_resumes_after_its_last_event(db: Test
     let ids: Vec<i64> = frames.iter().map(|f| f.id.unwrap()).collect();
     assert_eq!(ids, log.iter().map(|e| e.id).collect::<Vec<_>>());
     for (f, e) in frames.iter().zip(&log) {
-        assert_eq!(f.event, e.event_type);
+        assert_eq!(f.event, "message", "unnamed, so onmessage receives it");
         assert_eq!(f.data["data"], e.data);
         assert_eq!(f.data["type"], e.event_type);
     }
@@ -121,7 +121,10 @@ async fn a_live_client_gets_every_event_of_an_execution_once_in_order(db: TestDb
     );
     assert_eq!(got_late.last().unwrap().data["data"]["status"], "completed");
     let types: std::collections::BTreeSet<&str> =
-        got_early.iter().map(|f| f.event.as_str()).collect();
+        got_early
+            .iter()
+            .map(|f| f.data["type"].as_str().unwrap())
+            .collect();
     for t in [
         "workflow",
         "execution",
@@ -184,23 +187,21 @@ async fn websocket_frames_resume_after_the_given_id(db: TestDb) {
     let _ = ws.close(None).await;
 }
 
-async fn the_status_stream_carries_only_workflow_and_execution_events(db: TestDb) {
+async fn the_status_stream_sends_the_status_info_and_ends_when_terminal(db: TestDb) {
     let (_llm, h) = setup(&db).await;
     let app = app_for(&db, &h, &[]).await;
     let wf = h.workflow("SSE-5").await;
     h.run_to_end(wf.id).await;
-    let log = db.store.events_after(wf.id, 0, 10_000).await.unwrap();
-    let status: Vec<i64> = log
-        .iter()
-        .filter(|e| e.event_type == "workflow" || e.event_type == "execution")
-        .map(|e| e.id)
-        .collect();
+    let head = db.store.last_event_id(wf.id).await.unwrap();
     let mut c = SseClient::connect(&app.url(&format!("/events/workflows/{}", wf.id)), None).await;
-    let got = c.events(status.len() + 1, Duration::from_secs(2)).await;
-    assert_eq!(
-        got.iter().map(|f| f.id.unwrap()).collect::<Vec<_>>(),
-        status
-    );
+    let got = c.events(3, Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1, "one frame: the status as it is, terminal");
+    assert!(c.ended, "the stream ends after the terminal frame");
+    assert_eq!(got[0].id, Some(head));
+    assert_eq!(got[0].data["workflow_id"], wf.id);
+    assert_eq!(got[0].data["status"], "completed");
+    assert_eq!(got[0].data["isTerminal"], true);
+    assert!(got[0].data["finished_at"].is_string());
 }
 
 async fn a_slow_subscriber_is_cut_and_the_others_get_everything(db: TestDb) {
@@ -342,7 +343,7 @@ async fn events_written_by_another_process_reach_the_stream() {
         if f.event == "heartbeat" {
             continue;
         }
-        let done = f.event == "workflow" && f.data["data"]["status"] == "completed";
+        let done = f.data["type"] == "workflow" && f.data["data"]["status"] == "completed";
         frames.push(f);
         if done {
             break;
@@ -354,7 +355,7 @@ async fn events_written_by_another_process_reach_the_stream() {
         log.iter().map(|e| e.id).collect::<Vec<_>>()
     );
     assert!(
-        frames.iter().any(|f| f.event == "conversation"),
+        frames.iter().any(|f| f.data["type"] == "conversation"),
         "steps ran in the other process"
     );
     let _ = api.kill();
