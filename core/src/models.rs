@@ -9,7 +9,7 @@ use crate::money::as_dollars;
 
 /// Declares a string enum with its wire names, `as_str` and `parse`.
 macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:tt),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -73,6 +73,41 @@ wire_enum!(
     /// Who speaks in a message.
     Role { System => "system", User => "user", Assistant => "assistant", Tool => "tool" }
 );
+
+#[cfg(test)]
+mod wire_name_tests {
+    use super::*;
+
+    fn snake(v: &impl std::fmt::Debug) -> String {
+        let mut out = String::new();
+        for (i, c) in format!("{v:?}").chars().enumerate() {
+            if c.is_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        }
+        out
+    }
+
+    #[test]
+    fn every_wire_name_is_its_variant_in_snake_case() {
+        for v in WorkflowStatus::ALL {
+            assert_eq!(v.as_str(), snake(v));
+        }
+        for v in ExecutionStatus::ALL {
+            assert_eq!(v.as_str(), snake(v));
+        }
+        for v in Agent::ALL {
+            assert_eq!(v.as_str(), snake(v));
+        }
+        for v in LlmCallStatus::ALL {
+            assert_eq!(v.as_str(), snake(v));
+        }
+        for v in Role::ALL {
+            assert_eq!(v.as_str(), snake(v));
+        }
+    }
+}
 
 /// A story being implemented by the team.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

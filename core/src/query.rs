@@ -382,7 +382,7 @@ impl NewWorkflow {
     ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut field = |name: &str, value: Option<&str>, max: usize| {
-            let v = value.map(str::trim).filter(|v| !v.is_empty())?;
+            let v = value.filter(|v| !v.trim().is_empty())?;
             if v.chars().count() > max || v.contains('\0') {
                 errors.push(FieldError::new(
                     "body",
@@ -403,7 +403,7 @@ impl NewWorkflow {
             errors.push(FieldError::new(
                 "body",
                 "target_branch",
-                "target_branch must be a git branch name (letters, digits, `-`, `_`, `.`, `/`; no `..`)",
+                "target_branch must be a git branch name (letters, digits, `-`, `_`, `.`, `/`, not starting with `-`, `.` or `/`)",
                 "value_error",
             ));
         }
@@ -415,13 +415,11 @@ impl NewWorkflow {
     }
 }
 
-/// A branch name git accepts and that cannot smuggle options or refspecs.
+/// A branch name that cannot smuggle an option (`--force`) or odd
+/// characters; git's own rules (`git check-ref-format`) apply where the
+/// branch is used.
 fn valid_branch(b: &str) -> bool {
-    !b.starts_with(['-', '/', '.'])
-        && !b.ends_with(['/', '.'])
-        && !b.contains("..")
-        && !b.contains("//")
-        && !b.ends_with(".lock")
+    b.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
         && b
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))

@@ -34,11 +34,18 @@ fn segment_ok(s: &str) -> bool {
 }
 
 fn host_ok(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 253
-        && h.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':'))
+    let (name, port) = h.split_once(':').unwrap_or((h, ""));
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        && (!h.contains(':') || (!port.is_empty() && port.chars().all(|c| c.is_ascii_digit())))
 }
+
+/// The JSON-schema pattern of what `RepositoryRef::parse` takes as a
+/// remote repository (blank included: it means none).
+pub const REMOTE_PATTERN: &str = r"^$|^((https?|ssh|git)://([^@/\s]+@)?[A-Za-z0-9.-]+(:[0-9]+)?/|[^@/:\s]+@[A-Za-z0-9.-]+:)?[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}/?$";
 
 impl RepositoryRef {
     /// Reads a `repository_url` (or `NEGISHI_GITHUB_REPO`-style
@@ -53,7 +60,7 @@ impl RepositoryRef {
         }
         let remote = |host: &str, path: &str| -> Result<Self, Refusal> {
             let host = host.rsplit('@').next().unwrap_or(host).to_ascii_lowercase();
-            let path = path.trim_matches('/');
+            let path = path.strip_suffix('/').unwrap_or(path);
             let path = path.strip_suffix(".git").unwrap_or(path);
             let mut parts = path.split('/');
             match (parts.next(), parts.next(), parts.next()) {
@@ -73,7 +80,7 @@ impl RepositoryRef {
         };
         if let Some((scheme, rest)) = raw.split_once("://") {
             return match scheme.to_ascii_lowercase().as_str() {
-                "https" | "http" | "ssh" | "git" => {
+                "https" | "http" | "ssh" | "git" if scheme.chars().all(|c| c.is_ascii_lowercase()) => {
                     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
                     remote(host, path)
                 }
@@ -198,6 +205,8 @@ mod tests {
         for raw in [
             "https://github.com/acme",
             "https://github.com/acme/x/tree/main",
+            "https://github.com//acme/x",
+            "HTTPS://github.com/acme/x",
             "https://github.com/../etc",
             "https://github.com/acme/.git",
             "ftp://github.com/acme/x",

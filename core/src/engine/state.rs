@@ -82,9 +82,30 @@ impl Default for Budgets {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetPatch {
+    #[serde(default, deserialize_with = "whole_number")]
     pub step_tokens: Option<i64>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub agent_tokens: Option<i64>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub execution_tokens: Option<i64>,
+}
+
+/// A JSON integer, also written as a number without a fraction (`1440.0`
+/// is an integer to JSON Schema).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let v: Option<serde_json::Number> = Option::deserialize(d)?;
+    match v {
+        None => Ok(None),
+        Some(n) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            })
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number"))),
+    }
 }
 
 impl BudgetPatch {

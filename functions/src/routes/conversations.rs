@@ -8,7 +8,7 @@ use axum::{Json, Router};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, QueryMap};
-use crate::routes::ErrorBody;
+use crate::routes::{ErrorBody, ValidationErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -24,16 +24,16 @@ pub fn router() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/conversations/{conversation_id}/llm-calls", tag = "conversations",
-    params(("conversation_id" = i64, Path),
-        ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query, description = "1..=200, default 50"),
-        ("sort_by" = Option<String>, Query, description = "timestamp|model|total_tokens|response_time_ms|cost|id (default timestamp)"),
-        ("sort_dir" = Option<String>, Query, description = "asc|desc (default desc)"),
+    params(("conversation_id" = i64, Path, minimum = 1),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000), ("page_size" = Option<u32>, Query, minimum = 1, maximum = 200, description = "default 50"),
+        ("sort_by" = Option<SortByName>, Query, description = "default timestamp"),
+        ("sort_dir" = Option<SortDirName>, Query, description = "default desc"),
         ("model" = Option<String>, Query, description = "exact model name"),
         ("q" = Option<String>, Query, description = "case-insensitive substring of the request or response"),
-        ("date_from" = Option<String>, Query, description = "inclusive, ISO 8601"),
-        ("date_to" = Option<String>, Query, description = "inclusive, ISO 8601; a plain date covers the whole day")),
+        ("date_from" = Option<String>, Query, format = DateTime, description = "inclusive, ISO 8601 (a plain date is accepted too)"),
+        ("date_to" = Option<String>, Query, format = DateTime, description = "inclusive, ISO 8601; a plain date covers the whole day")),
     responses((status = 200, description = "Totals cover the whole conversation; total counts the filtered calls", body = LlmCallPage),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn list_llm_calls(
     State(state): State<AppState>,
     Id(id): Id,
@@ -54,9 +54,9 @@ pub async fn list_llm_calls(
 }
 
 #[utoipa::path(get, path = "/conversations/{conversation_id}/messages", tag = "conversations",
-    params(("conversation_id" = i64, Path), ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query)),
+    params(("conversation_id" = i64, Path, minimum = 1), ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000), ("page_size" = Option<u32>, Query, minimum = 1, maximum = 200)),
     responses((status = 200, description = "{page, page_size, total, items}", body = PagedMessages),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn list_messages(
     State(state): State<AppState>,
     Id(id): Id,
@@ -75,4 +75,24 @@ pub struct PagedMessages {
     page_size: u32,
     total: i64,
     items: Vec<Message>,
+}
+
+/// The sorts of a call listing (schema only: `SortBy` parses them).
+#[derive(utoipa::ToSchema)]
+#[expect(non_camel_case_types, reason = "the variants are the query values")]
+pub enum SortByName {
+    timestamp,
+    model,
+    total_tokens,
+    response_time_ms,
+    cost,
+    id,
+}
+
+/// The directions of a call listing (schema only).
+#[derive(utoipa::ToSchema)]
+#[expect(non_camel_case_types, reason = "the variants are the query values")]
+pub enum SortDirName {
+    asc,
+    desc,
 }

@@ -22,7 +22,7 @@ use ai_team_core::frames;
 use ai_team_core::views::{self, StatusInfo};
 use axum::http::HeaderValue;
 use crate::extract::{Id, QueryMap};
-use crate::routes::ErrorBody;
+use crate::routes::{ErrorBody, ValidationErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -184,9 +184,9 @@ fn status_frames(
 }
 
 #[utoipa::path(get, path = "/events/workflows/{workflow_id}", tag = "events",
-    params(("workflow_id" = i64, Path), ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id")),
+    params(("workflow_id" = i64, Path, minimum = 1), ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id")),
     responses((status = 200, description = "text/event-stream of workflow and execution status events, then heartbeats", content_type = "text/event-stream"),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn status_stream(
     State(state): State<AppState>,
     Id(id): Id,
@@ -216,9 +216,9 @@ pub async fn status_stream(
 }
 
 #[utoipa::path(get, path = "/events/workflows/{workflow_id}/stream", tag = "events",
-    params(("workflow_id" = i64, Path), ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id; 0 replays the whole log")),
+    params(("workflow_id" = i64, Path, minimum = 1), ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id; 0 replays the whole log")),
     responses((status = 200, description = "text/event-stream of every event: workflow, execution, conversation, message, llm_call, governance, escalation, collaboration, error, heartbeat", content_type = "text/event-stream"),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn event_stream(
     State(state): State<AppState>,
     Id(id): Id,
@@ -230,8 +230,8 @@ pub async fn event_stream(
 }
 
 #[utoipa::path(get, path = "/ws/workflows/{workflow_id}", tag = "events",
-    params(("workflow_id" = i64, Path), ("after" = Option<i64>, Query, description = "Resume after this event id")),
-    responses((status = 101, description = "WebSocket of JSON text frames {id, type, data}"), (status = 404, body = ErrorBody)))]
+    params(("workflow_id" = i64, Path, minimum = 1), ("after" = Option<i64>, Query, description = "Resume after this event id")),
+    responses((status = 101, description = "WebSocket of JSON text frames {id, type, data}"), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn websocket(
     State(state): State<AppState>,
     Id(id): Id,

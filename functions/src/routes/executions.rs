@@ -12,7 +12,7 @@ use axum::{Json, Router};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, Ids2, Ids3, QueryMap};
-use crate::routes::{ErrorBody, ValidationErrorBody};
+use crate::routes::{ListOf, ErrorBody, ValidationErrorBody};
 use crate::routes::workflows::{engine_of, list_response, optional_page, start};
 use crate::state::AppState;
 
@@ -46,9 +46,9 @@ pub fn router() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/executions", tag = "executions",
-    params(("workflow_id" = i64, Path), ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query)),
-    responses((status = 200, description = "Newest first: a plain array without page/page_size, else paginated", body = [Execution]),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("workflow_id" = i64, Path, minimum = 1), ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000), ("page_size" = Option<u32>, Query, minimum = 1, maximum = 200)),
+    responses((status = 200, description = "Newest first: a plain array without page/page_size, else paginated", body = ListOf<Execution>),
+              (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn list_executions(
     State(state): State<AppState>,
     Id(id): Id,
@@ -62,9 +62,9 @@ pub async fn list_executions(
 }
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/executions/{execution_id}", tag = "executions",
-    params(("workflow_id" = i64, Path), ("execution_id" = i64, Path)),
+    params(("workflow_id" = i64, Path, minimum = 1), ("execution_id" = i64, Path, minimum = 1)),
     responses((status = 200, body = Execution), (status = 404, description = "Unknown, or belongs to another workflow", body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 422, body = ValidationErrorBody)))]
 pub async fn get_execution(
     State(state): State<AppState>,
     Ids2(workflow_id, execution_id): Ids2,
@@ -75,8 +75,8 @@ pub async fn get_execution(
 }
 
 #[utoipa::path(post, path = "/workflows/{workflow_id}/executions/start", tag = "executions",
-    params(("workflow_id" = i64, Path)),
-    responses((status = 202, description = "Execution started"), (status = 404, body = ErrorBody),
+    params(("workflow_id" = i64, Path, minimum = 1)),
+    responses((status = 202, description = "Execution started"), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody),
               (status = 409, body = ErrorBody), (status = 503, description = "engine not available", body = ErrorBody)))]
 pub async fn start_execution(
     State(state): State<AppState>,
@@ -89,27 +89,53 @@ pub async fn start_execution(
 #[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeBody {
-    /// `{step_tokens, agent_tokens, execution_tokens}`, each optional.
+    /// Each optional.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BudgetsBody>)]
     pub budgets: Option<BudgetPatch>,
 }
 
+/// Raised budgets (schema of `BudgetPatch`).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "documents the JSON shape only")]
+pub struct BudgetsBody {
+    #[schema(minimum = 1, maximum = 100_000_000)]
+    step_tokens: Option<i64>,
+    #[schema(minimum = 1, maximum = 100_000_000)]
+    agent_tokens: Option<i64>,
+    #[schema(minimum = 1, maximum = 100_000_000)]
+    execution_tokens: Option<i64>,
+}
+
 #[utoipa::path(post, path = "/workflows/{workflow_id}/executions/{execution_id}/resume", tag = "executions",
-    params(("workflow_id" = i64, Path), ("execution_id" = i64, Path)),
+    params(("workflow_id" = i64, Path, minimum = 1), ("execution_id" = i64, Path, minimum = 1)),
     request_body(content = Option<ResumeBody>, description = "Optional raised budgets"),
     responses((status = 202, description = "The same execution continues from its last checkpoint"),
               (status = 404, body = ErrorBody), (status = 409, description = "Not failed or cancelled, or another execution runs", body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 422, body = ValidationErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn resume_execution(
     State(state): State<AppState>,
     Ids2(workflow_id, execution_id): Ids2,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let body: ResumeBody = if body.iter().all(u8::is_ascii_whitespace) {
+    let body: ResumeBody = if body.iter().all(u8::is_ascii_whitespace)
+        || body.trim_ascii() == b"null"
+    {
         ResumeBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::validation(FieldError::new("body", "budgets", e.to_string(), "json_invalid"))
+        })?;
+        if !value.is_object() || !(value["budgets"].is_object() || value["budgets"].is_null()) {
+            return Err(ApiError::validation(FieldError::new(
+                "body",
+                "budgets",
+                "Input should be an object {\"budgets\": {step_tokens?, agent_tokens?, execution_tokens?}}",
+                "model_attributes_type",
+            )));
+        }
+        serde_json::from_value(value).map_err(|e| {
             ApiError::validation(FieldError::new(
                 "body",
                 "budgets",
@@ -138,8 +164,8 @@ pub async fn resume_execution(
 }
 
 #[utoipa::path(post, path = "/workflows/{workflow_id}/executions/{execution_id}/cancel", tag = "executions",
-    params(("workflow_id" = i64, Path), ("execution_id" = i64, Path)),
-    responses((status = 200, description = "Cancelled", body = Execution), (status = 404, body = ErrorBody),
+    params(("workflow_id" = i64, Path, minimum = 1), ("execution_id" = i64, Path, minimum = 1)),
+    responses((status = 200, description = "Cancelled", body = Execution), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody),
               (status = 409, description = "Already finished", body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn cancel_execution(
     State(state): State<AppState>,
@@ -150,9 +176,9 @@ pub async fn cancel_execution(
 }
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/executions/{execution_a}/compare/{execution_b}", tag = "executions",
-    params(("workflow_id" = i64, Path), ("execution_a" = i64, Path), ("execution_b" = i64, Path)),
+    params(("workflow_id" = i64, Path, minimum = 1), ("execution_a" = i64, Path, minimum = 1), ("execution_b" = i64, Path, minimum = 1)),
     responses((status = 200, description = "`{a, b, delta, steps}`: the aggregates of both executions, b minus a, and per step the tokens, cost and whether the prompt hash changed"),
-              (status = 404, description = "Unknown, or not of this workflow", body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, description = "Unknown, or not of this workflow", body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn compare_executions(
     State(state): State<AppState>,
     Ids3(workflow_id, a, b): Ids3,

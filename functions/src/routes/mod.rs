@@ -42,3 +42,21 @@ pub struct FieldErrorBody {
 pub struct ValidationErrorBody {
     pub detail: Vec<FieldErrorBody>,
 }
+
+/// A page of a list (schema of `Paged`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    pub page: u32,
+    pub page_size: u32,
+    pub total: i64,
+    pub items: Vec<T>,
+}
+
+/// A list that was a plain array in the original: the array without
+/// `page`/`page_size`, the page with either (schema only).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ListOf<T: ToSchema> {
+    Plain(Vec<T>),
+    Paged(Page<T>),
+}

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, QueryMap};
-use crate::routes::ErrorBody;
+use crate::routes::{ListOf, ErrorBody, ValidationErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -38,9 +38,9 @@ pub fn router() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/pr", tag = "pr",
-    params(("workflow_id" = i64, Path)),
+    params(("workflow_id" = i64, Path, minimum = 1)),
     responses((status = 200, body = PullRequest), (status = 404, description = "Unknown workflow, or no pull request yet", body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 422, body = ValidationErrorBody)))]
 pub async fn get_pull_request(
     State(state): State<AppState>,
     Id(id): Id,
@@ -95,10 +95,10 @@ fn page_size_or_max(query: &QueryMap) -> Option<&str> {
 const MAX_PAGE_SIZE: &str = "200";
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/pr/checks", tag = "pr",
-    params(("workflow_id" = i64, Path), ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query),
-           ("kind" = Option<String>, Query, description = "check_run (default), check_suite or all")),
-    responses((status = 200, description = "A plain array without page/page_size, else {page, page_size, total, items}", body = [Check]),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("workflow_id" = i64, Path, minimum = 1), ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000), ("page_size" = Option<u32>, Query, minimum = 1, maximum = 200),
+           ("kind" = Option<CheckKindName>, Query, description = "check_run (default), check_suite or all")),
+    responses((status = 200, description = "A plain array without page/page_size, else {page, page_size, total, items}", body = ListOf<Check>),
+              (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn list_checks(
     State(state): State<AppState>,
     Id(id): Id,
@@ -111,10 +111,10 @@ pub async fn list_checks(
 }
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/diffs", tag = "pr",
-    params(("workflow_id" = i64, Path), ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query),
+    params(("workflow_id" = i64, Path, minimum = 1), ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000), ("page_size" = Option<u32>, Query, minimum = 1, maximum = 200),
            ("path" = Option<String>, Query, description = "A path, exact or as a prefix")),
-    responses((status = 200, description = "A plain array without page/page_size, else {page, page_size, total, items}", body = [DiffFile]),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "A plain array without page/page_size, else {page, page_size, total, items}", body = ListOf<DiffFile>),
+              (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn list_diffs(
     State(state): State<AppState>,
     Id(id): Id,
@@ -127,10 +127,10 @@ pub async fn list_diffs(
 }
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/artifacts", tag = "pr",
-    params(("workflow_id" = i64, Path), ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query),
+    params(("workflow_id" = i64, Path, minimum = 1), ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000), ("page_size" = Option<u32>, Query, minimum = 1, maximum = 200),
            ("kind" = Option<String>, Query, description = "An exact kind, e.g. github-actions")),
-    responses((status = 200, description = "A plain array without page/page_size, else {page, page_size, total, items}", body = [Artifact]),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "A plain array without page/page_size, else {page, page_size, total, items}", body = ListOf<Artifact>),
+              (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn list_artifacts(
     State(state): State<AppState>,
     Id(id): Id,
@@ -193,9 +193,9 @@ async fn enqueue(
 }
 
 #[utoipa::path(post, path = "/workflows/{workflow_id}/pr/refresh", tag = "pr",
-    params(("workflow_id" = i64, Path)),
+    params(("workflow_id" = i64, Path, minimum = 1)),
     responses((status = 202, description = "Queued; progress on the event stream", body = RefreshAccepted),
-              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn refresh_pr(
     State(state): State<AppState>,
     Id(id): Id,
@@ -204,9 +204,9 @@ pub async fn refresh_pr(
 }
 
 #[utoipa::path(post, path = "/workflows/{workflow_id}/diffs/refresh", tag = "pr",
-    params(("workflow_id" = i64, Path)),
+    params(("workflow_id" = i64, Path, minimum = 1)),
     responses((status = 202, description = "Queued; progress on the event stream", body = RefreshAccepted),
-              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn refresh_diffs(
     State(state): State<AppState>,
     Id(id): Id,
@@ -215,12 +215,21 @@ pub async fn refresh_diffs(
 }
 
 #[utoipa::path(post, path = "/workflows/{workflow_id}/artifacts/refresh", tag = "pr",
-    params(("workflow_id" = i64, Path)),
+    params(("workflow_id" = i64, Path, minimum = 1)),
     responses((status = 202, description = "Queued; progress on the event stream", body = RefreshAccepted),
-              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn refresh_artifacts(
     State(state): State<AppState>,
     Id(id): Id,
 ) -> ApiResult<(StatusCode, Json<RefreshAccepted>)> {
     enqueue(&state, id, RefreshKind::Artifacts).await
+}
+
+/// The kinds a checks listing filters by (schema only: `CheckQuery` parses them).
+#[derive(utoipa::ToSchema)]
+#[expect(non_camel_case_types, reason = "the variants are the query values")]
+pub enum CheckKindName {
+    check_run,
+    check_suite,
+    all,
 }

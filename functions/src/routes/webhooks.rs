@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::routes::ErrorBody;
+use crate::routes::{ErrorBody, ValidationErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -76,7 +76,7 @@ fn answer(status: StatusCode, body: Value) -> Response {
     responses((status = 200, description = "Applied, a duplicate acknowledged, or ping"),
               (status = 202, description = "An event not followed, or no workflow matches"),
               (status = 401, description = "Bad or missing signature, or no secret configured", body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 413, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 #[tracing::instrument(skip_all, fields(event, delivery_id))]
 pub async fn github_webhook(
     State(state): State<AppState>,

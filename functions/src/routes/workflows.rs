@@ -10,12 +10,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, JsonBody, QueryMap};
-use crate::routes::{ErrorBody, MessageBody, ValidationErrorBody};
+use crate::routes::{ListOf, ErrorBody, MessageBody, ValidationErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -89,7 +88,7 @@ pub async fn views_of(state: &AppState, workflows: Vec<Workflow>) -> ApiResult<V
 
 #[utoipa::path(get, path = "/workflows", tag = "workflows",
     params(("page" = Option<u32>, Query, minimum = 1, maximum = 1000000), ("page_size" = Option<u32>, Query, minimum = 1, maximum = 200)),
-    responses((status = 200, description = "Newest first: a plain array without page/page_size, else {page, page_size, total, items}", body = [WorkflowView]),
+    responses((status = 200, description = "Newest first: a plain array without page/page_size, else {page, page_size, total, items}", body = ListOf<WorkflowView>),
               (status = 422, body = ValidationErrorBody)))]
 pub async fn list_workflows(State(state): State<AppState>, query: QueryMap) -> ApiResult<Response> {
     let page = optional_page(&query)?;
@@ -108,27 +107,72 @@ pub async fn list_workflows(State(state): State<AppState>, query: QueryMap) -> A
 
 /// Body of `POST /workflows`: API.md's fields, or the original client's
 /// form (`jira_story_title`, `jira_story_description`, `target_branch`).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug)]
 pub struct CreateWorkflow {
     /// Defaults to `"{jira_story_id}: {jira_story_title}"`.
-    #[schema(max_length = 500)]
     pub name: Option<String>,
-    #[schema(max_length = 200)]
     pub jira_story_id: Option<String>,
-    #[schema(max_length = 500)]
     pub jira_story_title: Option<String>,
     /// A remote repository (`https://github.com/owner/name`); never a path on the server.
-    #[schema(max_length = 2048)]
     pub repository_url: Option<String>,
     pub description: Option<String>,
     /// The same text as `description` (the original client's name).
     pub jira_story_description: Option<String>,
-    #[schema(max_length = 255)]
     pub target_branch: Option<String>,
     /// The repository's test command (else `AI_TEAM_TEST_COMMAND`, else found in the repository).
-    #[schema(max_length = 2000)]
     pub test_command: Option<String>,
 }
+
+/// The schema says what `create_workflow` checks: a story id, a name or
+/// a title to make one from, bounded texts, a remote repository.
+impl utoipa::PartialSchema for CreateWorkflow {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let text = |max: usize| serde_json::json!({"type": ["string", "null"], "maxLength": max});
+        let free = serde_json::json!({"type": ["string", "null"]});
+        let props = serde_json::json!({
+            "jira_story_id": {"type": "string", "maxLength": 255,
+                "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"},
+            "description": free,
+            "jira_story_description": free,
+            "repository_url": {"type": ["string", "null"], "maxLength": 2048,
+                "pattern": ai_team_core::repository::REMOTE_PATTERN,
+                "description": "A remote repository (https://github.com/owner/name); never a path on the server"},
+            "target_branch": {"type": ["string", "null"], "maxLength": 255,
+                "pattern": "^\\s*$|^[A-Za-z0-9_][A-Za-z0-9._/-]*$"},
+            "test_command": {"type": ["string", "null"], "maxLength": 2000,
+                "description": "The repository's test command (else AI_TEAM_TEST_COMMAND, else found in the repository)"},
+        });
+        let named = serde_json::json!({"type": "string", "maxLength": 500, "pattern": "\\S"});
+        let with = |extra: &[(&str, serde_json::Value)]| {
+            let mut p = props.clone();
+            for (k, v) in extra {
+                p[*k] = v.clone();
+            }
+            p
+        };
+        // Three exclusive shapes: a name, a title, or both (where the
+        // title may be null or blank).
+        let schema = serde_json::json!({
+            "description": "API.md's fields, or the original client's form. `name` defaults to `{jira_story_id}: {jira_story_title}`: one of the two is required.",
+            "oneOf": [
+                {"type": "object", "title": "named", "required": ["jira_story_id", "name"],
+                 "not": {"required": ["jira_story_title"]},
+                 "properties": with(&[("name", named.clone())])},
+                {"type": "object", "title": "titled", "required": ["jira_story_id", "jira_story_title"],
+                 "not": {"required": ["name"]},
+                 "properties": with(&[("jira_story_title", named.clone())])},
+                {"type": "object", "title": "both", "required": ["jira_story_id", "name", "jira_story_title"],
+                 "properties": with(&[("name", named.clone()), ("jira_story_title", text(500))])},
+            ]
+        });
+        serde_json::from_value(schema).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the CreateWorkflow schema does not parse");
+            utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::default())
+        })
+    }
+}
+
+impl ToSchema for CreateWorkflow {}
 
 /// A `repository_url` from an API client: a remote repository, and with
 /// GitHub one of the allowed ones; never a directory on the server.
@@ -147,22 +191,23 @@ pub fn check_repository(state: &AppState, raw: &str) -> Result<(), FieldError> {
     }
 }
 
-#[utoipa::path(post, path = "/workflows", tag = "workflows", request_body = CreateWorkflow,
+#[utoipa::path(post, path = "/workflows", tag = "workflows", request_body(content = CreateWorkflow, content_type = "application/json"),
     responses((status = 201, description = "Created", body = WorkflowView),
               (status = 200, description = "A workflow with this jira_story_id already existed; nothing created", body = WorkflowView),
               (status = 413, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn create_workflow(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<CreateWorkflow>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> ApiResult<(StatusCode, Json<WorkflowView>)> {
-    let blank = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let body = CreateWorkflow::read(&body)?;
+    let blank = |v: &Option<String>| v.as_deref().filter(|v| !v.trim().is_empty()).map(str::to_owned);
     let (story, title) = (blank(&body.jira_story_id), blank(&body.jira_story_title));
     let mut missing = Vec::new();
     if story.is_none() {
         missing.push(FieldError::new("body", "jira_story_id", "Field required", "missing"));
     }
     let name = blank(&body.name).or_else(|| {
-        Some(format!("{}: {}", story.as_deref()?, title.as_deref()?))
+        Some(format!("{}: {}", story.as_deref()?.trim(), title.as_deref()?.trim()))
     });
     if name.is_none() {
         missing.push(FieldError::new(
@@ -203,6 +248,53 @@ pub async fn create_workflow(
     };
     let view = views_of(&state, vec![created.into_inner()]).await?.remove(0);
     Ok((status, Json(view)))
+}
+
+impl CreateWorkflow {
+    /// The body's fields as its schema types them: `jira_story_id` and
+    /// `name` are strings when present (null is not a name), the others
+    /// strings or null; anything else is a 422 naming the field.
+    fn read(body: &serde_json::Value) -> ApiResult<Self> {
+        let Some(map) = body.as_object() else {
+            return Err(ApiError::validation(FieldError {
+                loc: vec!["body".into()],
+                msg: "Input should be a valid dictionary or object".into(),
+                kind: "model_attributes_type".into(),
+            }));
+        };
+        let mut errors = Vec::new();
+        let mut field = |name: &str, nullable: bool| -> Option<String> {
+            match map.get(name) {
+                None => None,
+                Some(serde_json::Value::Null) if nullable => None,
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                Some(_) => {
+                    errors.push(FieldError::new("body", name, "Input should be a valid string", "string_type"));
+                    None
+                }
+            }
+        };
+        let read = Self {
+            jira_story_id: field("jira_story_id", false),
+            name: field("name", false),
+            jira_story_title: field("jira_story_title", true),
+            repository_url: field("repository_url", true),
+            description: field("description", true),
+            jira_story_description: field("jira_story_description", true),
+            target_branch: field("target_branch", true),
+            test_command: field("test_command", true),
+        };
+        if let Some(n) = &read.name
+            && n.trim().is_empty()
+        {
+            errors.push(FieldError::new("body", "name", "name must not be blank", "string_too_short"));
+        }
+        if errors.is_empty() {
+            Ok(read)
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
 }
 
 /// Events read per workflow detail for its escalations and collaborations.
@@ -289,8 +381,8 @@ pub async fn start(
 }
 
 #[utoipa::path(post, path = "/workflows/{workflow_id}/execute", tag = "executions",
-    params(("workflow_id" = i64, Path)),
-    responses((status = 202, description = "Execution started"), (status = 404, body = ErrorBody),
+    params(("workflow_id" = i64, Path, minimum = 1)),
+    responses((status = 202, description = "Execution started"), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody),
               (status = 409, body = ErrorBody), (status = 503, description = "engine not available", body = ErrorBody)))]
 pub async fn execute_workflow(
     State(state): State<AppState>,
@@ -300,9 +392,9 @@ pub async fn execute_workflow(
 }
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/compare", tag = "workflows",
-    params(("workflow_id" = i64, Path), ("with" = i64, Query, description = "The other workflow")),
+    params(("workflow_id" = i64, Path, minimum = 1), ("with" = i64, Query, minimum = 1, description = "The other workflow")),
     responses((status = 200, description = "`{a, b, delta}`: calls, prompt/completion/total tokens, cost, average and p95 latency, models, per-agent totals of each workflow's calls, and b minus a"),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn compare_workflows(
     State(state): State<AppState>,
     Id(id): Id,
