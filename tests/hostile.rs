@@ -6,6 +6,8 @@
 //! the run goes on; a start that crashed before queueing is recovered;
 //! over-long story ids are refused.
 
+use std::time::{Duration, Instant};
+
 use ai_team_core::models::ExecutionStatus;
 use ai_team_functions::AppState;
 use ai_team_tests::fake_llm::{FakeLlm, Script};
@@ -19,6 +21,8 @@ on_both_databases!(
     a_provider_reporting_negative_or_no_usage_is_estimated_and_marked,
     paths_inside_git_and_ci_files_are_dropped_and_the_run_completes,
     ci_files_are_delivered_when_the_operator_allows_them,
+    streams_past_the_caps_are_refused_with_503_and_freed_on_disconnect,
+    the_api_keeps_answering_under_300_open_streams,
 );
 
 /// The nine shapes of the issue, as a story would carry them.
@@ -343,4 +347,173 @@ async fn ci_files_are_delivered_when_the_operator_allows_them(db: TestDb) {
     let refused = governance_refusals(&db, wf).await;
     assert!(refused.iter().any(|r| r == ".GIT/hooks/post-commit"));
     assert!(!refused.iter().any(|r| r == ".github/workflows/x.yml"));
+}
+
+/// The router with an event hub (and no engine), under `vars`.
+async fn streaming_app(db: &TestDb, vars: &[(&str, &str)]) -> TestApp {
+    TestApp::spawn_state(
+        AppState::new(db.store.clone(), config_with(vars)).with_events(Duration::from_millis(200)),
+    )
+    .await
+}
+
+async fn open_stream(app: &TestApp, wf: i64) -> reqwest::Response {
+    app.client
+        .get(app.url(&format!("/events/workflows/{wf}/stream")))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("GET stream")
+}
+
+async fn streams_past_the_caps_are_refused_with_503_and_freed_on_disconnect(db: TestDb) {
+    // Given at most 2 streams per workflow and 3 in all
+    let app = streaming_app(
+        &db,
+        &[
+            ("AI_TEAM_MAX_STREAMS_PER_WORKFLOW", "2"),
+            ("AI_TEAM_MAX_STREAMS", "3"),
+        ],
+    )
+    .await;
+    let a = db.workflow("CAP-1").await.id;
+    let b = db.workflow("CAP-2").await.id;
+
+    // When clients open streams past them
+    let first = open_stream(&app, a).await;
+    let second = open_stream(&app, a).await;
+    let third_on_a = open_stream(&app, a).await;
+    let on_b = open_stream(&app, b).await;
+    let second_on_b = open_stream(&app, b).await;
+
+    // Then the ones over a cap get 503 with Retry-After and a JSON detail
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    assert_eq!(third_on_a.status(), 503, "per-workflow cap");
+    assert!(third_on_a.headers().contains_key("retry-after"));
+    let body: Value = third_on_a.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("too many"), "{body}");
+    assert_eq!(on_b.status(), 200);
+    assert_eq!(second_on_b.status(), 503, "total cap");
+
+    // And a client that leaves gives its place back
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = open_stream(&app, a).await;
+        if again.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the place was not given back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Other routes are not affected
+    assert_eq!(app.get("/workflows").await.status(), 200);
+}
+
+async fn the_api_keeps_answering_under_300_open_streams(db: TestDb) {
+    // Given 300 clients connecting at once to the streams of 10 workflows
+    // that already hold events to replay
+    const EVENTS: usize = 100;
+    let app = std::sync::Arc::new(streaming_app(&db, &[]).await);
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let wf = db.workflow(&format!("LOAD-{i}")).await.id;
+        let events: Vec<_> = (0..EVENTS)
+            .map(|n| ai_team_core::ledger::NewEvent::new("message", json!({"n": n})))
+            .collect();
+        db.store.append_events(wf, None, &events).await.unwrap();
+        ids.push(wf);
+    }
+    let clients: Vec<_> = (0..300)
+        .map(|i| {
+            let app = app.clone();
+            let wf = ids[i % ids.len()];
+            tokio::spawn(async move {
+                let mut sse = ai_team_tests::sse::SseClient::connect(
+                    &app.url(&format!("/events/workflows/{wf}/stream")),
+                    None,
+                )
+                .await;
+                let got = sse.events(EVENTS, Duration::from_secs(60)).await.len();
+                (sse, got)
+            })
+        })
+        .collect();
+
+    // When the API is asked meanwhile (the first request lands in the
+    // connect storm of 300 clients; the rest while they stream)
+    let mut latencies = Vec::new();
+    for _ in 0..20 {
+        let asked = Instant::now();
+        let r = app.get("/workflows").await;
+        assert_eq!(r.status(), 200);
+        latencies.push(asked.elapsed());
+    }
+
+    // Then it answered every time, promptly once the storm passed, and
+    // every client got its whole replay
+    let steady = latencies[1..].iter().max().copied().unwrap_or_default();
+    println!(
+        "GET /workflows under 300 streams: first {:?} (connect storm), then max {steady:?}",
+        latencies[0]
+    );
+    assert!(latencies[0] < Duration::from_secs(10), "{latencies:?}");
+    assert!(steady < Duration::from_secs(2), "{latencies:?}");
+    let mut open = Vec::new();
+    for c in clients {
+        let (sse, got) = c.await.unwrap();
+        assert_eq!(got, EVENTS);
+        open.push(sse);
+    }
+    let r = app.get("/workflows").await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_message_over_64_kib_closes_the_socket() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    // Given a WebSocket client following a workflow
+    let db = TestDb::sqlite().await;
+    let app = streaming_app(&db, &[]).await;
+    let wf = db.workflow("WS-BIG").await.id;
+    let url = format!("ws://{}/ws/workflows/{wf}", app.address);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+
+    // When it sends a 4 MiB message
+    let big = "x".repeat(4 * 1024 * 1024);
+    let _ = ws.send(Message::Text(big.into())).await;
+
+    // Then the server closes the socket instead of reading and keeping it
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) => return true,
+                Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true), "the socket stayed open");
+
+    // And a client sending small messages stays connected
+    let (mut small, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    small
+        .send(Message::Text("x".repeat(1024).into()))
+        .await
+        .unwrap();
+    small.send(Message::Ping(vec![1].into())).await.unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match small.next().await {
+                Some(Ok(Message::Pong(_))) => return true,
+                Some(Ok(_)) => {}
+                _ => return false,
+            }
+        }
+    })
+    .await;
+    assert_eq!(pong, Ok(true));
 }
