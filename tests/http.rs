@@ -390,6 +390,76 @@ async fn clients_over_the_rate_limit_get_429_with_retry_after() {
     );
 }
 
+/// GET /workflows as a client whose request carries `x-forwarded-for`.
+async fn get_forwarded(app: &TestApp, forwarded: &str) -> StatusCode {
+    app.client
+        .get(app.url("/workflows"))
+        .header("x-forwarded-for", forwarded)
+        .send()
+        .await
+        .expect("GET")
+        .status()
+}
+
+#[tokio::test]
+async fn a_client_cannot_escape_the_rate_limit_by_choosing_x_forwarded_for() {
+    // Given a limit of 3 a minute and no trusted proxy
+    let db = TestDb::sqlite().await;
+    let app = TestApp::spawn(
+        db.store.clone(),
+        config_with(&[("AI_TEAM_RATE_LIMIT_PER_MINUTE", "3")]),
+    )
+    .await;
+
+    // When one client sends a new X-Forwarded-For with every request
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        statuses.push(get_forwarded(&app, &format!("198.51.100.{i}")).await);
+    }
+
+    // Then it is limited on its own address all the same
+    assert_eq!(statuses[..3], [StatusCode::OK; 3]);
+    assert_eq!(statuses[3..], [StatusCode::TOO_MANY_REQUESTS; 2]);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_clients_are_limited_on_the_hop_the_proxy_wrote() {
+    // Given a limit of 2 a minute behind one trusted proxy (the test
+    // client plays the proxy: it is the socket peer)
+    let db = TestDb::sqlite().await;
+    let app = TestApp::spawn(
+        db.store.clone(),
+        config_with(&[
+            ("AI_TEAM_RATE_LIMIT_PER_MINUTE", "2"),
+            ("AI_TEAM_TRUSTED_PROXIES", "1"),
+        ]),
+    )
+    .await;
+
+    // When client A spends its two requests, then tries again with a
+    // forged left-most hop
+    assert_eq!(get_forwarded(&app, "203.0.113.1").await, StatusCode::OK);
+    assert_eq!(
+        get_forwarded(&app, "6.6.6.6, 203.0.113.1").await,
+        StatusCode::OK
+    );
+    let forged = get_forwarded(&app, "7.7.7.7, 203.0.113.1").await;
+
+    // Then A is limited, while client B behind the same proxy is not
+    // (one shared key for every client of a proxy is gone)
+    assert_eq!(forged, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(get_forwarded(&app, "203.0.113.2").await, StatusCode::OK);
+    assert_eq!(
+        get_forwarded(&app, "203.0.113.2:50312").await,
+        StatusCode::OK,
+        "Azure's front end adds the port"
+    );
+    assert_eq!(
+        get_forwarded(&app, "203.0.113.2").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
 #[tokio::test]
 async fn cors_allows_configured_origins_and_requests_carry_an_id() {
     let db = TestDb::sqlite().await;

@@ -18,6 +18,7 @@ on_both_databases!(
     wrong_jira_credentials_are_500,
     an_unreachable_jira_is_500,
     without_jira_configured_the_answer_is_500,
+    criteria_with_a_kelvin_sign_become_a_workflow,
 );
 
 const DESCRIPTION: &str = "## Goal
@@ -191,5 +192,21 @@ async fn without_jira_configured_the_answer_is_500(db: TestDb) {
     assert_eq!(
         body,
         json!({"message": "Could not retrieve story SHOP-42 from Jira"})
+    );
+}
+
+async fn criteria_with_a_kelvin_sign_become_a_workflow(db: TestDb) {
+    let jira = FakeJira::start().await;
+    let app = app(&db, &jira.base_url()).await;
+
+    let (status, body) = post(&app, "KELVIN-1").await;
+
+    assert_eq!(status, 201, "{body}");
+    let id = body["workflow_id"].as_i64().expect("workflow_id");
+    let wf = db.store.get_workflow(id).await.unwrap();
+    let description = wf.description.unwrap_or_default();
+    assert!(
+        description.contains("## Acceptance criteria\n\n- The oven reaches 300 \u{212A}"),
+        "{description}"
     );
 }

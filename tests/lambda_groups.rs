@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ai_team_core::ledger::NewEvent;
-use ai_team_functions::lambda::stream_handler;
+use ai_team_functions::lambda::{api_handler, stream_handler};
 use ai_team_functions::{AppState, RouteGroup, app_for};
 use ai_team_tests::{TestDb, config_with};
 use axum::body::Body;
@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 const FUNCTION_URL_LIST: &str = include_str!("fixtures/lambda/function_url_get_workflows.json");
+const HTTP_API_GET: &str = include_str!("fixtures/lambda/apigw_v2_get_health.json");
 
 /// Whether the router answered with its fallback: no route of its own.
 async fn unrouted(router: &axum::Router, method: Method, path: &str) -> bool {
@@ -353,4 +354,48 @@ async fn the_events_function_streams_live_events_and_ends_before_its_timeout() {
     let first = std::str::from_utf8(&first).unwrap();
     assert!(first.contains("\"note\":\"live\""), "{first}");
     assert!(!first.contains(&format!("id: {last}\n")), "{first}");
+}
+
+/// An HTTP API event for `GET /workflows` from `source_ip`, carrying the
+/// client's own `x-forwarded-for`.
+fn http_api_get_workflows(source_ip: &str, forwarded: &str) -> LambdaEvent<LambdaRequest> {
+    let mut event: Value = serde_json::from_str(HTTP_API_GET).unwrap();
+    event["rawPath"] = json!("/workflows");
+    event["requestContext"]["http"]["path"] = json!("/workflows");
+    event["requestContext"]["http"]["sourceIp"] = json!(source_ip);
+    event["headers"]["x-forwarded-for"] = json!(format!("{forwarded}, {source_ip}"));
+    let request: LambdaRequest = serde_json::from_value(event).unwrap();
+    LambdaEvent::new(request, Context::default())
+}
+
+#[tokio::test]
+async fn on_lambda_the_rate_limit_keys_on_api_gateways_source_ip() {
+    // Given the workflows function limited to 2 requests a minute
+    let db = TestDb::sqlite().await;
+    let state = AppState::new(
+        db.store.clone(),
+        config_with(&[("AI_TEAM_RATE_LIMIT_PER_MINUTE", "2")]),
+    );
+    let router = app_for(state, &[RouteGroup::Workflows]);
+    let status = |v: Value| v["statusCode"].as_u64().unwrap();
+
+    // When one caller sends a different first X-Forwarded-For hop each time
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let answer = api_handler(
+            router.clone(),
+            http_api_get_workflows("205.255.255.176", &format!("10.9.9.{i}")),
+        )
+        .await
+        .unwrap();
+        seen.push(status(answer));
+    }
+
+    // Then its third request is limited (the key is sourceIp), and
+    // another caller is not
+    assert_eq!(seen, [200, 200, 429]);
+    let other = api_handler(router, http_api_get_workflows("205.255.255.177", "10.9.9.0"))
+        .await
+        .unwrap();
+    assert_eq!(status(other), 200);
 }

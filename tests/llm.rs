@@ -493,6 +493,157 @@ mod tracking {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// A context for one conversation of a fresh execution.
+    async fn context_for(db: &TestDb, key: &str) -> (i64, i64) {
+        let wf = seed::workflow(&*db.store, key).await;
+        let exec = db.store.create_execution(wf).await.unwrap();
+        let conv = seed::conversation(&*db.store, wf, Some(exec.id), "implementation").await;
+        (exec.id, conv)
+    }
+
+    fn ctx<'a>(catalog: &'a Catalog, exec: i64, conv: i64) -> CallContext<'a> {
+        CallContext {
+            conversation_id: conv,
+            execution_id: Some(exec),
+            catalog,
+            budget_snapshot: json!({}),
+            truncated_sections: vec![],
+            prompt_tokens_estimate: Some(20),
+            redact: true,
+            spill: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_holding_a_secret_is_stored_redacted_and_asked_again_not_replayed() {
+        // Given an answer that quotes a key
+        let db = TestDb::sqlite().await;
+        let (exec, conv) = context_for(&db, "SECRET-1").await;
+        let answer = format!("```python app/config.py\nKEY = \"{PLANTED}\"\n```");
+        let (base, fake) = start(vec![
+            reply(200, ok_body(&answer)),
+            reply(200, ok_body(&answer)),
+        ])
+        .await;
+        let client = openai(&base, Duration::from_secs(5));
+        let catalog = Catalog::builtin();
+        let ctx = ctx(&catalog, exec, conv);
+
+        // When the step asks, then asks the same again (a retried step)
+        let first = tracked_chat(&db.store, &client, &ctx, &request(), RetryPolicy::default())
+            .await
+            .unwrap();
+        let again = tracked_chat(&db.store, &client, &ctx, &request(), RetryPolicy::default())
+            .await
+            .unwrap();
+
+        // Then the row holds no secret and says it was redacted, and the
+        // retry gets the real answer from the provider, not "[REDACTED]"
+        assert_eq!(first.response.content, answer);
+        let calls = db
+            .store
+            .list_llm_calls(conv, &Default::default())
+            .await
+            .unwrap()
+            .calls;
+        assert!(calls.iter().all(|c| c.response_data["redacted"] == true));
+        assert!(!serde_json::to_string(&calls).unwrap().contains(PLANTED));
+        assert!(!again.cached, "a redacted answer is not replayed");
+        assert_eq!(again.response.content, answer);
+        assert_eq!(fake.seen.lock().unwrap().len(), 2);
+    }
+
+    fn body_with_usage(usage: Value) -> String {
+        let mut body: Value = serde_json::from_str(&ok_body("The criteria are ...")).unwrap();
+        match usage {
+            Value::Null => {
+                body.as_object_mut().unwrap().remove("usage");
+            }
+            u => body["usage"] = u,
+        }
+        body.to_string()
+    }
+
+    #[tokio::test]
+    async fn absurd_negative_or_missing_usage_is_clamped_or_estimated_and_marked() {
+        let db = TestDb::sqlite().await;
+        let catalog = Catalog::builtin();
+        let model = catalog.lookup("gpt-4o-2024-08-06");
+        let cases = [
+            (
+                json!({"prompt_tokens": i64::MAX, "completion_tokens": i64::MAX}),
+                (model.context_window, model.max_output_tokens),
+                "usage_clamped",
+            ),
+            (
+                json!({"prompt_tokens": -1000, "completion_tokens": -1}),
+                (20, 7),
+                "usage_estimated",
+            ),
+            (Value::Null, (20, 7), "usage_estimated"),
+            (
+                json!({"prompt_tokens": 1e30, "completion_tokens": "10"}),
+                (20, 7),
+                "usage_estimated",
+            ),
+        ];
+        for (i, (usage, (prompt, completion), flag)) in cases.into_iter().enumerate() {
+            let (exec, conv) = context_for(&db, &format!("USAGE-{i}")).await;
+            let (base, _fake) = start(vec![reply(200, body_with_usage(usage.clone()))]).await;
+            let client = openai(&base, Duration::from_secs(5));
+            let t = tracked_chat(
+                &db.store,
+                &client,
+                &ctx(&catalog, exec, conv),
+                &request(),
+                RetryPolicy::default(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                (t.response.usage.prompt_tokens, t.response.usage.completion_tokens),
+                (prompt, completion),
+                "{usage}"
+            );
+            let call = db
+                .store
+                .list_llm_calls(conv, &Default::default())
+                .await
+                .unwrap()
+                .calls
+                .remove(0);
+            assert_eq!(
+                (call.prompt_tokens, call.completion_tokens),
+                (prompt, completion)
+            );
+            assert_eq!(call.budget_snapshot[flag], true, "{usage}: {}", call.budget_snapshot);
+            assert!(call.cost >= 0);
+            let e = db.store.execution_by_id(exec).await.unwrap();
+            assert_eq!(e.total_tokens, prompt + completion);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_response_body_over_8_mib_is_refused_without_reading_it_whole() {
+        let db = TestDb::sqlite().await;
+        let (exec, conv) = context_for(&db, "BIG-1").await;
+        let big = ok_body(&"x".repeat(9 * 1024 * 1024));
+        let (base, fake) = start(vec![reply(200, big.clone()), reply(200, big)]).await;
+        let client = openai(&base, Duration::from_secs(30));
+        let catalog = Catalog::builtin();
+        let err = tracked_chat(
+            &db.store,
+            &client,
+            &ctx(&catalog, exec, conv),
+            &request(),
+            RetryPolicy::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+        assert_eq!(fake.seen.lock().unwrap().len(), 1, "not retried");
+    }
+
     #[tokio::test]
     async fn tracked_calls_on_sqlite() {
         every_attempt_is_a_row_and_a_paid_response_is_reused(Backend::Sqlite).await;

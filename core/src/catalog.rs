@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
+use crate::llm::Usage;
 use crate::money::NANOS_PER_DOLLAR;
 
 /// The catalog shipped with the binary.
@@ -27,16 +28,72 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
-    /// Cost of a call in nano-dollars, rounded half up per side.
+    /// Cost of a call in nano-dollars, rounded half up per side; saturates
+    /// rather than overflowing.
     pub fn cost_nanos(&self, prompt_tokens: i64, completion_tokens: i64) -> i64 {
         per_1k(prompt_tokens, self.prompt_nanos_per_1k)
-            + per_1k(completion_tokens, self.completion_nanos_per_1k)
+            .saturating_add(per_1k(completion_tokens, self.completion_nanos_per_1k))
     }
+
+    /// A provider's usage as it is recorded and counted against budgets:
+    /// never negative, the prompt within the context window, the
+    /// completion within the output limit (so no total can exceed the
+    /// window plus the output). A side the provider did not report
+    /// (`reported.estimated`), or reported negative, is the estimate and
+    /// the result says so.
+    pub fn check_usage(
+        &self,
+        reported: Usage,
+        prompt_estimate: i64,
+        completion_estimate: i64,
+    ) -> CheckedUsage {
+        let mut estimated = reported.estimated;
+        let mut clamped = false;
+        let mut side = |value: i64, estimate: i64, limit: i64| {
+            let value = if reported.estimated || value < 0 {
+                estimated = true;
+                estimate.max(0)
+            } else {
+                value
+            };
+            if value > limit {
+                clamped = true;
+            }
+            value.min(limit)
+        };
+        let prompt_tokens = side(
+            reported.prompt_tokens,
+            prompt_estimate,
+            self.context_window,
+        );
+        let completion_tokens = side(
+            reported.completion_tokens,
+            completion_estimate,
+            self.max_output_tokens,
+        );
+        CheckedUsage {
+            usage: Usage {
+                prompt_tokens,
+                completion_tokens,
+                estimated,
+            },
+            clamped,
+        }
+    }
+}
+
+/// Usage after `ModelInfo::check_usage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckedUsage {
+    /// The numbers to record; `estimated` when a side was estimated.
+    pub usage: Usage,
+    /// A reported number was beyond the model's limits and was lowered.
+    pub clamped: bool,
 }
 
 fn per_1k(tokens: i64, nanos_per_1k: i64) -> i64 {
     let product = i128::from(tokens.max(0)) * i128::from(nanos_per_1k);
-    ((product + 500) / 1000) as i64
+    i64::try_from((product + 500) / 1000).unwrap_or(i64::MAX)
 }
 
 #[derive(Deserialize)]
@@ -171,6 +228,41 @@ mod tests {
                 assert_eq!(i128::from(m.cost_nanos(p, q)), want);
             }
         }
+    }
+
+    #[test]
+    fn usage_is_clamped_to_the_model_and_estimated_when_missing_or_negative() {
+        let m = Catalog::builtin().lookup("gpt-4o");
+        let reported = |p, c| Usage {
+            prompt_tokens: p,
+            completion_tokens: c,
+            estimated: false,
+        };
+        let ok = m.check_usage(reported(100, 50), 90, 40);
+        assert_eq!(ok.usage, reported(100, 50));
+        assert!(!ok.clamped);
+
+        let huge = m.check_usage(reported(i64::MAX, i64::MAX), 90, 40);
+        assert_eq!(huge.usage.prompt_tokens, m.context_window);
+        assert_eq!(huge.usage.completion_tokens, m.max_output_tokens);
+        assert!(huge.clamped && !huge.usage.estimated);
+        assert!(m.cost_nanos(huge.usage.prompt_tokens, huge.usage.completion_tokens) > 0);
+
+        let negative = m.check_usage(reported(-5, i64::MIN), 90, 40);
+        assert_eq!((negative.usage.prompt_tokens, negative.usage.completion_tokens), (90, 40));
+        assert!(negative.usage.estimated);
+
+        let missing = m.check_usage(
+            Usage {
+                estimated: true,
+                ..Usage::default()
+            },
+            90,
+            40,
+        );
+        assert_eq!((missing.usage.prompt_tokens, missing.usage.completion_tokens), (90, 40));
+        assert!(missing.usage.estimated);
+        assert_eq!(m.cost_nanos(i64::MAX, i64::MAX), i64::MAX);
     }
 
     #[test]

@@ -94,8 +94,29 @@ pub trait CodeHost: Send + Sync + 'static {
     ) -> Result<Delivered, CodeHostError>;
 }
 
+/// Whether a path component names git's metadata directory: `.git` in
+/// any case, and the spellings some file systems fold onto it (`.git.`,
+/// `.git ` on NTFS, its 8.3 short name `git~1`).
+fn is_git_dir(part: &str) -> bool {
+    let p = part.trim_end_matches(['.', ' ']).to_ascii_lowercase();
+    p == ".git" || p == "git~1"
+}
+
+/// CI and git-metadata paths (`.github/workflows/…`, `.gitmodules`,
+/// `.gitattributes`, any case, `.gitmodules`/`.gitattributes` at any
+/// depth): what runs on the code host or changes how git reads the tree.
+/// Written only when the operator allows it (`AI_TEAM_ALLOW_CI_PATHS`).
+pub fn is_ci_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    let parts: Vec<&str> = lower.split('/').collect();
+    (parts.len() > 2 && parts[0] == ".github" && parts[1] == "workflows")
+        || parts
+            .iter()
+            .any(|p| matches!(*p, ".gitmodules" | ".gitattributes"))
+}
+
 /// A repository-relative path, normalised; `None` when it is absolute,
-/// escapes the root, or is empty.
+/// escapes the root, is empty, or has a `.git` component at any depth.
 pub fn normalise_path(raw: &str) -> Option<String> {
     let raw = raw.trim().trim_matches('`').replace('\\', "/");
     if raw.is_empty() || raw.starts_with('/') || raw.contains(':') || raw.contains('\0') {
@@ -109,7 +130,7 @@ pub fn normalise_path(raw: &str) -> Option<String> {
             p => parts.push(p),
         }
     }
-    if parts.is_empty() || parts.first() == Some(&".git") {
+    if parts.is_empty() || parts.iter().any(|p| is_git_dir(p)) {
         return None;
     }
     Some(parts.join("/"))
@@ -117,7 +138,7 @@ pub fn normalise_path(raw: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::normalise_path;
+    use super::{is_ci_path, normalise_path};
 
     #[test]
     fn paths_are_normalised_and_escapes_refused() {
@@ -138,6 +159,42 @@ mod tests {
             ".",
         ] {
             assert_eq!(normalise_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_git_component_is_refused_in_any_case_at_any_depth() {
+        for bad in [
+            ".GIT/hooks/post-commit",
+            ".Git/config",
+            "sub/.git/config",
+            "a/b/.gIt/hooks/pre-push",
+            "sub\\.git\\config",
+            ".git./config",
+            "x/.git /config",
+            "GIT~1/config",
+            ".git",
+        ] {
+            assert_eq!(normalise_path(bad), None, "{bad}");
+        }
+        for good in [".gitignore", "docs/.github/x.md", "my.git/x", "src/git/x.rs"] {
+            assert_eq!(normalise_path(good).as_deref(), Some(good), "{good}");
+        }
+    }
+
+    #[test]
+    fn ci_and_git_metadata_paths_are_recognised() {
+        for ci in [
+            ".github/workflows/x.yml",
+            ".GitHub/Workflows/ci.yaml",
+            ".gitmodules",
+            ".gitattributes",
+            "sub/.gitattributes",
+        ] {
+            assert!(is_ci_path(ci), "{ci}");
+        }
+        for plain in [".github/CODEOWNERS", "app/workflows/x.yml", ".gitignore", "src/main.rs"] {
+            assert!(!is_ci_path(plain), "{plain}");
         }
     }
 }

@@ -28,6 +28,11 @@ pub struct ChatRequest {
 pub struct Usage {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// From a provider: it reported no usage (the numbers are zeros, to be
+    /// estimated). After `ModelInfo::check_usage`: the numbers are (partly)
+    /// estimates.
+    #[serde(default)]
+    pub estimated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -109,9 +109,12 @@ pub async fn tracked_chat(
     policy: RetryPolicy,
 ) -> Result<Tracked, TrackError> {
     let hash = prompt_hash(client.provider(), client.model(), request);
+    // A stored answer that held a secret was stored redacted: replaying it
+    // would commit `[REDACTED]`, so the call is made again instead.
     if let Some(eid) = ctx.execution_id
         && let Some(call) = store.find_cached_call(eid, &hash).await?
         && let Some(body) = stored_body(ctx, &call.response_data).await
+        && body["redacted"] != json!(true)
         && let Some(content) = body["content"].as_str()
     {
         tracing::info!(
@@ -126,6 +129,7 @@ pub async fn tracked_chat(
                 usage: Usage {
                     prompt_tokens: call.prompt_tokens,
                     completion_tokens: call.completion_tokens,
+                    estimated: call.budget_snapshot["usage_estimated"] == json!(true),
                 },
                 latency_ms: 0,
                 finish_reason: body["finish_reason"].as_str().map(str::to_owned),
@@ -146,7 +150,14 @@ pub async fn tracked_chat(
     }
     let recorded: Arc<Mutex<Result<Vec<i64>, StoreError>>> = Arc::new(Mutex::new(Ok(Vec::new())));
     let result = chat_with_retries(client, request, policy, |attempt| {
-        let mut row = row_for(ctx, client, request, &hash, &request_data, &attempt.result);
+        let mut result = attempt.result;
+        let clamped = result
+            .as_mut()
+            .is_ok_and(|r| check_usage(ctx, request, r).clamped);
+        let mut row = row_for(ctx, client, request, &hash, &request_data, &result);
+        if clamped && let Some(m) = row.budget_snapshot.as_object_mut() {
+            m.insert("usage_clamped".into(), json!(true));
+        }
         let store = store.clone();
         let recorded = recorded.clone();
         let spill = ctx.spill;
@@ -173,11 +184,49 @@ pub async fn tracked_chat(
             .map_err(|_| StoreError::Unknown(anyhow::anyhow!("poisoned")))?,
         Ok(vec![]),
     )?;
+    let mut response = result?;
+    let checked = check_usage(ctx, request, &mut response);
+    if checked.clamped || checked.usage.estimated {
+        tracing::warn!(
+            execution_id = ctx.execution_id,
+            conversation_id = ctx.conversation_id,
+            clamped = checked.clamped,
+            estimated = checked.usage.estimated,
+            prompt_tokens = checked.usage.prompt_tokens,
+            completion_tokens = checked.usage.completion_tokens,
+            "the provider's usage was not usable as reported"
+        );
+    }
     Ok(Tracked {
-        response: result?,
+        response,
         cached: false,
         call_ids,
     })
+}
+
+/// Replaces a response's usage by what is recorded and budgeted (see
+/// `ModelInfo::check_usage`): the prompt estimate is governance's count
+/// of this request, the completion estimate that of the answer.
+fn check_usage(
+    ctx: &CallContext<'_>,
+    request: &ChatRequest,
+    r: &mut ChatResponse,
+) -> crate::catalog::CheckedUsage {
+    let prompt_estimate = ctx.prompt_tokens_estimate.unwrap_or_else(|| {
+        request
+            .messages
+            .iter()
+            .map(|m| crate::governance::estimate_tokens(&m.content) as i64)
+            .sum()
+    });
+    let completion_estimate = crate::governance::estimate_tokens(&r.content) as i64;
+    let reported = r.usage;
+    let checked = ctx
+        .catalog
+        .lookup(&r.model)
+        .check_usage(reported, prompt_estimate, completion_estimate);
+    r.usage = checked.usage;
+    checked
 }
 
 /// A stored body, fetched from the blob store when it was moved there;
@@ -207,7 +256,7 @@ fn row_for(
         max_tokens: Some(i64::from(request.max_tokens)),
         total_tokens_requested: ctx
             .prompt_tokens_estimate
-            .map(|p| p + i64::from(request.max_tokens)),
+            .map(|p| p.saturating_add(i64::from(request.max_tokens))),
         response_time_ms: 0,
         status: LlmCallStatus::Failed,
         error_code: None,
@@ -230,8 +279,18 @@ fn row_for(
                 json!({"content": r.content, "model": r.model, "finish_reason": r.finish_reason});
             if ctx.redact {
                 redact_value(&mut response_data);
+                if response_data["content"].as_str() != Some(r.content.as_str()) {
+                    response_data["redacted"] = json!(true);
+                }
+            }
+            let mut budget_snapshot = base.budget_snapshot.clone();
+            if r.usage.estimated
+                && let Some(m) = budget_snapshot.as_object_mut()
+            {
+                m.insert("usage_estimated".into(), json!(true));
             }
             NewLlmCall {
+                budget_snapshot,
                 model: r.model.clone(),
                 prompt_tokens: r.usage.prompt_tokens,
                 completion_tokens: r.usage.completion_tokens,

@@ -50,6 +50,7 @@ impl LlmClient for InstantLlm {
             usage: Usage {
                 prompt_tokens: 300,
                 completion_tokens: 40,
+                estimated: false,
             },
             latency_ms: 0,
             finish_reason: Some("stop".into()),

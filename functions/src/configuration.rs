@@ -45,6 +45,10 @@ pub mod keys {
     pub const GITHUB_SECONDARY_WAIT_SECONDS: &str = "AI_TEAM_GITHUB_SECONDARY_WAIT_SECONDS";
     pub const ALLOWED_REPOSITORIES: &str = "AI_TEAM_ALLOWED_REPOSITORIES";
     pub const LOCAL_REPOSITORIES: &str = "AI_TEAM_LOCAL_REPOSITORIES";
+    pub const ALLOW_CI_PATHS: &str = "AI_TEAM_ALLOW_CI_PATHS";
+    pub const TRUSTED_PROXIES: &str = "AI_TEAM_TRUSTED_PROXIES";
+    pub const MAX_STREAMS_PER_WORKFLOW: &str = "AI_TEAM_MAX_STREAMS_PER_WORKFLOW";
+    pub const MAX_STREAMS: &str = "AI_TEAM_MAX_STREAMS";
 }
 
 /// A value that must never reach a log or a response.
@@ -124,10 +128,23 @@ pub struct Config {
     pub github: Option<crate::integrations::GitHubConfig>,
     /// `GITHUB_WEBHOOK_SECRET`; without it every delivery is refused.
     pub webhook_secret: Option<Secret>,
+    /// Whether the agents may write `.github/workflows/…`, `.gitmodules`,
+    /// `.gitattributes` (`AI_TEAM_ALLOW_CI_PATHS`, default off).
+    pub allow_ci_paths: bool,
+    /// How many `X-Forwarded-For` hops, counted from the right, were
+    /// appended by proxies this service trusts (`AI_TEAM_TRUSTED_PROXIES`,
+    /// default 0: the header is ignored and the peer address is the client).
+    pub trusted_proxies: usize,
+    /// Open event streams (SSE and WebSocket) per workflow and in all;
+    /// past them a new stream is refused with 503.
+    pub max_streams_per_workflow: usize,
+    pub max_streams: usize,
 }
 
 impl Config {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+    pub const DEFAULT_MAX_STREAMS_PER_WORKFLOW: usize = 1000;
+    pub const DEFAULT_MAX_STREAMS: usize = 5000;
 
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -238,6 +255,24 @@ impl Config {
             stories_dir: get(keys::STORIES_DIR).map(Into::into),
             github: crate::integrations::github_config(&get)?,
             webhook_secret: get(keys::GITHUB_WEBHOOK_SECRET).map(Secret::new),
+            allow_ci_paths: parse_bool(keys::ALLOW_CI_PATHS, get(keys::ALLOW_CI_PATHS))?
+                .unwrap_or(false),
+            trusted_proxies: match parse::<usize>(keys::TRUSTED_PROXIES, get(keys::TRUSTED_PROXIES))? {
+                Some(n) if n > 16 => {
+                    return Err(ConfigError {
+                        var: keys::TRUSTED_PROXIES,
+                        reason: format!("{n} hops: at most 16"),
+                    });
+                }
+                other => other.unwrap_or(0),
+            },
+            max_streams_per_workflow: positive(
+                keys::MAX_STREAMS_PER_WORKFLOW,
+                get(keys::MAX_STREAMS_PER_WORKFLOW),
+            )?
+            .map_or(Self::DEFAULT_MAX_STREAMS_PER_WORKFLOW, |n| n as usize),
+            max_streams: positive(keys::MAX_STREAMS, get(keys::MAX_STREAMS))?
+                .map_or(Self::DEFAULT_MAX_STREAMS, |n| n as usize),
             log_format: match get(keys::LOG_FORMAT).as_deref() {
                 None | Some("json") => LogFormat::Json,
                 Some("pretty") => LogFormat::Pretty,
@@ -356,6 +391,31 @@ mod tests {
         let c = config(&[("AI_TEAM_API_TOKEN", "hunter2")]).unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
         assert_eq!(c.api_token.unwrap().expose(), "hunter2");
+    }
+
+    #[test]
+    fn hostile_input_settings_have_safe_defaults_and_name_their_variable() {
+        let c = config(&[]).unwrap();
+        assert!(!c.allow_ci_paths);
+        assert_eq!(c.trusted_proxies, 0);
+        assert_eq!(c.max_streams_per_workflow, 1000);
+        let c = config(&[
+            ("AI_TEAM_ALLOW_CI_PATHS", "on"),
+            ("AI_TEAM_TRUSTED_PROXIES", "2"),
+            ("AI_TEAM_MAX_STREAMS", "10"),
+        ])
+        .unwrap();
+        assert!(c.allow_ci_paths);
+        assert_eq!((c.trusted_proxies, c.max_streams), (2, 10));
+        for (var, bad) in [
+            ("AI_TEAM_ALLOW_CI_PATHS", "perhaps"),
+            ("AI_TEAM_TRUSTED_PROXIES", "-1"),
+            ("AI_TEAM_TRUSTED_PROXIES", "99"),
+            ("AI_TEAM_MAX_STREAMS_PER_WORKFLOW", "0"),
+            ("AI_TEAM_MAX_STREAMS", "many"),
+        ] {
+            assert_eq!(config(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
+        }
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         spill_threshold: config.spill_bytes,
         budgets: config.budgets,
         worker_id: config.worker_id.clone(),
+        paths: ai_team_core::engine::parse::PathPolicy {
+            allow_ci_paths: config.allow_ci_paths,
+        },
         // With GitHub, a workflow without a repository_url goes to
         // NEGISHI_GITHUB_REPO; locally, to a repository per story.
         default_repository: match &config.github {

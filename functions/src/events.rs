@@ -15,7 +15,9 @@ use ai_team_core::models::Event;
 use ai_team_core::views::{StatusInfo, current_status};
 use ai_team_core::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc, watch};
+
+use crate::error::ApiError;
 
 /// Events a tail holds for slow subscribers before cutting them.
 const TAIL_CAPACITY: usize = 1024;
@@ -24,6 +26,73 @@ const SUBSCRIBER_BUFFER: usize = 64;
 /// How long a full subscriber buffer may stay full before the client is cut.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 const PAGE: i64 = 500;
+/// Store reads of subscribers (the connect check and each replay page) at
+/// once: many clients connecting together queue here, not on the pool, so
+/// the API keeps its connections (PostgreSQL's pool holds 10).
+const STORE_READS_AT_ONCE: usize = 3;
+
+/// How many streams may be open: per workflow, and in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    pub per_workflow: usize,
+    pub total: usize,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        Self {
+            per_workflow: 1000,
+            total: 5000,
+        }
+    }
+}
+
+/// Why a stream was not opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Past `StreamLimits`, or the process is shutting down.
+    #[error("{0}")]
+    Refused(&'static str),
+}
+
+impl From<SubscribeError> for ApiError {
+    fn from(e: SubscribeError) -> Self {
+        match e {
+            SubscribeError::Store(s) => s.into(),
+            SubscribeError::Refused(why) => ApiError::Unavailable {
+                public: why,
+                detail: why.to_owned(),
+            },
+        }
+    }
+}
+
+/// Open streams, counted; a `Slot` gives its place back when dropped.
+#[derive(Default)]
+struct Open {
+    per_workflow: HashMap<i64, usize>,
+    total: usize,
+}
+
+struct Slot {
+    open: Arc<Mutex<Open>>,
+    workflow_id: i64,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per_workflow.get_mut(&self.workflow_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.per_workflow.remove(&self.workflow_id);
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 enum TailMsg {
@@ -53,6 +122,11 @@ pub struct EventHub {
     poll: Duration,
     heartbeat: Duration,
     heartbeat_timeout: Duration,
+    limits: StreamLimits,
+    open: Arc<Mutex<Open>>,
+    reads: Semaphore,
+    /// Turns true on shutdown: every stream ends, no new one opens.
+    closing: watch::Sender<bool>,
 }
 
 /// Which events a subscriber wants.
@@ -81,12 +155,27 @@ impl EventHub {
         heartbeat: Duration,
         heartbeat_timeout: Duration,
     ) -> Arc<Self> {
+        Self::with_limits(store, poll, heartbeat, heartbeat_timeout, StreamLimits::default())
+    }
+
+    /// `new`, refusing streams past `limits`.
+    pub fn with_limits(
+        store: Arc<dyn Store>,
+        poll: Duration,
+        heartbeat: Duration,
+        heartbeat_timeout: Duration,
+        limits: StreamLimits,
+    ) -> Arc<Self> {
         let hub = Arc::new(Self {
             store,
             tails: Mutex::default(),
             poll,
             heartbeat,
             heartbeat_timeout,
+            limits,
+            open: Arc::default(),
+            reads: Semaphore::new(STORE_READS_AT_ONCE),
+            closing: watch::channel(false).0,
         });
         if let Some(mut signal) = hub.store.event_signal() {
             let weak = Arc::downgrade(&hub);
@@ -192,22 +281,66 @@ impl EventHub {
         }
     }
 
+    /// Ends every open stream and refuses new ones (shutdown).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Open streams (for tests and metrics).
+    pub fn open_streams(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+
+    /// A place for one more stream of `workflow_id`, if the limits allow.
+    fn take_slot(&self, workflow_id: i64) -> Result<Slot, SubscribeError> {
+        if *self.closing.borrow() {
+            return Err(SubscribeError::Refused("the server is shutting down"));
+        }
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if open.total >= self.limits.total {
+            return Err(SubscribeError::Refused(
+                "too many open event streams; try again later",
+            ));
+        }
+        let n = open.per_workflow.entry(workflow_id).or_default();
+        if *n >= self.limits.per_workflow {
+            return Err(SubscribeError::Refused(
+                "too many open event streams on this workflow; try again later",
+            ));
+        }
+        *n += 1;
+        open.total += 1;
+        Ok(Slot {
+            open: self.open.clone(),
+            workflow_id,
+        })
+    }
+
     /// Everything after `after`, then live events, then heartbeats between
-    /// them, through a bounded buffer. `NotFound` for an unknown workflow.
+    /// them, through a bounded buffer. `NotFound` for an unknown workflow;
+    /// `Refused` past the stream limits or while shutting down.
     pub async fn subscribe(
         self: &Arc<Self>,
         workflow_id: i64,
         after: i64,
         filter: Filter,
-    ) -> Result<mpsc::Receiver<Frame>, StoreError> {
-        self.store.get_workflow(workflow_id).await?;
-        let head = self.store.last_event_id(workflow_id).await?;
+    ) -> Result<mpsc::Receiver<Frame>, SubscribeError> {
+        let slot = self.take_slot(workflow_id)?;
+        let head = {
+            let _read = self.reads.acquire().await.map_err(|_| {
+                SubscribeError::Refused("the server is shutting down")
+            })?;
+            self.store.get_workflow(workflow_id).await?;
+            self.store.last_event_id(workflow_id).await?
+        };
         // Follow first, then replay: every event is either in the replay
         // or arrives on the tail (or both; duplicates are skipped by id).
         let mut live = self.follow(workflow_id, head);
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         let hub = self.clone();
+        let mut closing = self.closing.subscribe();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut sent = after;
             let send = |frame: Frame| {
                 let tx = tx.clone();
@@ -246,6 +379,7 @@ impl EventHub {
                         }
                     }
                     () = tx.closed() => return,
+                    () = async { let _ = closing.wait_for(|c| *c).await; } => return,
                 }
             }
         });
@@ -265,7 +399,19 @@ impl EventHub {
         Fut: std::future::Future<Output = bool>,
     {
         loop {
-            let page = match self.store.events_after(workflow_id, *sent, PAGE).await {
+            // One page at a time, read under the hub's read permits and
+            // released before it is sent: a slow client never holds a
+            // pool connection.
+            let page = {
+                let Ok(_read) = self.reads.acquire().await else {
+                    return false;
+                };
+                self.store.events_after(workflow_id, *sent, PAGE).await
+            };
+            if *self.closing.borrow() {
+                return false;
+            }
+            let page = match page {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(workflow_id, error = %e, "replay failed; the client will reconnect");

@@ -44,7 +44,7 @@ pub fn app_with(state: AppState, routes: Router<AppState>) -> Router {
         ));
     if let Some(n) = config.rate_limit_per_minute.and_then(NonZeroU32::new) {
         router = router.layer(middleware::from_fn_with_state(
-            rate_limit::ClientLimiter::per_minute(n),
+            rate_limit::ClientLimiter::new(n, config.trusted_proxies),
             rate_limit::limit,
         ));
     }

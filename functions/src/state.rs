@@ -50,11 +50,15 @@ impl AppState {
 
     /// Streams events, polling for other processes' events every `poll`.
     pub fn with_events(mut self, poll: std::time::Duration) -> Self {
-        self.events = Some(crate::events::EventHub::new(
+        self.events = Some(crate::events::EventHub::with_limits(
             self.store.clone(),
             poll,
             self.config.heartbeat_interval,
             self.config.heartbeat_timeout,
+            crate::events::StreamLimits {
+                per_workflow: self.config.max_streams_per_workflow,
+                total: self.config.max_streams,
+            },
         ));
         self
     }

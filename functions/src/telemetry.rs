@@ -23,7 +23,7 @@ pub fn init_with(format: LogFormat, default_filter: &str) {
         .unwrap_or_else(|| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| RedactingStderr);
     let _ = match format {
         LogFormat::Json => builder
             .json()
@@ -32,4 +32,22 @@ pub fn init_with(format: LogFormat, default_filter: &str) {
             .try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
+}
+
+/// Stderr through the redaction pass: the formatter writes each log line
+/// in one `write`, so a secret in any field (an error a provider echoed,
+/// a URL with a password) is replaced before it leaves the process.
+struct RedactingStderr;
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let redacted = ai_team_core::redact::redact(&text);
+        std::io::stderr().write_all(redacted.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }

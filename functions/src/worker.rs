@@ -29,8 +29,10 @@ impl Worker {
         &self.engine.config.worker_id
     }
 
-    /// Frees what an earlier process of the same name held when it died:
-    /// its queue jobs and step leases come back at once, not when they expire.
+    /// Frees what this worker name holds: at start, what an earlier
+    /// process of the same name held when it died; at shutdown, what this
+    /// one was still running. The queue jobs and step leases come back at
+    /// once, not when they expire.
     pub async fn recover(&self) -> anyhow::Result<()> {
         let jobs = self.jobs.release(self.id()).await?;
         let leases = self.engine.store.release_leases(self.id()).await?;
@@ -39,7 +41,7 @@ impl Worker {
                 worker = self.id(),
                 jobs,
                 leases,
-                "recovered work held by a previous process"
+                "released the queue jobs and step leases held under this worker name"
             );
         }
         Ok(())

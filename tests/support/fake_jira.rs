@@ -21,6 +21,17 @@ pub fn rich_issue() -> Value {
     serde_json::from_str(include_str!("../fixtures/jira/issue_rich.json")).expect("fixture")
 }
 
+/// The rich story under key `KELVIN-1`, its acceptance-criteria field a
+/// plain text whose heading holds U+212A KELVIN SIGN (3 bytes, lower-cased
+/// to the 1-byte `k`).
+pub fn kelvin_issue() -> Value {
+    let mut issue = rich_issue();
+    issue["key"] = json!("KELVIN-1");
+    issue["fields"]["customfield_10035"] =
+        json!("Acceptance criteria (\u{212A}):\n- The oven reaches 300 \u{212A}");
+    issue
+}
+
 #[derive(Default)]
 struct Seen {
     requests: Vec<(String, Option<String>)>,
@@ -82,6 +93,7 @@ async fn issue(
     }
     match key.as_str() {
         "SHOP-42" => Json(rich_issue()).into_response(),
+        "KELVIN-1" => Json(kelvin_issue()).into_response(),
         "BROKEN-1" => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"errorMessages": ["Internal server error"], "errors": {}})),

@@ -24,6 +24,14 @@ pub struct Script {
     pub request_changes: bool,
     /// Each answer is delayed by a pseudo-random time in this range (ms).
     pub delay_ms: (u64, u64),
+    /// The `usage` block of every answer instead of the counted one;
+    /// `Some(Value::Null)` leaves it out (a provider reporting no usage).
+    pub usage: Option<Value>,
+    /// Text appended to every answer of the developer roles (secrets,
+    /// files with hostile paths).
+    pub developer_appends: Option<String>,
+    /// Every answer's content is padded to at least this many bytes.
+    pub pad_to_bytes: usize,
 }
 
 /// One request as received.
@@ -128,16 +136,32 @@ async fn complete(State(inner): State<Arc<Inner>>, Json(body): Json<Value>) -> R
         )
             .into_response();
     }
-    let content = answer_for(&role, &user, script.request_changes);
+    let mut content = answer_for(&role, &user, script.request_changes);
+    if let Some(extra) = &script.developer_appends
+        && role.ends_with("Developer")
+    {
+        content.push_str(extra);
+    }
+    if content.len() < script.pad_to_bytes {
+        let pad = script.pad_to_bytes - content.len();
+        content.push_str(&"x".repeat(pad));
+    }
     let prompt_tokens = (system.len() + user.len()).div_ceil(4) as i64;
     let completion_tokens = content.len().div_ceil(4) as i64;
-    Json(json!({
+    let mut answer = json!({
         "id": format!("chatcmpl-{index}"), "object": "chat.completion", "created": 1_732_000_000,
         "model": body["model"].as_str().unwrap_or("gpt-4o-mini"),
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
-    }))
-    .into_response()
+    });
+    match script.usage {
+        Some(Value::Null) => {
+            answer.as_object_mut().map(|a| a.remove("usage"));
+        }
+        Some(usage) => answer["usage"] = usage,
+        None => {}
+    }
+    Json(answer).into_response()
 }
 
 impl FakeLlm {

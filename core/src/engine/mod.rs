@@ -64,6 +64,8 @@ pub struct EngineConfig {
     /// Where the code goes when a workflow names no repository;
     /// `{workflow_id}` and `{story}` are replaced.
     pub default_repository: String,
+    /// Which paths the agents' answers may write (`AI_TEAM_ALLOW_CI_PATHS`).
+    pub paths: parse::PathPolicy,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +81,7 @@ impl Default for EngineConfig {
             temperature: 0.2,
             worker_id: format!("worker-{}", std::process::id()),
             default_repository: "./data/repos/{story}".into(),
+            paths: parse::PathPolicy::default(),
         }
     }
 }
@@ -105,6 +108,28 @@ pub struct Engine {
     pub team: Arc<Team>,
     pub counter: Arc<dyn TokenCounter>,
     pub config: Arc<EngineConfig>,
+}
+
+impl Engine {
+    /// A text as the engine writes it (conversations, messages, execution
+    /// errors): redacted unless `AI_TEAM_REDACT_SENSITIVE` is off.
+    pub(crate) fn persisted(&self, text: String) -> String {
+        if !self.config.redact {
+            return text;
+        }
+        match crate::redact::redact(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(r) => r,
+        }
+    }
+
+    /// A JSON value (details, checkpoint summaries) as the engine writes it.
+    pub(crate) fn persisted_value(&self, mut value: Value) -> Value {
+        if self.config.redact {
+            crate::redact::redact_value(&mut value);
+        }
+        value
+    }
 }
 
 /// The execution's meta: run number, budgets, where it stands.

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::codehost::normalise_path;
+use crate::codehost::{is_ci_path, normalise_path};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParsedFile {
@@ -22,9 +22,25 @@ pub struct ParsedFiles {
     pub refused: Vec<String>,
 }
 
-/// Fenced blocks (``` or ~~~) naming a file. A later block with the same
-/// path replaces the earlier one; a block with no file name is prose.
+/// Which paths an answer may write besides ordinary repository files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathPolicy {
+    /// `.github/workflows/…`, `.gitmodules`, `.gitattributes`
+    /// (`AI_TEAM_ALLOW_CI_PATHS`); off, they are refused.
+    pub allow_ci_paths: bool,
+}
+
+/// Fenced blocks (``` or ~~~) naming a file, under the default policy
+/// (no CI or git-metadata paths).
 pub fn code_files(text: &str) -> ParsedFiles {
+    code_files_with(text, PathPolicy::default())
+}
+
+/// Fenced blocks (``` or ~~~) naming a file. A later block with the same
+/// path replaces the earlier one; a block with no file name is prose. A
+/// path that escapes the repository, has a `.git` component, or is a CI
+/// path the policy does not allow is refused.
+pub fn code_files_with(text: &str, policy: PathPolicy) -> ParsedFiles {
     let mut out = ParsedFiles::default();
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
@@ -59,7 +75,7 @@ pub fn code_files(text: &str) -> ParsedFiles {
             body.remove(0);
         }
         let Some(raw) = path else { continue };
-        match normalise_path(&raw) {
+        match normalise_path(&raw).filter(|p| policy.allow_ci_paths || !is_ci_path(p)) {
             Some(p) => {
                 let mut content = body.join("\n");
                 content.push('\n');
@@ -126,14 +142,13 @@ fn file_comment(line: &str) -> Option<String> {
         .iter()
         .find_map(|p| l.strip_prefix(p))?
         .trim();
-    let lower = rest.to_lowercase();
-    let after = if lower.starts_with("file:") {
-        &rest[5..]
-    } else if lower.starts_with("filename:") {
-        &rest[9..]
-    } else {
-        return None;
-    };
+    // Compared on the bytes of `rest` itself: lower-casing can change
+    // lengths, so an index into the lower-cased text may not fit `rest`.
+    let after = ["file:", "filename:"].iter().find_map(|p| {
+        rest.get(..p.len())
+            .filter(|head| head.eq_ignore_ascii_case(p))
+            .map(|_| &rest[p.len()..])
+    })?;
     let p = after
         .trim()
         .trim_end_matches("-->")
@@ -278,6 +293,44 @@ mod tests {
         assert_eq!(parsed.refused, ["../etc/x.py", "/abs.py"]);
         assert_eq!(parsed.files.len(), 1);
         assert_eq!(parsed.files[0].content, "2\n");
+    }
+
+    #[test]
+    fn git_internals_and_ci_paths_are_refused_unless_allowed() {
+        let text = "```sh .GIT/hooks/post-commit\nrm -rf /\n```\n```ini sub/.git/config\nx\n```\n\
+                    ```yaml .github/workflows/x.yml\non: push\n```\n```text lib/.gitmodules\nx\n```\n\
+                    ```text sub/.gitattributes\nx\n```\n```python app/a.py\n1\n```\n";
+        let parsed = code_files(text);
+        assert_eq!(
+            parsed.refused,
+            [
+                ".GIT/hooks/post-commit",
+                "sub/.git/config",
+                ".github/workflows/x.yml",
+                "lib/.gitmodules",
+                "sub/.gitattributes"
+            ]
+        );
+        let paths: Vec<_> = parsed.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["app/a.py"]);
+
+        let allowed = code_files_with(
+            text,
+            PathPolicy {
+                allow_ci_paths: true,
+            },
+        );
+        assert_eq!(
+            allowed.refused,
+            [".GIT/hooks/post-commit", "sub/.git/config"]
+        );
+        assert_eq!(allowed.files.len(), 4);
+    }
+
+    #[test]
+    fn a_file_comment_with_non_ascii_text_does_not_panic() {
+        assert!(code_files("```\n# \u{212A}ile: x\nbody\n```").files.is_empty());
+        assert_eq!(code_files("```\n# FILE: a/b.py\nx\n```").files[0].path, "a/b.py");
     }
 
     #[test]

@@ -220,7 +220,7 @@ impl Engine {
                         execution.id,
                         Some(step.as_str()),
                         ExecutionStatus::Failed,
-                        Some(&error),
+                        Some(&self.persisted(error.clone())),
                         &meta,
                         &events,
                     )
@@ -290,7 +290,9 @@ impl Engine {
             conversation: out.conversation,
             messages: out.messages,
             code_files: out.files,
-            summary: serde_json::to_value(&out.state).unwrap_or_default(),
+            // The summary feeds later prompts and is stored: redacted, so
+            // a secret in the story reaches neither the database nor the model.
+            summary: self.persisted_value(serde_json::to_value(&out.state).unwrap_or_default()),
             artifact_index: out.state.artifact_index(),
             budgets: json!(budgets),
             result: out.result,
@@ -469,7 +471,7 @@ impl Engine {
                 execution_id: Some(execution.id),
                 agent,
                 step: step.as_str().into(),
-                prompt: conversation_prompt.messages[1].content.clone(),
+                prompt: self.persisted(conversation_prompt.messages[1].content.clone()),
                 output: None,
                 details: json!({}),
                 timestamp: Utc::now(),
@@ -486,8 +488,8 @@ impl Engine {
                 .store
                 .agent_tokens(execution.id, agent.as_str())
                 .await?
-                - this_step,
-            execution: current.total_tokens - this_step,
+                .saturating_sub(this_step),
+            execution: current.total_tokens.saturating_sub(this_step),
         };
         let max_tokens = match check_budgets(budgets, spent, prompt_tokens, i64::from(max_output)) {
             Ok(m) => m,
@@ -498,7 +500,12 @@ impl Engine {
                     over.math(),
                     resume_path(execution),
                     over.budget,
-                    (over.spent + prompt_tokens + i64::from(max_output)).max(over.limit * 2)
+                    over
+                        .spent
+                        .saturating_add(prompt_tokens)
+                        .saturating_add(i64::from(max_output))
+                        .max(over.limit.saturating_mul(2))
+                        .min(100_000_000)
                 );
                 return Err(fail(
                     error.clone(),
@@ -524,9 +531,9 @@ impl Engine {
             .await?;
         let request = prompt::request(&fitted.sections, max_tokens as u32, self.config.temperature);
         let snapshot = json!({
-            "step_tokens_left": budgets.step_tokens - spent.step,
-            "agent_tokens_left": budgets.agent_tokens - spent.agent,
-            "execution_tokens_left": budgets.execution_tokens - spent.execution,
+            "step_tokens_left": budgets.step_tokens.saturating_sub(spent.step),
+            "agent_tokens_left": budgets.agent_tokens.saturating_sub(spent.agent),
+            "execution_tokens_left": budgets.execution_tokens.saturating_sub(spent.execution),
             "budgets": budgets,
         });
         let ctx = CallContext {
@@ -585,7 +592,8 @@ impl Engine {
             "prompt_hash": prompt_hash,
             "cached": tracked.cached,
             "truncated_sections": fitted.truncated_sections,
-            "usage": {"prompt_tokens": tracked.response.usage.prompt_tokens, "completion_tokens": tracked.response.usage.completion_tokens},
+            "usage": {"prompt_tokens": tracked.response.usage.prompt_tokens, "completion_tokens": tracked.response.usage.completion_tokens,
+                      "estimated": tracked.response.usage.estimated},
             "cost": nanos_to_dollars(model.cost_nanos(tracked.response.usage.prompt_tokens, tracked.response.usage.completion_tokens)),
             "finish_reason": tracked.response.finish_reason,
         });
@@ -630,7 +638,7 @@ impl Engine {
                 state.review = Some(v);
             }
             _ => {
-                let parsed = parse::code_files(&output);
+                let parsed = parse::code_files_with(&output, self.config.paths);
                 if !parsed.refused.is_empty() {
                     details["refused_paths"] = json!(parsed.refused);
                     events.push(NewEvent::new(
@@ -678,7 +686,7 @@ impl Engine {
             NewMessage {
                 conversation_id: conversation.id,
                 role: Role::System,
-                content: request.messages[0].content.clone(),
+                content: self.persisted(request.messages[0].content.clone()),
                 artifacts: vec![],
                 message_metadata: meta("system"),
                 created_at: now,
@@ -686,7 +694,7 @@ impl Engine {
             NewMessage {
                 conversation_id: conversation.id,
                 role: Role::User,
-                content: request.messages[1].content.clone(),
+                content: self.persisted(request.messages[1].content.clone()),
                 artifacts: vec![],
                 message_metadata: meta("task"),
                 created_at: now,
@@ -694,7 +702,7 @@ impl Engine {
             NewMessage {
                 conversation_id: conversation.id,
                 role: Role::Assistant,
-                content: output.clone(),
+                content: self.persisted(output.clone()),
                 artifacts,
                 message_metadata: meta("answer"),
                 created_at: now,
@@ -714,7 +722,11 @@ impl Engine {
             json!({"conversation_id": conversation.id, "role": "assistant", "agent": agent.as_str(), "step": step.as_str(), "chars": output.len()}),
         ));
         Ok(StepOutput {
-            conversation: Some((conversation.id, output, details)),
+            conversation: Some((
+                conversation.id,
+                self.persisted(output),
+                self.persisted_value(details),
+            )),
             messages,
             files,
             result: json!({"calls": tracked.call_ids.len(), "cached": tracked.cached}),

@@ -158,7 +158,7 @@ impl OverBudget {
             self.budget,
             self.limit,
             self.spent,
-            (self.limit - self.spent).max(0)
+            self.limit.saturating_sub(self.spent).max(0)
         )
     }
 }
@@ -169,26 +169,30 @@ pub const MIN_OUTPUT_TOKENS: i64 = 128;
 
 /// Checks a call of `prompt_tokens` asking for `max_output` against the
 /// budgets; lowers the output to what is left when at least
-/// `MIN_OUTPUT_TOKENS` remain, else refuses with the math.
+/// `MIN_OUTPUT_TOKENS` remain, else refuses with the math. Saturating
+/// throughout: no recorded spend, however large (or negative), overflows
+/// or refunds a budget.
 pub fn check_budgets(
     budgets: Budgets,
     spent: Spent,
     prompt_tokens: i64,
     max_output: i64,
 ) -> Result<i64, OverBudget> {
+    let prompt_tokens = prompt_tokens.max(0);
     let mut output = max_output;
     for (budget, limit, used) in [
         ("step", budgets.step_tokens, spent.step),
         ("agent", budgets.agent_tokens, spent.agent),
         ("execution", budgets.execution_tokens, spent.execution),
     ] {
-        let left = limit - used - prompt_tokens;
+        let used = used.max(0);
+        let left = limit.saturating_sub(used).saturating_sub(prompt_tokens);
         if left < MIN_OUTPUT_TOKENS.min(max_output) {
             return Err(OverBudget {
                 budget,
                 limit,
                 spent: used,
-                needed: prompt_tokens + MIN_OUTPUT_TOKENS.min(max_output),
+                needed: prompt_tokens.saturating_add(MIN_OUTPUT_TOKENS.min(max_output)),
             });
         }
         output = output.min(left);
@@ -225,6 +229,41 @@ mod tests {
         assert!(
             e.math()
                 .contains("agent budget is 5000 with 4800 already spent (200 left)")
+        );
+    }
+
+    #[test]
+    fn huge_or_negative_spend_neither_overflows_nor_refunds() {
+        let b = Budgets::default();
+        let huge = Spent {
+            step: 0,
+            agent: i64::MAX,
+            execution: i64::MAX,
+        };
+        let e = check_budgets(b, huge, i64::MAX, 500).unwrap_err();
+        assert_eq!(e.budget, "step");
+        assert_eq!(e.needed, i64::MAX);
+        assert!(e.math().contains("(16000 left)"), "{}", e.math());
+        let e = check_budgets(b, huge, 10, 500).unwrap_err();
+        assert_eq!(e.budget, "agent");
+        assert!(e.math().contains("(0 left)"), "{}", e.math());
+        let negative = Spent {
+            step: -1_000_000,
+            agent: i64::MIN,
+            execution: -5,
+        };
+        // A negative spend counts as none: it cannot buy more than the budget.
+        assert_eq!(
+            check_budgets(
+                Budgets {
+                    step_tokens: 1000,
+                    ..b
+                },
+                negative,
+                600,
+                500
+            ),
+            Ok(400)
         );
     }
 

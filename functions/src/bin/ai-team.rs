@@ -128,23 +128,69 @@ async fn run(cli: Cli) -> Result<(), String> {
                 &config.worker_id,
             );
             let refresh_task = tokio::spawn(refresh.run(stop_rx));
-            let router = app(AppState::new(store, config)
+            let releaser = Worker::new(engine.clone(), backend.jobs.clone());
+            let state = AppState::new(store, config)
                 .with_engine(engine)
-                .with_events(std::time::Duration::from_millis(500)));
-            let served = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown())
-            .await
-            .map_err(|e| format!("server error: {e}"));
-            let _ = stop_tx.send(true);
-            let _ = worker_task.await;
-            let _ = refresh_task.await;
-            served
+                .with_events(std::time::Duration::from_millis(500));
+            let hub = state.events.clone();
+            let router = app(state);
+            let (down_tx, mut down_rx) = tokio::sync::watch::channel(false);
+            let mut server = tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = down_rx.wait_for(|down| *down).await;
+                })
+                .await
+            });
+            let served = tokio::select! {
+                r = &mut server => r,
+                () = shutdown() => {
+                    // Stop taking steps first, then end the open streams
+                    // (SSE and WebSocket clients would hold the graceful
+                    // shutdown forever), then stop accepting requests.
+                    let _ = stop_tx.send(true);
+                    if let Some(hub) = &hub {
+                        hub.close();
+                    }
+                    let _ = down_tx.send(true);
+                    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+                    let served = match tokio::time::timeout_at(deadline, &mut server).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            tracing::warn!("connections still open at the deadline: closed");
+                            server.abort();
+                            Ok(Ok(()))
+                        }
+                    };
+                    // A step still running at the deadline is cut like a
+                    // crash: its lease is given back below.
+                    if tokio::time::timeout_at(deadline, worker_task).await.is_err() {
+                        tracing::warn!("a step was still running at the deadline; its lease is released");
+                    }
+                    let _ = tokio::time::timeout_at(deadline, refresh_task).await;
+                    served
+                }
+            };
+            // Another worker resumes this one's steps and jobs at once,
+            // without waiting for the leases to expire.
+            if let Err(e) = releaser.recover().await {
+                tracing::warn!(error = %e, "could not release this worker's leases");
+            }
+            tracing::info!("stopped");
+            match served {
+                Ok(r) => r.map_err(|e| format!("server error: {e}")),
+                Err(e) => Err(format!("server task: {e}")),
+            }
         }
     }
 }
+
+/// How long `serve` waits, after SIGTERM or Ctrl-C, for in-flight steps
+/// and connections before it cuts them and exits.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 async fn shutdown() {
     let ctrl_c = async {

@@ -245,7 +245,13 @@ pub async fn websocket(
         detail: "no event hub in this host".into(),
     })?;
     let rx = hub.subscribe(id, after, Filter::All).await?;
-    Ok(ws.on_upgrade(move |socket| pump(socket, rx, hub, id)))
+    // Clients only send pings and small control messages: a larger message
+    // (or frame) is refused and the socket closed (the default is 64 MiB).
+    const WS_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+    Ok(ws
+        .max_message_size(WS_MAX_MESSAGE_BYTES)
+        .max_frame_size(WS_MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| pump(socket, rx, hub, id)))
 }
 
 async fn pump(

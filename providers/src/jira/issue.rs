@@ -83,12 +83,13 @@ pub fn ticket(issue: &Value, base_url: &str, criteria: Option<&str>) -> Option<T
     let acceptance_criteria = criteria_field(issue, criteria)
         .and_then(|id| field_text(&fields[id.as_str()]))
         .map(|t| {
-            // The field's own heading would repeat ours.
-            let lower = t.to_lowercase();
-            match lower.find('\n') {
+            // The field's own heading would repeat ours. The index is
+            // taken from the text itself: lower-casing can change byte
+            // lengths (U+212A KELVIN SIGN becomes a one-byte `k`).
+            match t.find('\n') {
                 Some(i)
                     if looks_like_criteria_name(
-                        lower[..i]
+                        t[..i]
                             .trim_start_matches(['#', '*', ' '])
                             .trim_end_matches([':', '*']),
                     ) =>
@@ -179,5 +180,21 @@ mod tests {
             Some("https://x.atlassian.net/browse/SHOP-1")
         );
         assert!(ticket(&json!({"errorMessages": []}), "x", None).is_none());
+    }
+
+    #[test]
+    fn criteria_with_a_kelvin_sign_do_not_panic() {
+        for text in [
+            "\u{212A}elvin criteria:\n- 300 \u{212A}",
+            "Acceptance criteria \u{212A}:\n- 300 \u{212A}",
+            "\u{212A}\u{212A}\u{212A}\n- x",
+        ] {
+            let i = issue(
+                json!({"summary": "S", "customfield_10035": text}),
+                json!({"customfield_10035": "Acceptance criteria"}),
+            );
+            let t = ticket(&i, "https://x", None).unwrap();
+            assert!(t.acceptance_criteria.is_some(), "{text}");
+        }
     }
 }

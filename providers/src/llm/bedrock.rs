@@ -169,8 +169,13 @@ fn response(
         .map(|u| Usage {
             prompt_tokens: u.input_tokens().into(),
             completion_tokens: u.output_tokens().into(),
+            estimated: false,
         })
-        .unwrap_or_default();
+        // No usage block: the tracker estimates it (and says so).
+        .unwrap_or(Usage {
+            estimated: true,
+            ..Usage::default()
+        });
     Ok(ChatResponse {
         content,
         model: model_id.to_owned(),

@@ -190,6 +190,7 @@ impl EmbeddedClient {
             usage: Usage {
                 prompt_tokens: generation.prompt_tokens as i64,
                 completion_tokens: generation.completion_tokens as i64,
+                estimated: false,
             },
             latency_ms: started.elapsed().as_millis() as i64,
             finish_reason: Some(generation.finish.to_owned()),

@@ -97,6 +97,53 @@ fn error(kind: LlmErrorKind, status: Option<u16>, message: String, started: Inst
     }
 }
 
+/// The largest response body read from a provider; a larger one is an
+/// error (a chat completion of any real model is far smaller).
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+enum BodyError {
+    Lost(reqwest::Error),
+    TooLarge,
+}
+
+/// The body, read chunk by chunk and never beyond `cap` bytes.
+async fn bounded_text(mut response: reqwest::Response, cap: usize) -> Result<String, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > cap as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body: Vec<u8> = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Lost)? {
+        if body.len() + chunk.len() > cap {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The provider's usage block. Absent, or without integer counts, it is
+/// marked for estimation; the counts are checked against the model by the
+/// tracker (`ModelInfo::check_usage`), not trusted here.
+fn usage_of(usage: &Value) -> Usage {
+    match (
+        usage["prompt_tokens"].as_i64(),
+        usage["completion_tokens"].as_i64(),
+    ) {
+        (Some(prompt_tokens), Some(completion_tokens)) => Usage {
+            prompt_tokens,
+            completion_tokens,
+            estimated: false,
+        },
+        _ => Usage {
+            estimated: true,
+            ..Usage::default()
+        },
+    }
+}
+
 /// The first 500 characters of a provider's error body, for the record.
 fn excerpt(body: &str) -> String {
     body.chars().take(500).collect()
@@ -134,14 +181,25 @@ impl LlmClient for OpenAiClient {
         })?;
         let status = response.status().as_u16();
         let wait = retry_after(response.headers());
-        let text = response.text().await.map_err(|e| {
-            error(
-                LlmErrorKind::Retryable,
-                Some(status),
-                format!("response body lost: {e}"),
-                started,
-            )
-        })?;
+        let text = match bounded_text(response, MAX_RESPONSE_BYTES).await {
+            Ok(t) => t,
+            Err(BodyError::Lost(e)) => {
+                return Err(error(
+                    LlmErrorKind::Retryable,
+                    Some(status),
+                    format!("response body lost: {e}"),
+                    started,
+                ));
+            }
+            Err(BodyError::TooLarge) => {
+                return Err(error(
+                    LlmErrorKind::Fatal,
+                    Some(status),
+                    format!("response body larger than {MAX_RESPONSE_BYTES} bytes: not read"),
+                    started,
+                ));
+            }
+        };
         if !(200..300).contains(&status) {
             return Err(error(
                 classify(status, &text, wait),
@@ -163,14 +221,10 @@ impl LlmClient for OpenAiClient {
         let content = choice["message"]["content"]
             .as_str()
             .ok_or_else(|| malformed("no content"))?;
-        let usage = &v["usage"];
         Ok(ChatResponse {
             content: content.to_owned(),
             model: v["model"].as_str().unwrap_or(&self.model).to_owned(),
-            usage: Usage {
-                prompt_tokens: usage["prompt_tokens"].as_i64().unwrap_or(0),
-                completion_tokens: usage["completion_tokens"].as_i64().unwrap_or(0),
-            },
+            usage: usage_of(&v["usage"]),
             latency_ms: started.elapsed().as_millis() as i64,
             finish_reason: choice["finish_reason"].as_str().map(str::to_owned),
         })

@@ -57,6 +57,8 @@ macro_rules! impl_ledger {
                 let mut written = Vec::with_capacity(events.len());
                 for (i, e) in events.iter().enumerate() {
                     let id = last - n + 1 + i as i64;
+                    // Events are streamed to clients and logged: never a secret.
+                    let data = ai_team_core::redact::redacted_value(&e.data);
                     sqlx::query(
                         "INSERT INTO events (workflow_id, id, execution_id, type, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
                     )
@@ -64,7 +66,7 @@ macro_rules! impl_ledger {
                     .bind(id)
                     .bind(execution_id)
                     .bind(&e.event_type)
-                    .bind(e.data.to_string())
+                    .bind(data.to_string())
                     .bind(created)
                     .execute(&mut **tx)
                     .await
@@ -74,7 +76,7 @@ macro_rules! impl_ledger {
                         workflow_id,
                         execution_id,
                         event_type: e.event_type.clone(),
-                        data: e.data.clone(),
+                        data,
                         created_at: created,
                     });
                 }

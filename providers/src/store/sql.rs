@@ -453,7 +453,8 @@ macro_rules! impl_sql_store {
                 let mut per_execution: BTreeMap<i64, ExecutionDelta> = BTreeMap::new();
                 let mut per_model: BTreeMap<(i64, &str), i64> = BTreeMap::new();
                 for c in calls {
-                    let total = c.prompt_tokens + c.completion_tokens;
+                    let n = CallNumbers::of(c);
+                    let total = n.prompt_tokens + n.completion_tokens;
                     let result = sqlx::query_scalar::<$db, i64>(
                         "INSERT INTO llm_calls (conversation_id, execution_id, model, prompt_tokens, completion_tokens, \
                          total_tokens, max_tokens, total_tokens_requested, response_time_ms, status, error_code, \
@@ -465,19 +466,19 @@ macro_rules! impl_sql_store {
                     .bind(c.conversation_id)
                     .bind(c.execution_id)
                     .bind(&c.model)
-                    .bind(c.prompt_tokens)
-                    .bind(c.completion_tokens)
+                    .bind(n.prompt_tokens)
+                    .bind(n.completion_tokens)
                     .bind(total)
-                    .bind(c.max_tokens)
-                    .bind(c.total_tokens_requested)
-                    .bind(c.response_time_ms)
+                    .bind(c.max_tokens.map(|m| m.clamp(0, MAX_CALL_TOKENS)))
+                    .bind(c.total_tokens_requested.map(|m| m.clamp(0, 2 * MAX_CALL_TOKENS)))
+                    .bind(n.latency_ms)
                     .bind(c.status.as_str())
                     .bind(&c.error_code)
                     .bind(serde_json::to_string(&c.truncated_sections).unwrap_or_else(|_| "[]".into()))
                     .bind(&c.prompt_hash)
                     .bind(&c.response_hash)
                     .bind(c.budget_snapshot.to_string())
-                    .bind(c.cost)
+                    .bind(n.cost)
                     .bind(c.timestamp.trunc_subsecs(6))
                     .bind(c.request_data.to_string())
                     .bind(c.response_data.to_string())
@@ -491,18 +492,22 @@ macro_rules! impl_sql_store {
                         Err(e) => return Err(map_sqlx(e)),
                     }
                     let conv = per_conversation.entry(c.conversation_id).or_default();
-                    conv.0 += total;
-                    conv.1 += c.cost;
+                    conv.0 = capped_add(conv.0, total);
+                    conv.1 = capped_add(conv.1, n.cost);
                     conv.2 += 1;
                     *per_model.entry((c.conversation_id, c.model.as_str())).or_default() += 1;
                     if let Some(eid) = c.execution_id {
-                        per_execution.entry(eid).or_default().add(c);
+                        per_execution.entry(eid).or_default().add(&c.model, n);
                     }
                 }
                 for (id, (tokens, cost, count)) in per_conversation {
                     sqlx::query(
-                        "UPDATE conversations SET total_tokens_used = total_tokens_used + $2, \
-                         total_cost_nanos = total_cost_nanos + $3, call_count = call_count + $4 WHERE id = $1",
+                        &format!(
+                            "UPDATE conversations SET total_tokens_used = {}, total_cost_nanos = {}, \
+                             call_count = call_count + $4 WHERE id = $1",
+                            saturating_sum("total_tokens_used", "$2"),
+                            saturating_sum("total_cost_nanos", "$3"),
+                        ),
                     )
                     .bind(id)
                     .bind(tokens)
@@ -537,16 +542,22 @@ macro_rules! impl_sql_store {
                         }
                     }
                     sqlx::query(
-                        "UPDATE executions SET total_calls = total_calls + $2, prompt_tokens = prompt_tokens + $3, \
-                         completion_tokens = completion_tokens + $4, total_tokens = total_tokens + $5, \
-                         total_cost_nanos = total_cost_nanos + $6, total_latency_ms = total_latency_ms + $7, \
-                         models = $8 WHERE id = $1",
+                        &format!(
+                            "UPDATE executions SET total_calls = total_calls + $2, prompt_tokens = {}, \
+                             completion_tokens = {}, total_tokens = {}, total_cost_nanos = {}, \
+                             total_latency_ms = {}, models = $8 WHERE id = $1",
+                            saturating_sum("prompt_tokens", "$3"),
+                            saturating_sum("completion_tokens", "$4"),
+                            saturating_sum("total_tokens", "$5"),
+                            saturating_sum("total_cost_nanos", "$6"),
+                            saturating_sum("total_latency_ms", "$7"),
+                        ),
                     )
                     .bind(id)
                     .bind(d.calls)
                     .bind(d.prompt_tokens)
                     .bind(d.completion_tokens)
-                    .bind(d.prompt_tokens + d.completion_tokens)
+                    .bind(capped_add(d.prompt_tokens, d.completion_tokens))
                     .bind(d.cost)
                     .bind(d.latency_ms)
                     .bind(serde_json::to_string(&models).unwrap_or_else(|_| "[]".into()))
@@ -677,7 +688,8 @@ macro_rules! impl_sql_store {
                 .bind(id)
                 .bind(execution_id)
                 .bind(event_type)
-                .bind(data.to_string())
+                // Events are streamed to clients and logged: never a secret.
+                .bind(ai_team_core::redact::redacted_value(data).to_string())
                 .bind(now())
                 .fetch_one(&mut *tx)
                 .await
@@ -789,16 +801,61 @@ pub struct ExecutionDelta {
 }
 
 impl ExecutionDelta {
-    pub fn add(&mut self, c: &ai_team_core::models::NewLlmCall) {
+    pub fn add(&mut self, model: &str, n: CallNumbers) {
         self.calls += 1;
-        self.prompt_tokens += c.prompt_tokens;
-        self.completion_tokens += c.completion_tokens;
-        self.cost += c.cost;
-        self.latency_ms += c.response_time_ms;
-        if !self.models.contains(&c.model) {
-            self.models.push(c.model.clone());
+        self.prompt_tokens = capped_add(self.prompt_tokens, n.prompt_tokens);
+        self.completion_tokens = capped_add(self.completion_tokens, n.completion_tokens);
+        self.cost = capped_add(self.cost, n.cost);
+        self.latency_ms = capped_add(self.latency_ms, n.latency_ms);
+        if !self.models.iter().any(|m| m == model) {
+            self.models.push(model.to_owned());
         }
     }
+}
+
+/// The most tokens one call row may carry. Usage is checked against the
+/// model before it gets here (`ModelInfo::check_usage`); this bound holds
+/// whatever a caller passes, so that no sum below can overflow.
+pub const MAX_CALL_TOKENS: i64 = 1 << 32;
+/// The most one call may cost ($1,000,000) or take (about 35 years).
+pub const MAX_CALL_COST_NANOS: i64 = 1 << 50;
+pub const MAX_CALL_LATENCY_MS: i64 = 1 << 40;
+/// Running totals stop here instead of overflowing (SQLite turns an
+/// overflowing integer sum into a REAL, which no longer reads as BIGINT;
+/// PostgreSQL fails the statement).
+pub const MAX_TOTAL: i64 = (1 << 62) - 1;
+
+/// One call's numbers as written: never negative, within the bounds above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallNumbers {
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost: i64,
+    pub latency_ms: i64,
+}
+
+impl CallNumbers {
+    pub fn of(c: &ai_team_core::models::NewLlmCall) -> Self {
+        Self {
+            prompt_tokens: c.prompt_tokens.clamp(0, MAX_CALL_TOKENS),
+            completion_tokens: c.completion_tokens.clamp(0, MAX_CALL_TOKENS),
+            cost: c.cost.clamp(0, MAX_CALL_COST_NANOS),
+            latency_ms: c.response_time_ms.clamp(0, MAX_CALL_LATENCY_MS),
+        }
+    }
+}
+
+/// `a + b` for non-negative totals, stopping at `MAX_TOTAL`.
+pub fn capped_add(a: i64, b: i64) -> i64 {
+    a.saturating_add(b).min(MAX_TOTAL)
+}
+
+/// SQL for `column + param` that stops at `MAX_TOTAL` without ever
+/// computing an overflowing value (the same text on SQLite and PostgreSQL).
+pub fn saturating_sum(column: &str, param: &str) -> String {
+    format!(
+        "CASE WHEN {column} >= {MAX_TOTAL} - {param} THEN {MAX_TOTAL} ELSE {column} + {param} END"
+    )
 }
 
 #[cfg(test)]
