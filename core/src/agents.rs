@@ -16,8 +16,11 @@ pub const BUILTIN_TEAM: &str = include_str!("../agents/team.toml");
 pub const SECTIONS: &[(&str, u8)] = &[
     ("story", 90),
     ("acceptance_criteria", 80),
+    ("verification", 78),
+    ("existing_files", 75),
     ("review", 70),
     ("design", 60),
+    ("repository", 40),
     ("files", 30),
     ("summary", 10),
 ];
@@ -68,22 +71,20 @@ impl Team {
             if step.agent().is_none() {
                 continue;
             }
+            let key = step.spec_key();
             let spec = team
                 .steps
-                .get(step.as_str())
-                .ok_or_else(|| format!("step {} is not described", step.as_str()))?;
+                .get(key)
+                .ok_or_else(|| format!("step {key} is not described"))?;
             if !team.roles.contains_key(&spec.agent) {
-                return Err(format!("step {}: no role {}", step.as_str(), spec.agent));
+                return Err(format!("step {key}: no role {}", spec.agent));
             }
             if let Some(bad) = spec
                 .context
                 .iter()
                 .find(|c| !SECTIONS.iter().any(|(n, _)| n == c))
             {
-                return Err(format!(
-                    "step {}: unknown context section {bad}",
-                    step.as_str()
-                ));
+                return Err(format!("step {key}: unknown context section {bad}"));
             }
         }
         Ok(team)
@@ -103,11 +104,13 @@ impl Team {
 
     /// The steps `agent` works, in the order of the workflow.
     pub fn steps_of(&self, agent: Agent) -> Vec<&'static str> {
-        crate::engine::steps::Step::ALL
+        let mut out: Vec<&'static str> = crate::engine::steps::Step::ALL
             .iter()
-            .map(|s| s.as_str())
+            .map(|s| s.spec_key())
             .filter(|s| self.steps.get(*s).is_some_and(|spec| spec.agent == agent))
-            .collect()
+            .collect();
+        out.dedup();
+        out
     }
 }
 
@@ -145,7 +148,7 @@ mod tests {
     fn a_broken_team_file_is_refused_with_the_reason() {
         let without_review = BUILTIN_TEAM.replace("[steps.review]", "[steps.reviewx]");
         assert!(Team::parse(&without_review).unwrap_err().contains("review"));
-        let bad_section = BUILTIN_TEAM.replace("context = [\"story\"]", "context = [\"history\"]");
+        let bad_section = BUILTIN_TEAM.replace("context = [\"story\", \"repository\"]", "context = [\"history\"]");
         assert!(Team::parse(&bad_section).unwrap_err().contains("history"));
     }
 }

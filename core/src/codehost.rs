@@ -79,10 +79,49 @@ pub struct PullRequestRef {
     pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// One file of a repository's base tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoEntry {
+    pub path: String,
+    pub size_bytes: u64,
+}
+
+/// What a repository holds at the commit the work starts from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoSnapshot {
+    /// The base commit; `None` for a repository without commits (or none yet).
+    pub base_sha: Option<String>,
+    pub files: Vec<RepoEntry>,
+}
+
 #[async_trait]
 pub trait CodeHost: Send + Sync + 'static {
     /// `git`, `github`, …
     fn kind(&self) -> &'static str;
+
+    /// The file tree of the repository's base; empty where the host cannot
+    /// read it (or the repository does not exist yet).
+    async fn snapshot(&self, repository: &str) -> Result<RepoSnapshot, CodeHostError> {
+        let _ = repository;
+        Ok(RepoSnapshot::default())
+    }
+
+    /// A file of the base tree; `None` when absent.
+    async fn read_file(&self, repository: &str, path: &str) -> Result<Option<Vec<u8>>, CodeHostError> {
+        let _ = (repository, path);
+        Ok(None)
+    }
+
+    /// Writes the base tree into `dest` (a throw-away working copy);
+    /// `false` where this host cannot.
+    async fn export_base(
+        &self,
+        repository: &str,
+        dest: &std::path::Path,
+    ) -> Result<bool, CodeHostError> {
+        let _ = (repository, dest);
+        Ok(false)
+    }
     /// Creates `branch` from the base if missing, makes each commit not
     /// already on it, in order, and opens (or finds) the pull request.
     async fn deliver(

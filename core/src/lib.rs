@@ -28,6 +28,7 @@ pub mod store;
 pub mod story;
 pub mod ticket;
 pub mod tracking;
+pub mod verification;
 pub mod views;
 
 pub use error::StoreError;

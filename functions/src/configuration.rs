@@ -44,6 +44,10 @@ pub mod keys {
     pub const GITHUB_MAX_WAIT_SECONDS: &str = "AI_TEAM_GITHUB_MAX_WAIT_SECONDS";
     pub const GITHUB_SECONDARY_WAIT_SECONDS: &str = "AI_TEAM_GITHUB_SECONDARY_WAIT_SECONDS";
     pub const ALLOWED_REPOSITORIES: &str = "AI_TEAM_ALLOWED_REPOSITORIES";
+    pub const TEST_COMMAND: &str = "AI_TEAM_TEST_COMMAND";
+    pub const TEST_TIMEOUT_SECONDS: &str = "AI_TEAM_TEST_TIMEOUT_SECONDS";
+    pub const MAX_FIX_ROUNDS: &str = "AI_TEAM_MAX_FIX_ROUNDS";
+    pub const TEST_RUNNER: &str = "AI_TEAM_TEST_RUNNER";
     pub const LOCAL_REPOSITORIES: &str = "AI_TEAM_LOCAL_REPOSITORIES";
     pub const ALLOW_CI_PATHS: &str = "AI_TEAM_ALLOW_CI_PATHS";
     pub const TRUSTED_PROXIES: &str = "AI_TEAM_TRUSTED_PROXIES";
@@ -79,6 +83,46 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// Where the repository's tests run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestRunnerKind {
+    /// On this machine, in a throw-away working copy.
+    Local,
+    /// Nowhere: every verification is skipped with this reason.
+    None(String),
+}
+
+impl TestRunnerKind {
+    /// `AI_TEAM_TEST_RUNNER` (`local`, `none`); unset: local, except on a
+    /// serverless host, which has no toolchain for a repository's tests.
+    fn from_setting(
+        raw: Option<&str>,
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        match raw {
+            Some("local") => Ok(Self::Local),
+            Some("none") => Ok(Self::None(
+                "AI_TEAM_TEST_RUNNER=none: this deployment runs no tests".into(),
+            )),
+            Some(other) => Err(ConfigError {
+                var: keys::TEST_RUNNER,
+                reason: format!("{other:?} is not local or none"),
+            }),
+            None if get("AWS_LAMBDA_FUNCTION_NAME").is_some() => Ok(Self::None(
+                "this AWS Lambda function has no toolchain for the repository's tests \
+                 (set AI_TEAM_TEST_RUNNER=local on a container-image function that has one)"
+                    .into(),
+            )),
+            None if get("FUNCTIONS_CUSTOMHANDLER_PORT").is_some() => Ok(Self::None(
+                "this Azure Functions host has no toolchain for the repository's tests \
+                 (set AI_TEAM_TEST_RUNNER=local on a container that has one)"
+                    .into(),
+            )),
+            None => Ok(Self::Local),
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -110,6 +154,12 @@ pub struct Config {
     /// under `data_dir` (the CLI adds its `--repo`); never chosen by an
     /// API client.
     pub local_repositories: Vec<std::path::PathBuf>,
+    /// `AI_TEAM_TEST_COMMAND`: the tests when a workflow names none.
+    pub test_command: Option<String>,
+    pub test_timeout: Duration,
+    pub max_fix_rounds: u8,
+    /// Where verification runs: this machine, or nowhere (serverless).
+    pub test_runner: TestRunnerKind,
     /// This process's name on step leases and queue jobs. A restarted
     /// process frees what the same name held; processes sharing one
     /// database need distinct names.
@@ -211,6 +261,26 @@ impl Config {
             local_repositories: get(keys::LOCAL_REPOSITORIES)
                 .map(|v| std::env::split_paths(&v).collect())
                 .unwrap_or_default(),
+            test_command: get(keys::TEST_COMMAND),
+            test_timeout: seconds(
+                keys::TEST_TIMEOUT_SECONDS,
+                get(keys::TEST_TIMEOUT_SECONDS),
+                300,
+            )?,
+            max_fix_rounds: match parse::<u8>(keys::MAX_FIX_ROUNDS, get(keys::MAX_FIX_ROUNDS))? {
+                None => 2,
+                Some(n) if n <= ai_team_core::engine::steps::MAX_FIX_ROUNDS => n,
+                Some(n) => {
+                    return Err(ConfigError {
+                        var: keys::MAX_FIX_ROUNDS,
+                        reason: format!(
+                            "{n} is more than {}",
+                            ai_team_core::engine::steps::MAX_FIX_ROUNDS
+                        ),
+                    });
+                }
+            },
+            test_runner: TestRunnerKind::from_setting(get(keys::TEST_RUNNER).as_deref(), &get)?,
             worker_id: get(keys::WORKER_ID).unwrap_or_else(|| "local".into()),
             // 0: this process serves the API only (another one runs the steps).
             worker_concurrency: parse::<usize>(

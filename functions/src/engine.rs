@@ -16,7 +16,10 @@ use ai_team_core::queue::StepQueue;
 use ai_team_providers::blob::LocalBlobStore;
 use ai_team_providers::tokens::TiktokenCounter;
 
-use crate::configuration::{Config, ConfigError, keys};
+use ai_team_core::verification::{NoRunner, TestRunner};
+use ai_team_providers::verify::{Isolation, LocalTestRunner};
+
+use crate::configuration::{Config, ConfigError, TestRunnerKind, keys};
 
 /// The team file named by `AI_TEAM_AGENTS_FILE`, else the built-in one.
 pub fn team(config: &Config) -> Result<Team, ConfigError> {
@@ -61,7 +64,27 @@ pub fn engine_config(config: &Config) -> EngineConfig {
                 .display()
                 .to_string(),
         },
+        test_command: config.test_command.clone(),
+        max_fix_rounds: config.max_fix_rounds,
         ..EngineConfig::default()
+    }
+}
+
+/// Where verifications run: here (with the best isolation this machine
+/// has), or nowhere with the reason.
+pub fn test_runner(
+    config: &Config,
+    code_host: Arc<dyn ai_team_core::codehost::CodeHost>,
+) -> Arc<dyn TestRunner> {
+    match &config.test_runner {
+        TestRunnerKind::Local => Arc::new(LocalTestRunner::new(
+            code_host,
+            config.test_timeout,
+            Isolation::detect(),
+        )),
+        TestRunnerKind::None(reason) => Arc::new(NoRunner {
+            reason: reason.clone(),
+        }),
     }
 }
 
@@ -84,12 +107,14 @@ pub fn build_with(
     blobs: Option<Arc<dyn BlobStore>>,
     llm: Arc<dyn LlmClient>,
 ) -> Result<Engine, ConfigError> {
+    let code_host = crate::integrations::code_host(config)?;
     Ok(Engine {
         store,
         llm,
         queue,
         blobs,
-        code_host: crate::integrations::code_host(config)?,
+        tests: test_runner(config, code_host.clone()),
+        code_host,
         catalog: Arc::new(Catalog::builtin()),
         team: Arc::new(team(config)?),
         counter: Arc::new(TiktokenCounter),

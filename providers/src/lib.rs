@@ -20,3 +20,4 @@ pub mod llm;
 pub mod store;
 pub mod stories;
 pub mod tokens;
+pub mod verify;

@@ -7,6 +7,7 @@
 
 pub mod parse;
 pub mod prompt;
+mod repo_steps;
 pub mod run;
 pub mod state;
 pub mod steps;
@@ -66,6 +67,10 @@ pub struct EngineConfig {
     pub default_repository: String,
     /// Which paths the agents' answers may write (`AI_TEAM_ALLOW_CI_PATHS`).
     pub paths: parse::PathPolicy,
+    /// `AI_TEAM_TEST_COMMAND`: the test command when a workflow names none.
+    pub test_command: Option<String>,
+    /// `AI_TEAM_MAX_FIX_ROUNDS`: fixes of failing tests before review.
+    pub max_fix_rounds: u8,
 }
 
 impl Default for EngineConfig {
@@ -82,6 +87,8 @@ impl Default for EngineConfig {
             worker_id: format!("worker-{}", std::process::id()),
             default_repository: "./data/repos/{story}".into(),
             paths: parse::PathPolicy::default(),
+            test_command: None,
+            max_fix_rounds: 2,
         }
     }
 }
@@ -107,6 +114,8 @@ pub struct Engine {
     pub catalog: Arc<Catalog>,
     pub team: Arc<Team>,
     pub counter: Arc<dyn TokenCounter>,
+    /// Runs the repository's tests (`NoRunner` where the host has no toolchain).
+    pub tests: Arc<dyn crate::verification::TestRunner>,
     pub config: Arc<EngineConfig>,
 }
 
@@ -144,7 +153,7 @@ pub fn meta_budgets(meta: &Value, default: Budgets) -> Budgets {
     serde_json::from_value(meta["budgets"].clone()).unwrap_or(default)
 }
 
-fn resume_path(e: &Execution) -> String {
+pub(crate) fn resume_path(e: &Execution) -> String {
     format!(
         "POST /workflows/{}/executions/{}/resume",
         e.workflow_id, e.id

@@ -17,11 +17,66 @@ pub struct FileText<'a> {
     pub content: &'a str,
 }
 
+/// How many tree entries the repository section lists.
+const TREE_LINES: usize = 300;
+
+/// The repository section: size, languages, the tree, the docs.
+fn repository_text(r: &super::state::RepoContext) -> String {
+    let mut t = format!(
+        "## Repository\n{} file(s){}; languages: {}",
+        r.file_count,
+        r.base_sha
+            .as_deref()
+            .map(|s| format!(" at {}", &s[..s.len().min(12)]))
+            .unwrap_or_default(),
+        if r.languages.is_empty() {
+            "none yet".to_owned()
+        } else {
+            r.languages
+                .iter()
+                .map(|(l, n)| format!("{l} ({n})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    if r.file_count == 0 {
+        t.push_str("\nThe repository is empty: every file is new.");
+        return t;
+    }
+    t.push_str("\n### Files\n");
+    for (path, size) in r.tree.iter().take(TREE_LINES) {
+        t.push_str(&format!("- {path} ({size} B)\n"));
+    }
+    if r.tree.len() > TREE_LINES || r.file_count > r.tree.len() {
+        t.push_str(&format!(
+            "- … {} more\n",
+            r.file_count - r.tree.len().min(TREE_LINES)
+        ));
+    }
+    if !r.docs.is_empty() {
+        t.push_str(&format!("### Project notes\n{}", r.docs));
+    }
+    t
+}
+
+/// The latest verification, for the fix and review prompts.
+fn verification_text(state: &RunState) -> String {
+    let Some(v) = state.verifications.last() else {
+        return String::new();
+    };
+    let mut t = format!("## Test results ({})\n{}", v.step, v.summary);
+    if v.status == crate::verification::TestStatus::Failed && !v.tail.is_empty() {
+        t.push_str(&format!("\nThe last lines of the output:\n```\n{}\n```", v.tail));
+    }
+    t
+}
+
 pub fn sections(
     role: &Role,
     spec: &StepSpec,
     state: &RunState,
     files: &[FileText<'_>],
+    existing: &[FileText<'_>],
 ) -> Vec<Section> {
     let mut out = vec![Section {
         name: "system".into(),
@@ -71,6 +126,29 @@ pub fn sections(
             "summary" if !state.notes.is_empty() => {
                 format!("## Progress so far\n{}", state.notes.join("\n"))
             }
+            "repository" => state
+                .repository
+                .as_ref()
+                .map(repository_text)
+                .unwrap_or_default(),
+            "existing_files" if !existing.is_empty() => {
+                let mut t = String::from(
+                    "## Current content of the repository's files you may change\n\
+                     Each is the file as it is now. To change one, write its whole new version; \
+                     files you do not write stay exactly as they are.",
+                );
+                for f in existing {
+                    let end = if f.content.ends_with('\n') { "" } else { "\n" };
+                    t.push_str(&format!(
+                        "\n```{} {}\n{}{end}```",
+                        f.language.unwrap_or(""),
+                        f.path,
+                        f.content
+                    ));
+                }
+                t
+            }
+            "verification" => verification_text(state),
             _ => String::new(),
         };
         if text.is_empty() {
@@ -150,7 +228,7 @@ mod tests {
             design: "should not appear".into(),
             ..Default::default()
         };
-        let s = sections(role, spec, &state, &[]);
+        let s = sections(role, spec, &state, &[], &[]);
         let names: Vec<_> = s.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["system", "story", "acceptance_criteria", "task"]);
         let r = request(&s, 100, 0.2);

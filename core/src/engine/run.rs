@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::parse;
 use super::prompt::{self, FileText};
 use super::state::{FileEntry, RunState, Spent, check_budgets};
-use super::steps::Step;
+use super::steps::{Step, Transition};
 use super::{Engine, EngineError, meta_budgets, meta_run, resume_path};
 use crate::codehost::{CommitRequest, PullRequestRequest};
 use crate::error::StoreError;
@@ -53,18 +53,18 @@ impl Outcome {
 }
 
 /// What a step produced, before it is committed.
-struct StepOutput {
-    conversation: Option<(i64, String, Value)>,
-    messages: Vec<NewMessage>,
-    files: Vec<NewCodeFile>,
-    state: RunState,
-    events: Vec<NewEvent>,
-    result: Value,
-    next: Option<Step>,
+pub(super) struct StepOutput {
+    pub(super) conversation: Option<(i64, String, Value)>,
+    pub(super) messages: Vec<NewMessage>,
+    pub(super) files: Vec<NewCodeFile>,
+    pub(super) state: RunState,
+    pub(super) events: Vec<NewEvent>,
+    pub(super) result: Value,
+    pub(super) next: Option<Step>,
 }
 
 /// Why a step did not produce output.
-enum StepStop {
+pub(super) enum StepStop {
     /// Terminal for this run: the execution fails with this message.
     Fail {
         error: String,
@@ -348,6 +348,8 @@ impl Engine {
         let state = self.previous_state(execution).await?;
         match step {
             Step::StoryRetrieval => self.retrieve_story(execution).await,
+            Step::RepositoryContext => self.read_repository(execution, state).await,
+            s if s.is_verification() => self.verify(execution, s, state).await,
             Step::Integration => self.integrate(execution, state).await,
             _ => self.agent_step(execution, step, state).await,
         }
@@ -382,12 +384,12 @@ impl Engine {
             )],
             result: json!({"story_chars": state.story.len()}),
             state,
-            next: Step::StoryRetrieval.next(false),
+            next: Step::StoryRetrieval.next(Transition::default()),
         })
     }
 
     /// The latest content of every file in the index.
-    async fn file_texts(
+    pub(super) async fn file_texts(
         &self,
         execution: &Execution,
         state: &RunState,
@@ -424,7 +426,7 @@ impl Engine {
             error,
             event: NewEvent::new(event_type, data),
         };
-        let (Some(spec), Some(role)) = (self.team.step(step.as_str()), self.team.role(agent))
+        let (Some(spec), Some(role)) = (self.team.step(step.spec_key()), self.team.role(agent))
         else {
             return Err(fail(
                 format!("the team file does not describe step {step}"),
@@ -441,7 +443,20 @@ impl Engine {
                 content,
             })
             .collect();
-        let sections = prompt::sections(role, spec, &state, &file_views);
+        let existing = if spec.context.iter().any(|c| c == "existing_files") {
+            self.existing_files(execution, &state).await?
+        } else {
+            vec![]
+        };
+        let existing_views: Vec<FileText<'_>> = existing
+            .iter()
+            .map(|(path, lang, content)| FileText {
+                path,
+                language: lang.as_deref(),
+                content,
+            })
+            .collect();
+        let sections = prompt::sections(role, spec, &state, &file_views, &existing_views);
         let model = self.catalog.lookup(self.llm.model());
         let max_output = role.max_output_tokens.min(model.max_output_tokens as u32);
         let window = Window {
@@ -731,7 +746,11 @@ impl Engine {
             files,
             result: json!({"calls": tracked.call_ids.len(), "cached": tracked.cached}),
             events,
-            next: step.next(changes_requested),
+            next: step.next(Transition {
+                changes_requested,
+                max_fix_rounds: self.config.max_fix_rounds,
+                ..Transition::default()
+            }),
             state,
         })
     }
@@ -773,31 +792,12 @@ impl Engine {
                 state.title
             );
         }
-        let slug: String = state
-            .story_key
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect();
+        let slug = super::repo_steps::slug(&state.story_key);
         let branch = format!("ai-team/{slug}-execution-{}", execution.id);
-        let repository = workflow
-            .repository_url
-            .clone()
-            .filter(|r| !r.trim().is_empty())
-            .unwrap_or_else(|| {
-                self.config
-                    .default_repository
-                    .replace("{workflow_id}", &workflow.id.to_string())
-                    .replace("{story}", &slug)
-            });
+        let repository = self.repository_of(&workflow, &state.story_key);
         let current = self.store.execution_by_id(execution.id).await?;
         let body = format!(
-            "Implements {}: {}\n\n## Acceptance criteria\n{}\n\n## The team's work\n{}\n\n## Cost\n{} LLM calls, {} tokens ({} prompt, {} completion), ${:.6}\n\nReview: {}",
+            "Implements {}: {}\n\n## Acceptance criteria\n{}\n\n## Tests\n{}\n\n## The team's work\n{}\n\n## Cost\n{} LLM calls, {} tokens ({} prompt, {} completion), ${:.6}\n\nReview: {}",
             state.story_key,
             state.title,
             state
@@ -806,6 +806,7 @@ impl Engine {
                 .map(|c| format!("- {c}"))
                 .collect::<Vec<_>>()
                 .join("\n"),
+            tests_section(&state),
             state
                 .notes
                 .iter()
@@ -914,4 +915,23 @@ impl Engine {
             next: None,
         })
     }
+}
+
+/// The PR body's tests: the last verification's command and counts, and
+/// the end of its output when it failed.
+fn tests_section(state: &RunState) -> String {
+    let Some(v) = state.verifications.last() else {
+        return "No verification ran.".into();
+    };
+    let mut t = format!(
+        "{} ({} verification run(s) in all)",
+        v.summary,
+        state.verifications.len()
+    );
+    if v.status == crate::verification::TestStatus::Failed && !v.tail.is_empty() {
+        let last: Vec<&str> = v.tail.lines().rev().take(20).collect();
+        let last: Vec<&str> = last.into_iter().rev().collect();
+        t.push_str(&format!("\n\n```\n{}\n```", last.join("\n")));
+    }
+    t
 }

@@ -42,6 +42,39 @@ pub struct RunState {
     pub next_step: Option<String>,
     #[serde(default)]
     pub delivered: Option<Delivered>,
+    /// What the repository context step read.
+    #[serde(default)]
+    pub repository: Option<RepoContext>,
+    /// Every verification so far, oldest first.
+    #[serde(default)]
+    pub verifications: Vec<VerificationRecord>,
+}
+
+/// The target repository as the steps see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoContext {
+    pub base_sha: Option<String>,
+    pub file_count: usize,
+    /// Paths with sizes, at most `TREE_LIMIT` of them.
+    pub tree: Vec<(String, u64)>,
+    /// Files per language, most first.
+    pub languages: Vec<(String, usize)>,
+    /// `AGENTS.md` and the README, shortened.
+    pub docs: String,
+}
+
+/// One run of the repository's tests, as the checkpoint keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationRecord {
+    pub step: String,
+    pub status: crate::verification::TestStatus,
+    pub summary: String,
+    pub command: Option<String>,
+    pub passed: Option<u32>,
+    pub failed: Option<u32>,
+    /// The output's last lines, for the fix prompt and the PR body.
+    pub tail: String,
+    pub tree_hash: String,
 }
 
 impl RunState {

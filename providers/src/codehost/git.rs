@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use ai_team_core::codehost::{
-    CodeHost, CodeHostError, CommitRequest, Delivered, PullRequestRequest,
+    CodeHost, CodeHostError, CommitRequest, Delivered, PullRequestRequest, RepoEntry, RepoSnapshot,
 };
 use ai_team_core::repository::{RepositoryRef, is_within, lexical_absolute};
 use async_trait::async_trait;
@@ -84,6 +84,29 @@ impl Repo {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
+    /// Like `git`, but the raw bytes of stdout (file contents, archives).
+    async fn git_bytes(&self, args: &[&str]) -> Result<Vec<u8>, CodeHostError> {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&self.dir)
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .map_err(|e| CodeHostError::Unavailable(format!("git: {e}")))?;
+        if !out.status.success() {
+            return Err(CodeHostError::Refused(format!(
+                "git {} failed: {}",
+                args.first().unwrap_or(&""),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(out.stdout)
+    }
+
     /// The commit a ref names, if it exists.
     async fn resolve(&self, rev: &str) -> Option<String> {
         self.git(
@@ -150,6 +173,21 @@ impl LocalGit {
     }
 }
 
+impl LocalGit {
+    /// The repository to read, when it exists and has a commit at HEAD.
+    async fn readable(&self, repository: &str) -> Result<Option<(Repo, String)>, CodeHostError> {
+        let Target { dir, .. } = self.target(repository)?;
+        if !tokio::fs::try_exists(dir.join(".git")).await.unwrap_or(false) {
+            return Ok(None);
+        }
+        let repo = Repo {
+            index: index_path(&dir, "read"),
+            dir,
+        };
+        Ok(repo.resolve("HEAD").await.map(|sha| (repo, sha)))
+    }
+}
+
 /// A private index file per repository and branch, short whatever the
 /// branch's length.
 fn index_path(dir: &std::path::Path, branch: &str) -> PathBuf {
@@ -166,6 +204,72 @@ fn index_path(dir: &std::path::Path, branch: &str) -> PathBuf {
 impl CodeHost for LocalGit {
     fn kind(&self) -> &'static str {
         "git"
+    }
+
+    async fn snapshot(&self, repository: &str) -> Result<RepoSnapshot, CodeHostError> {
+        let Some((repo, sha)) = self.readable(repository).await? else {
+            return Ok(RepoSnapshot::default());
+        };
+        let listing = repo
+            .git_bytes(&["ls-tree", "-r", "-l", "--full-tree", "-z", &sha])
+            .await?;
+        let files = listing
+            .split(|b| *b == 0)
+            .filter_map(|entry| {
+                let entry = std::str::from_utf8(entry).ok()?;
+                let (meta, path) = entry.split_once('\t')?;
+                let mut parts = meta.split_whitespace();
+                let (_mode, kind, _sha, size) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+                (kind == "blob").then(|| RepoEntry {
+                    path: path.to_owned(),
+                    size_bytes: size.parse().unwrap_or(0),
+                })
+            })
+            .collect();
+        Ok(RepoSnapshot {
+            base_sha: Some(sha),
+            files,
+        })
+    }
+
+    async fn read_file(&self, repository: &str, path: &str) -> Result<Option<Vec<u8>>, CodeHostError> {
+        let Some((repo, sha)) = self.readable(repository).await? else {
+            return Ok(None);
+        };
+        Ok(repo.git_bytes(&["show", &format!("{sha}:{path}")]).await.ok())
+    }
+
+    async fn export_base(&self, repository: &str, dest: &std::path::Path) -> Result<bool, CodeHostError> {
+        let Some((repo, sha)) = self.readable(repository).await? else {
+            return Ok(false);
+        };
+        let archive = repo.git_bytes(&["archive", "--format=tar", &sha]).await?;
+        let mut tar = Command::new("tar")
+            .arg("-x")
+            .arg("-C")
+            .arg(dest)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| CodeHostError::Unavailable(format!("tar: {e}")))?;
+        if let Some(mut input) = tar.stdin.take() {
+            input
+                .write_all(&archive)
+                .await
+                .map_err(|e| CodeHostError::Unavailable(format!("tar stdin: {e}")))?;
+        }
+        let out = tar
+            .wait_with_output()
+            .await
+            .map_err(|e| CodeHostError::Unavailable(format!("tar: {e}")))?;
+        if !out.status.success() {
+            return Err(CodeHostError::Unavailable(format!(
+                "tar failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(true)
     }
 
     #[tracing::instrument(skip(self, commits, pull_request), fields(commits = commits.len()))]
