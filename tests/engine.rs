@@ -187,7 +187,8 @@ async fn an_execution_runs_every_step_and_commits_the_files(db: TestDb) {
             )
         )
         .await,
-        8
+        10,
+        "every step but none twice: story, repository, six agents, verification, integration"
     );
 
     // The branch has one commit per step that produced files, by AI Team.
@@ -352,13 +353,16 @@ async fn every_message_delivered_twice_gives_the_same_state_as_once(db: TestDb) 
         completed,
         [
             "story_retrieval",
+            "repository_context",
             "analysis",
             "architecture",
             "implementation",
             "frontend",
             "testing",
+            "verification",
             "review",
             "rework",
+            "rework_verification",
             "final_review",
             "integration"
         ],
@@ -518,7 +522,8 @@ async fn cancel_stops_after_the_step_in_flight_and_resume_continues(db: TestDb) 
     let h = Harness::new(&db, &llm.base_url(), &[]).await;
     let wf = h.workflow("SHOP-6").await;
     let e = h.engine.start(wf.id).await.unwrap();
-    for _ in 0..3 {
+    // story, repository, analysis, architecture: two model calls.
+    for _ in 0..4 {
         h.worker.try_execute_next().await.unwrap().unwrap();
     }
     let cancelled = h.engine.cancel(wf.id, e.id).await.unwrap();
@@ -703,7 +708,8 @@ async fn an_execution_whose_worker_stopped_beating_is_failed_with_a_resume_hint(
     let h = Harness::new(&db, &llm.base_url(), &[]).await;
     let wf = h.workflow("SHOP-9").await;
     let e = h.engine.start(wf.id).await.unwrap();
-    // Two steps run, then the worker "dies": its heartbeat stops.
+    // Three steps run, then the worker "dies": its heartbeat stops.
+    h.worker.try_execute_next().await.unwrap().unwrap();
     h.worker.try_execute_next().await.unwrap().unwrap();
     h.worker.try_execute_next().await.unwrap().unwrap();
     assert_eq!(

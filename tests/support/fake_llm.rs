@@ -32,6 +32,12 @@ pub struct Script {
     pub developer_appends: Option<String>,
     /// Every answer's content is padded to at least this many bytes.
     pub pad_to_bytes: usize,
+    /// Answers in place of the built-in ones: `(role, task message)` to
+    /// the answer, `None` for the built-in answer (a model playing one
+    /// story, e.g. a capable model working on an existing repository).
+    pub responder: Option<fn(&str, &str) -> Option<String>>,
+    /// Every user message received, in order (with `record_prompts`).
+    pub record_prompts: bool,
 }
 
 /// One request as received.
@@ -46,6 +52,7 @@ pub struct Seen {
 struct Inner {
     script: Mutex<Script>,
     seen: Mutex<Vec<Seen>>,
+    prompts: Mutex<Vec<(String, String)>>,
 }
 
 pub struct FakeLlm {
@@ -136,7 +143,17 @@ async fn complete(State(inner): State<Arc<Inner>>, Json(body): Json<Value>) -> R
         )
             .into_response();
     }
-    let mut content = answer_for(&role, &user, script.request_changes);
+    if script.record_prompts {
+        inner
+            .prompts
+            .lock()
+            .unwrap()
+            .push((role.clone(), user.clone()));
+    }
+    let mut content = script
+        .responder
+        .and_then(|r| r(&role, &user))
+        .unwrap_or_else(|| answer_for(&role, &user, script.request_changes));
     if let Some(extra) = &script.developer_appends
         && role.ends_with("Developer")
     {
@@ -169,6 +186,7 @@ impl FakeLlm {
         let inner = Arc::new(Inner {
             script: Mutex::new(script),
             seen: Mutex::default(),
+            prompts: Mutex::default(),
         });
         let app = axum::Router::new()
             .route("/v1/chat/completions", post(complete))
@@ -188,6 +206,11 @@ impl FakeLlm {
     }
 
     /// `OPENAI_BASE_URL` for this server.
+    /// `(role, task message)` of every request, with `record_prompts`.
+    pub fn prompts(&self) -> Vec<(String, String)> {
+        self.inner.prompts.lock().unwrap().clone()
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.address)
     }

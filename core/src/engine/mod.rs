@@ -28,6 +28,7 @@ use crate::models::{Execution, ExecutionStatus};
 use crate::queue::{QueueError, StepMessage, StepQueue, send_step};
 use crate::store::Store;
 
+pub use repo_steps::repo_context;
 pub use run::Outcome;
 use state::{BudgetPatch, Budgets};
 use steps::Step;

@@ -21,7 +21,7 @@ pub struct FileText<'a> {
 const TREE_LINES: usize = 300;
 
 /// The repository section: size, languages, the tree, the docs.
-fn repository_text(r: &super::state::RepoContext) -> String {
+pub fn repository_text(r: &super::state::RepoContext) -> String {
     let mut t = format!(
         "## Repository\n{} file(s){}; languages: {}",
         r.file_count,

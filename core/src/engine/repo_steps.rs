@@ -57,6 +57,34 @@ fn language(path: &str) -> Option<&'static str> {
     })
 }
 
+/// The repository as the steps see it: the tree (bounded), the files per
+/// language, and the notes read from it.
+pub fn repo_context(snapshot: &crate::codehost::RepoSnapshot, docs: String) -> RepoContext {
+    let mut languages: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in &snapshot.files {
+        if let Some(l) = language(&f.path) {
+            *languages.entry(l).or_default() += 1;
+        }
+    }
+    let mut languages: Vec<(String, usize)> = languages
+        .into_iter()
+        .map(|(l, n)| (l.to_owned(), n))
+        .collect();
+    languages.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    RepoContext {
+        base_sha: snapshot.base_sha.clone(),
+        file_count: snapshot.files.len(),
+        tree: snapshot
+            .files
+            .iter()
+            .take(TREE_LIMIT)
+            .map(|f| (f.path.clone(), f.size_bytes))
+            .collect(),
+        languages,
+        docs,
+    }
+}
+
 /// Cuts `text` to `max` characters on a character boundary.
 fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -134,17 +162,6 @@ impl Engine {
                 });
             }
         };
-        let mut languages: BTreeMap<&str, usize> = BTreeMap::new();
-        for f in &snapshot.files {
-            if let Some(l) = language(&f.path) {
-                *languages.entry(l).or_default() += 1;
-            }
-        }
-        let mut languages: Vec<(String, usize)> = languages
-            .into_iter()
-            .map(|(l, n)| (l.to_owned(), n))
-            .collect();
-        languages.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut docs = String::new();
         for name in ["AGENTS.md", "README.md", "README", "README.rst"] {
             if !snapshot.files.iter().any(|f| f.path == name) {
@@ -164,18 +181,7 @@ impl Engine {
                 break;
             }
         }
-        let context = RepoContext {
-            base_sha: snapshot.base_sha.clone(),
-            file_count: snapshot.files.len(),
-            tree: snapshot
-                .files
-                .iter()
-                .take(TREE_LIMIT)
-                .map(|f| (f.path.clone(), f.size_bytes))
-                .collect(),
-            languages,
-            docs,
-        };
+        let context = repo_context(&snapshot, docs);
         state.notes.push(format!(
             "repository_context: {} file(s){}",
             context.file_count,
