@@ -364,3 +364,75 @@ async fn events_written_by_another_process_reach_the_stream() {
     let _ = worker.wait();
     let _ = std::fs::remove_dir_all(data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_about_a_workflow_are_log_events_on_its_stream() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let llm = FakeLlm::start(Script {
+        fail_with: Some(500),
+        ..Script::default()
+    })
+    .await;
+    let ai_team_providers::store::DatabaseUrl::Sqlite(url) = &db.url else {
+        unreachable!()
+    };
+    let data = std::env::temp_dir().join(format!("ai_team_logs_{}", uuid::Uuid::new_v4().simple()));
+    let mut child = std::process::Command::new(binary())
+        .args(["serve", "--port", "0"])
+        .env("DATABASE_URL", url)
+        .env("OPENAI_BASE_URL", llm.base_url())
+        .env("OPENAI_MODEL", "gpt-4o-mini")
+        .env("LLM_PROVIDER", "openai")
+        .env("AI_TEAM_DATA_DIR", &data)
+        .env("AI_TEAM_LLM_MAX_ATTEMPTS", "1")
+        .env("AI_TEAM_LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("a log line").unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if v["message"] == "listening" {
+            break v["address"].as_str().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let client = reqwest::Client::new();
+    let wf: Value = client
+        .post(format!("http://{address}/workflows"))
+        .json(&json!({"name": "LOG-1: x", "jira_story_id": "LOG-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = wf["id"].as_i64().unwrap();
+    let mut stream =
+        SseClient::connect(&format!("http://{address}/events/workflows/{id}/stream"), None).await;
+    client
+        .post(format!("http://{address}/workflows/{id}/execute"))
+        .send()
+        .await
+        .unwrap();
+    let mut log = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while log.is_none() && std::time::Instant::now() < deadline {
+        if let Some(f) = stream.next(Duration::from_secs(2)).await
+            && f.data["type"] == "log"
+        {
+            log = Some(f);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(data);
+    let log = log.expect("a log event");
+    assert_eq!(log.event, "message");
+    assert_eq!(log.data["data"]["level"], "warning");
+    assert_eq!(log.data["data"]["message"], "execution failed");
+    assert!(log.data["data"]["timestamp"].is_string());
+}

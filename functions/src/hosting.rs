@@ -59,6 +59,7 @@ pub async fn wire() -> Result<Wired, String> {
         llm,
     )
     .map_err(|e| e.to_string())?;
+    crate::log_stream::start(backend.store.clone());
     Ok(Wired {
         config,
         store: backend.store,

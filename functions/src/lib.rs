@@ -15,6 +15,7 @@ pub mod groups;
 pub mod hosting;
 pub mod integrations;
 pub mod llm_config;
+pub mod log_stream;
 pub mod middleware;
 pub mod openapi;
 pub mod refresh_worker;

@@ -113,6 +113,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let local = listener.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(address = %local, database = db.redacted(), "listening");
+            ai_team_functions::log_stream::start(store.clone());
             let engine = build_engine(&config).await?;
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let worker = Worker::new(engine.clone(), backend.jobs.clone());
