@@ -23,6 +23,8 @@ on_both_databases!(
     ci_files_are_delivered_when_the_operator_allows_them,
     streams_past_the_caps_are_refused_with_503_and_freed_on_disconnect,
     the_api_keeps_answering_under_300_open_streams,
+    an_execution_whose_start_crashed_before_queueing_is_taken_up_again,
+    an_over_long_story_id_is_refused_with_422,
 );
 
 /// The nine shapes of the issue, as a story would carry them.
@@ -516,4 +518,93 @@ async fn a_websocket_message_over_64_kib_closes_the_socket() {
     })
     .await;
     assert_eq!(pong, Ok(true));
+}
+
+/// Moves an execution's creation `seconds` into the past.
+async fn backdate_execution(db: &TestDb, id: i64, seconds: i64) {
+    let at = chrono::Utc::now() - chrono::Duration::seconds(seconds);
+    let sql = "UPDATE executions SET created_at = $1 WHERE id = $2";
+    let done = match &db.raw {
+        Raw::Sqlite(s) => sqlx::query(sql)
+            .bind(at)
+            .bind(id)
+            .execute(s.pool())
+            .await
+            .map(|r| r.rows_affected()),
+        Raw::Postgres(s) => sqlx::query(sql)
+            .bind(at)
+            .bind(id)
+            .execute(s.pool())
+            .await
+            .map(|r| r.rows_affected()),
+    };
+    assert_eq!(done.expect("backdate"), 1);
+}
+
+async fn an_execution_whose_start_crashed_before_queueing_is_taken_up_again(db: TestDb) {
+    // Given executions created by starts that crashed before queueing
+    // their first step (no message, no claim), one a minute ago
+    let llm = FakeLlm::start(Script::default()).await;
+    let (app, h) = app_and_harness(&db, &llm, &[]).await;
+    let wf = h.workflow("CRASH-1").await;
+    let stuck = db.store.create_execution(wf.id).await.unwrap();
+    backdate_execution(&db, stuck.id, 60).await;
+
+    // When a client asks to execute the workflow again
+    let r = app
+        .post_json(&format!("/workflows/{}/execute", wf.id), &json!({}))
+        .await;
+
+    // Then it is not a 409 forever: the stuck execution is taken up
+    // (202, the same id) and runs to the end
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["execution_id"], stuck.id);
+    h.drain().await;
+    let done = db.store.execution_by_id(stuck.id).await.unwrap();
+    assert_eq!(done.status, ExecutionStatus::Completed, "{:?}", done.error);
+    assert_eq!(app.delete(&format!("/workflows/{}", wf.id)).await.status(), 200);
+
+    // And the sweeper takes up one nobody asks about, but leaves alone a
+    // pending execution that has only just started
+    let other = h.workflow("CRASH-2").await;
+    let lost = db.store.create_execution(other.id).await.unwrap();
+    backdate_execution(&db, lost.id, 60).await;
+    let fresh_wf = h.workflow("CRASH-3").await;
+    let fresh = db.store.create_execution(fresh_wf.id).await.unwrap();
+    let taken = h
+        .engine
+        .requeue_unstarted(ai_team_core::engine::UNSTARTED_AFTER, None)
+        .await
+        .unwrap();
+    assert_eq!(taken.iter().map(|e| e.id).collect::<Vec<_>>(), [lost.id]);
+    let again = app
+        .post_json(&format!("/workflows/{}/execute", fresh_wf.id), &json!({}))
+        .await;
+    assert_eq!(again.status(), 409, "a live, recent execution still conflicts");
+    h.drain().await;
+    let lost = db.store.execution_by_id(lost.id).await.unwrap();
+    assert_eq!(lost.status, ExecutionStatus::Completed, "{:?}", lost.error);
+    let _ = fresh;
+}
+
+async fn an_over_long_story_id_is_refused_with_422(db: TestDb) {
+    let app = TestApp::spawn(db.store.clone(), config_with(&[])).await;
+    let key = format!("PROJ-{}", "9".repeat(235));
+    let r = app
+        .post_json(
+            "/workflows",
+            &json!({"name": "Long", "jira_story_id": key, "description": "x"}),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["detail"].to_string().contains("at most 100"), "{body}");
+    let ok = app
+        .post_json(
+            "/workflows",
+            &json!({"name": "Long", "jira_story_id": format!("PROJ-{}", "9".repeat(95)), "description": "x"}),
+        )
+        .await;
+    assert_eq!(ok.status(), 201);
 }
