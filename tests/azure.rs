@@ -374,10 +374,11 @@ async fn a_request_to_the_queue_route_without_a_signed_message_is_refused() {
     let execution = h.engine.start(wf.id).await.expect("start");
     let (_, jobs) = queue_of(&db);
     let first = queued_step(jobs.as_ref()).await;
-    let api = app(
-        AppState::new(db.store.clone(), config_with(&[("AI_TEAM_API_TOKEN", "t0ken")]))
-            .with_engine(h.engine.clone()),
-    );
+    let api = app(AppState::new(
+        db.store.clone(),
+        config_with(&[("AI_TEAM_API_TOKEN", "t0ken")]),
+    )
+    .with_engine(h.engine.clone()));
     let router = azure::handler_app(api, h.engine.clone(), None, signer());
     let mut invocation: Value = serde_json::from_str(INVOCATION).unwrap();
     invocation["Data"]["message"] = Value::String(first.payload.to_string());
@@ -395,7 +396,8 @@ async fn a_request_to_the_queue_route_without_a_signed_message_is_refused() {
         json!(other.sign(STEPS_QUEUE, &first.payload));
     let (wrong_key, _) = post_raw(router.clone(), forged).await;
     let mut swapped = signed(invocation.clone());
-    swapped["Data"]["message"] = json!({"execution_id": execution.id, "step": "integration", "attempt": 1});
+    swapped["Data"]["message"] =
+        json!({"execution_id": execution.id, "step": "integration", "attempt": 1});
     let (wrong_message, _) = post_raw(router.clone(), swapped).await;
     let (not_json, _) = {
         let response = router
@@ -415,7 +417,10 @@ async fn a_request_to_the_queue_route_without_a_signed_message_is_refused() {
     for status in [unsigned, wrong_key, wrong_message, not_json] {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    assert!(body["detail"].as_str().unwrap().contains("signed"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("signed"),
+        "{body}"
+    );
     assert_eq!(llm.requests(), 0);
     assert_eq!(h.execution(&execution).await.status.to_string(), "pending");
 

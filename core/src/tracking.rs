@@ -221,10 +221,10 @@ fn check_usage(
     });
     let completion_estimate = crate::governance::estimate_tokens(&r.content) as i64;
     let reported = r.usage;
-    let checked = ctx
-        .catalog
-        .lookup(&r.model)
-        .check_usage(reported, prompt_estimate, completion_estimate);
+    let checked =
+        ctx.catalog
+            .lookup(&r.model)
+            .check_usage(reported, prompt_estimate, completion_estimate);
     r.usage = checked.usage;
     checked
 }

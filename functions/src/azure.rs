@@ -119,15 +119,12 @@ async fn require_signed_invocation(
         tracing::warn!("queue route called without a signed Service Bus message: refused");
         return refused("a Service Bus message signed by this service is required");
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 fn refused(detail: &'static str) -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        Json(json!({"detail": detail})),
-    )
-        .into_response()
+    (StatusCode::UNAUTHORIZED, Json(json!({"detail": detail}))).into_response()
 }
 
 /// The logical queue of the invocation's message: its `ai-team-queue`

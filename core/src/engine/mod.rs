@@ -326,10 +326,7 @@ impl Engine {
     ) -> Result<Vec<Execution>, EngineError> {
         let before = chrono::Utc::now()
             - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::seconds(30));
-        let stuck = self
-            .store
-            .unstarted_executions(before, workflow_id)
-            .await?;
+        let stuck = self.store.unstarted_executions(before, workflow_id).await?;
         for e in &stuck {
             let first = StepMessage {
                 execution_id: e.id,

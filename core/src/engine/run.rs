@@ -496,8 +496,7 @@ impl Engine {
                     over.math(),
                     resume_path(execution),
                     over.budget,
-                    over
-                        .spent
+                    over.spent
                         .saturating_add(prompt_tokens)
                         .saturating_add(i64::from(max_output))
                         .max(over.limit.saturating_mul(2))
