@@ -553,6 +553,29 @@ mod tracking {
         assert_eq!(fake.seen.lock().unwrap().len(), 2);
     }
 
+    #[tokio::test]
+    async fn an_answer_whose_prose_only_was_redacted_is_still_replayed() {
+        let db = TestDb::sqlite().await;
+        let (exec, conv) = context_for(&db, "SECRET-2").await;
+        let answer = format!(
+            "Use the key {PLANTED} from the vault.\n```python app/a.py\ntoken = email[::-1]\n```"
+        );
+        let (base, fake) = start(vec![reply(200, ok_body(&answer))]).await;
+        let client = openai(&base, Duration::from_secs(5));
+        let catalog = Catalog::builtin();
+        let ctx = ctx(&catalog, exec, conv);
+        tracked_chat(&db.store, &client, &ctx, &request(), RetryPolicy::default())
+            .await
+            .unwrap();
+        let again = tracked_chat(&db.store, &client, &ctx, &request(), RetryPolicy::default())
+            .await
+            .unwrap();
+        assert!(again.cached, "paid once");
+        assert!(!again.response.content.contains(PLANTED));
+        assert!(again.response.content.contains("token = email[::-1]"));
+        assert_eq!(fake.seen.lock().unwrap().len(), 1);
+    }
+
     fn body_with_usage(usage: Value) -> String {
         let mut body: Value = serde_json::from_str(&ok_body("The criteria are ...")).unwrap();
         match usage {
