@@ -441,18 +441,45 @@ async fn the_api_keeps_answering_under_300_open_streams(db: TestDb) {
         db.store.append_events(wf, None, &events).await.unwrap();
         ids.push(wf);
     }
+    // One HTTP client for all of them (as 300 browser tabs share nothing,
+    // but building 300 TLS-capable clients would load this test's own
+    // cores more than the server's work does)
+    let http = reqwest::Client::new();
     let clients: Vec<_> = (0..300)
         .map(|i| {
-            let app = app.clone();
-            let wf = ids[i % ids.len()];
+            let url = app.url(&format!("/events/workflows/{}/stream", ids[i % ids.len()]));
+            let http = http.clone();
             tokio::spawn(async move {
-                let mut sse = ai_team_tests::sse::SseClient::connect(
-                    &app.url(&format!("/events/workflows/{wf}/stream")),
-                    None,
-                )
-                .await;
-                let got = sse.events(EVENTS, Duration::from_secs(60)).await.len();
-                (sse, got)
+                // Like EventSource: a 503 (the server says "later") is
+                // retried after its Retry-After; counted.
+                let mut refused = 0;
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let mut response = loop {
+                    let r = http
+                        .get(&url)
+                        .header("accept", "text/event-stream")
+                        .send()
+                        .await
+                        .expect("connect");
+                    if r.status() == 200 || Instant::now() > deadline {
+                        break r;
+                    }
+                    assert_eq!(r.status(), 503, "only ever 200 or 503");
+                    refused += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                };
+                assert_eq!(response.status(), 200);
+                let mut text = String::new();
+                while text.matches("\nid: ").count() + usize::from(text.starts_with("id: "))
+                    < EVENTS
+                {
+                    match tokio::time::timeout(Duration::from_secs(60), response.chunk()).await {
+                        Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+                        _ => break,
+                    }
+                }
+                let got = text.matches("\nid: ").count() + usize::from(text.starts_with("id: "));
+                (response, got, refused)
             })
         })
         .collect();
@@ -470,18 +497,21 @@ async fn the_api_keeps_answering_under_300_open_streams(db: TestDb) {
     // Then it answered every time, promptly once the storm passed, and
     // every client got its whole replay
     let steady = latencies[1..].iter().max().copied().unwrap_or_default();
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for c in clients {
+        let (response, got, r) = c.await.unwrap();
+        assert_eq!(got, EVENTS);
+        refused += r;
+        open.push(response);
+    }
     println!(
-        "GET /workflows under 300 streams: first {:?} (connect storm), then max {steady:?}",
+        "GET /workflows under 300 streams: first {:?} (connect storm), then max {steady:?}; \
+         {refused} connects answered 503 and retried",
         latencies[0]
     );
     assert!(latencies[0] < Duration::from_secs(10), "{latencies:?}");
     assert!(steady < Duration::from_secs(2), "{latencies:?}");
-    let mut open = Vec::new();
-    for c in clients {
-        let (sse, got) = c.await.unwrap();
-        assert_eq!(got, EVENTS);
-        open.push(sse);
-    }
     let r = app.get("/workflows").await;
     assert_eq!(r.status(), 200);
 }
@@ -629,4 +659,37 @@ async fn an_over_long_story_id_is_refused_with_422(db: TestDb) {
         )
         .await;
     assert_eq!(ok.status(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_offers_the_websocket_token_as_a_subprotocol_not_in_the_url() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    // Given the API behind a token
+    let db = TestDb::sqlite().await;
+    let app = streaming_app(&db, &[("AI_TEAM_API_TOKEN", "t0ken-42")]).await;
+    let wf = db.workflow("WS-AUTH").await.id;
+    let url = format!("ws://{}/ws/workflows/{wf}", app.address);
+    let offering = |protocols: &str| {
+        let mut request = url.clone().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocols.parse().unwrap());
+        request
+    };
+
+    // When a client offers ["ai-team", "bearer.<token>"], a wrong token, or none
+    let ok = tokio_tungstenite::connect_async(offering("ai-team, bearer.t0ken-42")).await;
+    let wrong = tokio_tungstenite::connect_async(offering("ai-team, bearer.guess")).await;
+    let none = tokio_tungstenite::connect_async(url.clone()).await;
+
+    // Then the first is upgraded with `ai-team` selected, the others refused
+    let (_socket, response) = ok.expect("upgraded");
+    assert_eq!(response.headers()["sec-websocket-protocol"], "ai-team");
+    for refused in [wrong, none] {
+        match refused {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+            other => panic!("not refused: {:?}", other.map(|(_, r)| r.status())),
+        }
+    }
 }
