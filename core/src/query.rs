@@ -334,6 +334,16 @@ pub struct NewWorkflow {
 }
 
 impl NewWorkflow {
+    /// The same workflow with the secrets of its name and description
+    /// redacted (`crate::redact`): what the store keeps when
+    /// `AI_TEAM_REDACT_SENSITIVE` is on, so the story's own row holds no
+    /// key either.
+    pub fn redacted(mut self) -> Self {
+        self.name = crate::redact::redact_text(&self.name);
+        self.description = self.description.map(|d| crate::redact::redact_text(&d));
+        self
+    }
+
     pub fn parse(
         name: &str,
         jira_story_id: &str,
@@ -423,6 +433,24 @@ mod tests {
         .unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.loc[1].as_str()).collect();
         assert_eq!(fields, ["sort_by", "sort_dir", "date_from"]);
+    }
+
+    #[test]
+    fn a_redacted_workflow_keeps_no_secret_of_its_story() {
+        let w = NewWorkflow::parse(
+            "SHOP-1: key ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+            "SHOP-1",
+            None,
+            Some("Use password=hunter2! and AKIAIOSFODNN7EXAMPLE"),
+        )
+        .unwrap()
+        .redacted();
+        assert_eq!(w.name, "SHOP-1: key [REDACTED]");
+        assert_eq!(
+            w.description.as_deref(),
+            Some("Use password=[REDACTED] and [REDACTED]")
+        );
+        assert_eq!(w.jira_story_id.as_str(), "SHOP-1");
     }
 
     #[test]
