@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ai_team_core::queue::{QueueError, STEPS_QUEUE, StepQueue};
 use ai_team_functions::{AppState, app, azure};
-use ai_team_providers::azure_service_bus::{ConnectionString, ServiceBusQueue};
+use ai_team_providers::azure_service_bus::{ConnectionString, SIGNATURE_PROPERTY, ServiceBusQueue};
 use ai_team_tests::fake_llm::{FakeLlm, Script};
 use ai_team_tests::harness::{Harness, queue_of, queued_step};
 use ai_team_tests::{TestDb, config_with};
@@ -141,9 +141,11 @@ async fn service_bus_send_is_signed_and_carries_queue_dedup_and_schedule() {
         .await
         .expect("send delayed");
 
-    // Then both arrived on the queue with the REST shape
+    // Then both arrived on the queue with the REST shape, signed
     let got = seen.lock().unwrap().clone();
     assert_eq!(got.len(), 2);
+    let sig = got[0].headers[SIGNATURE_PROPERTY].to_str().unwrap();
+    assert!(signer().verify(STEPS_QUEUE, &payload, sig));
     assert!(
         got.iter()
             .all(|r| r.queue == "ai-team-steps" && r.body == payload)
@@ -179,7 +181,30 @@ async fn a_wrong_key_is_refused_and_reported_as_unavailable() {
     assert!(seen.lock().unwrap().is_empty());
 }
 
+/// The connection whose key signs the test's messages.
+fn signer() -> ConnectionString {
+    ConnectionString::parse(&format!(
+        "Endpoint=http://127.0.0.1:1/;SharedAccessKeyName=send;SharedAccessKey={KEY}"
+    ))
+    .unwrap()
+}
+
+/// The invocation with its message signed as the service's senders sign it.
+fn signed(mut invocation: Value) -> Value {
+    let message = match &invocation["Data"]["message"] {
+        Value::String(s) => serde_json::from_str(s).unwrap(),
+        other => other.clone(),
+    };
+    let sig = signer().sign(azure::queue_of(&invocation), &message);
+    invocation["Metadata"]["UserProperties"][SIGNATURE_PROPERTY] = json!(sig);
+    invocation
+}
+
 async fn post_invocation(router: axum::Router, body: Value) -> (StatusCode, Value) {
+    post_raw(router, signed(body)).await
+}
+
+async fn post_raw(router: axum::Router, body: Value) -> (StatusCode, Value) {
     let response = router
         .oneshot(
             Request::post("/steps")
@@ -207,7 +232,7 @@ async fn the_custom_handler_runs_a_service_bus_invocation_and_refuses_a_poison_o
     let (_, jobs) = queue_of(&db);
     let first = queued_step(jobs.as_ref()).await;
     let api = app(AppState::new(db.store.clone(), config_with(&[])).with_engine(h.engine.clone()));
-    let router = azure::handler_app(api, h.engine.clone(), None);
+    let router = azure::handler_app(api, h.engine.clone(), None, signer());
 
     // When the host posts the Service Bus invocation carrying that step
     let mut invocation: Value = serde_json::from_str(INVOCATION).unwrap();
@@ -253,7 +278,7 @@ async fn a_refresh_job_on_the_service_bus_queue_runs_as_a_refresh() {
     let h = Harness::new(&db, &llm.base_url(), &[]).await;
     let wf = h.workflow("SHOP-21").await;
     let api = app(AppState::new(db.store.clone(), config_with(&[])).with_engine(h.engine.clone()));
-    let router = azure::handler_app(api, h.engine.clone(), None);
+    let router = azure::handler_app(api, h.engine.clone(), None, signer());
 
     // When the host posts a message whose ai-team-queue property is refresh
     let mut invocation: Value = serde_json::from_str(INVOCATION).unwrap();
@@ -305,7 +330,7 @@ async fn a_busy_step_is_sent_again_for_later_and_its_delivery_settled() {
         .await
         .unwrap();
     let api = app(AppState::new(db.store.clone(), config_with(&[])).with_engine(h.engine.clone()));
-    let router = azure::handler_app(api, h.engine.clone(), None);
+    let router = azure::handler_app(api, h.engine.clone(), None, signer());
 
     // When the host delivers it
     let mut invocation: Value = serde_json::from_str(INVOCATION).unwrap();
@@ -336,4 +361,79 @@ async fn a_busy_step_is_sent_again_for_later_and_its_delivery_settled() {
         queued_step(jobs.as_ref()).await.payload["step"],
         step.as_str()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_to_the_queue_route_without_a_signed_message_is_refused() {
+    // Given the handler, with an API token, over an engine whose first
+    // step is queued
+    let db = TestDb::sqlite().await;
+    let llm = FakeLlm::start(Script::default()).await;
+    let h = Harness::new(&db, &llm.base_url(), &[]).await;
+    let wf = h.workflow("SHOP-23").await;
+    let execution = h.engine.start(wf.id).await.expect("start");
+    let (_, jobs) = queue_of(&db);
+    let first = queued_step(jobs.as_ref()).await;
+    let api = app(AppState::new(
+        db.store.clone(),
+        config_with(&[("AI_TEAM_API_TOKEN", "t0ken")]),
+    )
+    .with_engine(h.engine.clone()));
+    let router = azure::handler_app(api, h.engine.clone(), None, signer());
+    let mut invocation: Value = serde_json::from_str(INVOCATION).unwrap();
+    invocation["Data"]["message"] = Value::String(first.payload.to_string());
+
+    // When someone posts the invocation shape through the HTTP trigger:
+    // unsigned, signed with another key, or with a signature of another
+    // message
+    let (unsigned, body) = post_raw(router.clone(), invocation.clone()).await;
+    let mut forged = invocation.clone();
+    let other = ConnectionString::parse(
+        "Endpoint=http://127.0.0.1:1/;SharedAccessKeyName=send;SharedAccessKey=b3RoZXI=",
+    )
+    .unwrap();
+    forged["Metadata"]["UserProperties"][SIGNATURE_PROPERTY] =
+        json!(other.sign(STEPS_QUEUE, &first.payload));
+    let (wrong_key, _) = post_raw(router.clone(), forged).await;
+    let mut swapped = signed(invocation.clone());
+    swapped["Data"]["message"] =
+        json!({"execution_id": execution.id, "step": "integration", "attempt": 1});
+    let (wrong_message, _) = post_raw(router.clone(), swapped).await;
+    let (not_json, _) = {
+        let response = router
+            .clone()
+            .oneshot(
+                Request::post("/steps")
+                    .header("content-type", "application/json")
+                    .body(Body::from("not json"))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        (response.status(), ())
+    };
+
+    // Then each is refused with 401 and no step ran
+    for status in [unsigned, wrong_key, wrong_message, not_json] {
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert!(
+        body["detail"].as_str().unwrap().contains("signed"),
+        "{body}"
+    );
+    assert_eq!(llm.requests(), 0);
+    assert_eq!(h.execution(&execution).await.status.to_string(), "pending");
+
+    // And the API behind the same router still wants its token
+    let response = router
+        .clone()
+        .oneshot(Request::get("/workflows").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // And the host's signed invocation runs the step
+    let (status, body) = post_invocation(router, invocation).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(h.execution(&execution).await.status.to_string(), "running");
 }

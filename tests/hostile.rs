@@ -23,6 +23,8 @@ on_both_databases!(
     ci_files_are_delivered_when_the_operator_allows_them,
     streams_past_the_caps_are_refused_with_503_and_freed_on_disconnect,
     the_api_keeps_answering_under_300_open_streams,
+    an_execution_whose_start_crashed_before_queueing_is_taken_up_again,
+    an_over_long_story_id_is_refused_with_422,
 );
 
 /// The nine shapes of the issue, as a story would carry them.
@@ -65,8 +67,16 @@ fn story_with_secrets() -> String {
 async fn texts(db: &TestDb, table: &str, column: &str) -> Vec<String> {
     let sql = format!("SELECT CAST({column} AS TEXT) FROM {table} WHERE {column} IS NOT NULL");
     match &db.raw {
-        Raw::Sqlite(s) => sqlx::query_scalar::<_, String>(&sql).fetch_all(s.pool()).await,
-        Raw::Postgres(s) => sqlx::query_scalar::<_, String>(&sql).fetch_all(s.pool()).await,
+        Raw::Sqlite(s) => {
+            sqlx::query_scalar::<_, String>(&sql)
+                .fetch_all(s.pool())
+                .await
+        }
+        Raw::Postgres(s) => {
+            sqlx::query_scalar::<_, String>(&sql)
+                .fetch_all(s.pool())
+                .await
+        }
     }
     .expect(&sql)
 }
@@ -113,10 +123,7 @@ async fn run_over_http(
 async fn secrets_in_a_story_are_stored_nowhere_a_run_writes(db: TestDb) {
     // Given a story holding nine kinds of secret, and an answer quoting one
     let llm = FakeLlm::start(Script {
-        developer_appends: Some(format!(
-            "\nUse token {} for the API.\n",
-            SECRETS[4]
-        )),
+        developer_appends: Some(format!("\nUse token {} for the API.\n", SECRETS[4])),
         ..Script::default()
     })
     .await;
@@ -172,9 +179,7 @@ async fn secrets_in_a_story_are_stored_nowhere_a_run_writes(db: TestDb) {
 
 /// The execution as the API answers it; it must be readable.
 async fn execution_over_http(app: &TestApp, wf: i64, eid: i64) -> Value {
-    let r = app
-        .get(&format!("/workflows/{wf}/executions/{eid}"))
-        .await;
+    let r = app.get(&format!("/workflows/{wf}/executions/{eid}")).await;
     assert_eq!(r.status(), 200, "the execution stays readable");
     r.json().await.unwrap()
 }
@@ -310,7 +315,10 @@ async fn paths_inside_git_and_ci_files_are_dropped_and_the_run_completes(db: Tes
         "sub/.git/config",
         ".github/workflows/x.yml",
     ] {
-        assert!(refused.iter().any(|r| r == p), "{p} not refused: {refused:?}");
+        assert!(
+            refused.iter().any(|r| r == p),
+            "{p} not refused: {refused:?}"
+        );
     }
     let files = db.store.workflow_code_files(wf).await.unwrap();
     let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
@@ -343,7 +351,10 @@ async fn ci_files_are_delivered_when_the_operator_allows_them(db: TestDb) {
         .into_iter()
         .map(|f| f.path)
         .collect();
-    assert!(paths.iter().any(|p| p == ".github/workflows/x.yml"), "{paths:?}");
+    assert!(
+        paths.iter().any(|p| p == ".github/workflows/x.yml"),
+        "{paths:?}"
+    );
     let refused = governance_refusals(&db, wf).await;
     assert!(refused.iter().any(|r| r == ".GIT/hooks/post-commit"));
     assert!(!refused.iter().any(|r| r == ".github/workflows/x.yml"));
@@ -387,11 +398,17 @@ async fn streams_past_the_caps_are_refused_with_503_and_freed_on_disconnect(db: 
     let second_on_b = open_stream(&app, b).await;
 
     // Then the ones over a cap get 503 with Retry-After and a JSON detail
-    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
     assert_eq!(third_on_a.status(), 503, "per-workflow cap");
     assert!(third_on_a.headers().contains_key("retry-after"));
     let body: Value = third_on_a.json().await.unwrap();
-    assert!(body["detail"].as_str().unwrap().contains("too many"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("too many"),
+        "{body}"
+    );
     assert_eq!(on_b.status(), 200);
     assert_eq!(second_on_b.status(), 503, "total cap");
 
@@ -424,18 +441,45 @@ async fn the_api_keeps_answering_under_300_open_streams(db: TestDb) {
         db.store.append_events(wf, None, &events).await.unwrap();
         ids.push(wf);
     }
+    // One HTTP client for all of them (as 300 browser tabs share nothing,
+    // but building 300 TLS-capable clients would load this test's own
+    // cores more than the server's work does)
+    let http = reqwest::Client::new();
     let clients: Vec<_> = (0..300)
         .map(|i| {
-            let app = app.clone();
-            let wf = ids[i % ids.len()];
+            let url = app.url(&format!("/events/workflows/{}/stream", ids[i % ids.len()]));
+            let http = http.clone();
             tokio::spawn(async move {
-                let mut sse = ai_team_tests::sse::SseClient::connect(
-                    &app.url(&format!("/events/workflows/{wf}/stream")),
-                    None,
-                )
-                .await;
-                let got = sse.events(EVENTS, Duration::from_secs(60)).await.len();
-                (sse, got)
+                // Like EventSource: a 503 (the server says "later") is
+                // retried after its Retry-After; counted.
+                let mut refused = 0;
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let mut response = loop {
+                    let r = http
+                        .get(&url)
+                        .header("accept", "text/event-stream")
+                        .send()
+                        .await
+                        .expect("connect");
+                    if r.status() == 200 || Instant::now() > deadline {
+                        break r;
+                    }
+                    assert_eq!(r.status(), 503, "only ever 200 or 503");
+                    refused += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                };
+                assert_eq!(response.status(), 200);
+                let mut text = String::new();
+                while text.matches("\nid: ").count() + usize::from(text.starts_with("id: "))
+                    < EVENTS
+                {
+                    match tokio::time::timeout(Duration::from_secs(60), response.chunk()).await {
+                        Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+                        _ => break,
+                    }
+                }
+                let got = text.matches("\nid: ").count() + usize::from(text.starts_with("id: "));
+                (response, got, refused)
             })
         })
         .collect();
@@ -453,18 +497,21 @@ async fn the_api_keeps_answering_under_300_open_streams(db: TestDb) {
     // Then it answered every time, promptly once the storm passed, and
     // every client got its whole replay
     let steady = latencies[1..].iter().max().copied().unwrap_or_default();
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for c in clients {
+        let (response, got, r) = c.await.unwrap();
+        assert_eq!(got, EVENTS);
+        refused += r;
+        open.push(response);
+    }
     println!(
-        "GET /workflows under 300 streams: first {:?} (connect storm), then max {steady:?}",
+        "GET /workflows under 300 streams: first {:?} (connect storm), then max {steady:?}; \
+         {refused} connects answered 503 and retried",
         latencies[0]
     );
     assert!(latencies[0] < Duration::from_secs(10), "{latencies:?}");
     assert!(steady < Duration::from_secs(2), "{latencies:?}");
-    let mut open = Vec::new();
-    for c in clients {
-        let (sse, got) = c.await.unwrap();
-        assert_eq!(got, EVENTS);
-        open.push(sse);
-    }
     let r = app.get("/workflows").await;
     assert_eq!(r.status(), 200);
 }
@@ -516,4 +563,133 @@ async fn a_websocket_message_over_64_kib_closes_the_socket() {
     })
     .await;
     assert_eq!(pong, Ok(true));
+}
+
+/// Moves an execution's creation `seconds` into the past.
+async fn backdate_execution(db: &TestDb, id: i64, seconds: i64) {
+    let at = chrono::Utc::now() - chrono::Duration::seconds(seconds);
+    let sql = "UPDATE executions SET created_at = $1 WHERE id = $2";
+    let done = match &db.raw {
+        Raw::Sqlite(s) => sqlx::query(sql)
+            .bind(at)
+            .bind(id)
+            .execute(s.pool())
+            .await
+            .map(|r| r.rows_affected()),
+        Raw::Postgres(s) => sqlx::query(sql)
+            .bind(at)
+            .bind(id)
+            .execute(s.pool())
+            .await
+            .map(|r| r.rows_affected()),
+    };
+    assert_eq!(done.expect("backdate"), 1);
+}
+
+async fn an_execution_whose_start_crashed_before_queueing_is_taken_up_again(db: TestDb) {
+    // Given executions created by starts that crashed before queueing
+    // their first step (no message, no claim), one a minute ago
+    let llm = FakeLlm::start(Script::default()).await;
+    let (app, h) = app_and_harness(&db, &llm, &[]).await;
+    let wf = h.workflow("CRASH-1").await;
+    let stuck = db.store.create_execution(wf.id).await.unwrap();
+    backdate_execution(&db, stuck.id, 60).await;
+
+    // When a client asks to execute the workflow again
+    let r = app
+        .post_json(&format!("/workflows/{}/execute", wf.id), &json!({}))
+        .await;
+
+    // Then it is not a 409 forever: the stuck execution is taken up
+    // (202, the same id) and runs to the end
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["execution_id"], stuck.id);
+    h.drain().await;
+    let done = db.store.execution_by_id(stuck.id).await.unwrap();
+    assert_eq!(done.status, ExecutionStatus::Completed, "{:?}", done.error);
+    assert_eq!(
+        app.delete(&format!("/workflows/{}", wf.id)).await.status(),
+        200
+    );
+
+    // And the sweeper takes up one nobody asks about, but leaves alone a
+    // pending execution that has only just started
+    let other = h.workflow("CRASH-2").await;
+    let lost = db.store.create_execution(other.id).await.unwrap();
+    backdate_execution(&db, lost.id, 60).await;
+    let fresh_wf = h.workflow("CRASH-3").await;
+    let fresh = db.store.create_execution(fresh_wf.id).await.unwrap();
+    let taken = h
+        .engine
+        .requeue_unstarted(ai_team_core::engine::UNSTARTED_AFTER, None)
+        .await
+        .unwrap();
+    assert_eq!(taken.iter().map(|e| e.id).collect::<Vec<_>>(), [lost.id]);
+    let again = app
+        .post_json(&format!("/workflows/{}/execute", fresh_wf.id), &json!({}))
+        .await;
+    assert_eq!(
+        again.status(),
+        409,
+        "a live, recent execution still conflicts"
+    );
+    h.drain().await;
+    let lost = db.store.execution_by_id(lost.id).await.unwrap();
+    assert_eq!(lost.status, ExecutionStatus::Completed, "{:?}", lost.error);
+    let _ = fresh;
+}
+
+async fn an_over_long_story_id_is_refused_with_422(db: TestDb) {
+    let app = TestApp::spawn(db.store.clone(), config_with(&[])).await;
+    let key = format!("PROJ-{}", "9".repeat(235));
+    let r = app
+        .post_json(
+            "/workflows",
+            &json!({"name": "Long", "jira_story_id": key, "description": "x"}),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["detail"].to_string().contains("at most 100"), "{body}");
+    let ok = app
+        .post_json(
+            "/workflows",
+            &json!({"name": "Long", "jira_story_id": format!("PROJ-{}", "9".repeat(95)), "description": "x"}),
+        )
+        .await;
+    assert_eq!(ok.status(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_offers_the_websocket_token_as_a_subprotocol_not_in_the_url() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    // Given the API behind a token
+    let db = TestDb::sqlite().await;
+    let app = streaming_app(&db, &[("AI_TEAM_API_TOKEN", "t0ken-42")]).await;
+    let wf = db.workflow("WS-AUTH").await.id;
+    let url = format!("ws://{}/ws/workflows/{wf}", app.address);
+    let offering = |protocols: &str| {
+        let mut request = url.clone().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocols.parse().unwrap());
+        request
+    };
+
+    // When a client offers ["ai-team", "bearer.<token>"], a wrong token, or none
+    let ok = tokio_tungstenite::connect_async(offering("ai-team, bearer.t0ken-42")).await;
+    let wrong = tokio_tungstenite::connect_async(offering("ai-team, bearer.guess")).await;
+    let none = tokio_tungstenite::connect_async(url.clone()).await;
+
+    // Then the first is upgraded with `ai-team` selected, the others refused
+    let (_socket, response) = ok.expect("upgraded");
+    assert_eq!(response.headers()["sec-websocket-protocol"], "ai-team");
+    for refused in [wrong, none] {
+        match refused {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+            other => panic!("not refused: {:?}", other.map(|(_, r)| r.status())),
+        }
+    }
 }

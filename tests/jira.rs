@@ -19,6 +19,7 @@ on_both_databases!(
     an_unreachable_jira_is_500,
     without_jira_configured_the_answer_is_500,
     criteria_with_a_kelvin_sign_become_a_workflow,
+    secrets_in_a_jira_story_are_not_stored,
 );
 
 const DESCRIPTION: &str = "## Goal
@@ -209,4 +210,27 @@ async fn criteria_with_a_kelvin_sign_become_a_workflow(db: TestDb) {
         description.contains("## Acceptance criteria\n\n- The oven reaches 300 \u{212A}"),
         "{description}"
     );
+}
+
+async fn secrets_in_a_jira_story_are_not_stored(db: TestDb) {
+    let jira = FakeJira::start().await;
+    let app = app(&db, &jira.base_url()).await;
+
+    let (status, body) = post(&app, "SECRET-1").await;
+
+    assert_eq!(status, 201, "{body}");
+    let id = body["workflow_id"].as_i64().expect("workflow_id");
+    let description = db
+        .store
+        .get_workflow(id)
+        .await
+        .unwrap()
+        .description
+        .unwrap_or_default();
+    assert!(!description.contains("hunter2"), "{description}");
+    assert!(
+        !description.contains("AKIAIOSFODNN7EXAMPLE"),
+        "{description}"
+    );
+    assert!(description.contains("password=[REDACTED]"), "{description}");
 }

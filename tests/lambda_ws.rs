@@ -35,6 +35,7 @@ const TOKEN: &str = "s3cret-token";
 on_both_databases!(
     clients_connect_catch_up_get_each_step_s_events_and_leave,
     a_gone_client_is_forgotten,
+    the_token_may_travel_as_a_websocket_subprotocol_instead_of_the_url,
 );
 
 /// The API Gateway Management API's `PostToConnection`, recording frames.
@@ -376,4 +377,51 @@ async fn a_write_through_an_http_function_pushes_its_events() {
         .unwrap();
     router.oneshot(request).await.unwrap();
     assert_eq!(gateway.frames_to("C").len(), frames.len());
+}
+
+async fn the_token_may_travel_as_a_websocket_subprotocol_instead_of_the_url(db: TestDb) {
+    // Given a workflow and the WebSocket function with an API token
+    let wf = db.workflow("SHOP-33").await;
+    let store = db.store.as_ref();
+    let token = Secret::new(TOKEN);
+    let with_protocols = |connection: &str, protocols: &str| {
+        let mut e: Value = serde_json::from_str(CONNECT).unwrap();
+        e["requestContext"]["connectionId"] = json!(connection);
+        e["queryStringParameters"] = json!({"workflow_id": wf.id.to_string()});
+        e["headers"]["Sec-WebSocket-Protocol"] = json!(protocols);
+        e["multiValueHeaders"]["Sec-WebSocket-Protocol"] = json!([protocols]);
+        serde_json::from_value::<ApiGatewayWebsocketProxyRequest>(e).unwrap()
+    };
+
+    // When a browser offers ["ai-team", "bearer.<token>"], a wrong token,
+    // or only the protocol
+    let ok = ws_handler(
+        store,
+        None,
+        Some(&token),
+        with_protocols("P1", &format!("ai-team, bearer.{TOKEN}")),
+    )
+    .await;
+    let wrong = ws_handler(
+        store,
+        None,
+        Some(&token),
+        with_protocols("P2", "ai-team, bearer.guess"),
+    )
+    .await;
+    let none = ws_handler(store, None, Some(&token), with_protocols("P3", "ai-team")).await;
+
+    // Then the token is accepted from the subprotocol, the answer selects
+    // `ai-team` (never echoes the token), and the others are refused
+    assert_eq!(status(&ok), 200, "{:?}", ok.body);
+    assert_eq!(ok.headers["sec-websocket-protocol"], "ai-team");
+    assert!(
+        ok.headers
+            .iter()
+            .all(|(_, v)| !v.to_str().unwrap_or_default().contains(TOKEN))
+    );
+    assert_eq!(status(&wrong), 401);
+    assert_eq!(status(&none), 401);
+    assert!(store.push_connection("P1").await.unwrap().is_some());
+    assert!(store.push_connection("P2").await.unwrap().is_none());
 }

@@ -553,6 +553,29 @@ mod tracking {
         assert_eq!(fake.seen.lock().unwrap().len(), 2);
     }
 
+    #[tokio::test]
+    async fn an_answer_whose_prose_only_was_redacted_is_still_replayed() {
+        let db = TestDb::sqlite().await;
+        let (exec, conv) = context_for(&db, "SECRET-2").await;
+        let answer = format!(
+            "Use the key {PLANTED} from the vault.\n```python app/a.py\ntoken = email[::-1]\n```"
+        );
+        let (base, fake) = start(vec![reply(200, ok_body(&answer))]).await;
+        let client = openai(&base, Duration::from_secs(5));
+        let catalog = Catalog::builtin();
+        let ctx = ctx(&catalog, exec, conv);
+        tracked_chat(&db.store, &client, &ctx, &request(), RetryPolicy::default())
+            .await
+            .unwrap();
+        let again = tracked_chat(&db.store, &client, &ctx, &request(), RetryPolicy::default())
+            .await
+            .unwrap();
+        assert!(again.cached, "paid once");
+        assert!(!again.response.content.contains(PLANTED));
+        assert!(again.response.content.contains("token = email[::-1]"));
+        assert_eq!(fake.seen.lock().unwrap().len(), 1);
+    }
+
     fn body_with_usage(usage: Value) -> String {
         let mut body: Value = serde_json::from_str(&ok_body("The criteria are ...")).unwrap();
         match usage {
@@ -601,7 +624,10 @@ mod tracking {
             .await
             .unwrap();
             assert_eq!(
-                (t.response.usage.prompt_tokens, t.response.usage.completion_tokens),
+                (
+                    t.response.usage.prompt_tokens,
+                    t.response.usage.completion_tokens
+                ),
                 (prompt, completion),
                 "{usage}"
             );
@@ -616,7 +642,11 @@ mod tracking {
                 (call.prompt_tokens, call.completion_tokens),
                 (prompt, completion)
             );
-            assert_eq!(call.budget_snapshot[flag], true, "{usage}: {}", call.budget_snapshot);
+            assert_eq!(
+                call.budget_snapshot[flag], true,
+                "{usage}: {}",
+                call.budget_snapshot
+            );
             assert!(call.cost >= 0);
             let e = db.store.execution_by_id(exec).await.unwrap();
             assert_eq!(e.total_tokens, prompt + completion);

@@ -143,6 +143,16 @@ pub trait StepLedger: Send + Sync + 'static {
     /// Running executions whose heartbeat is older than `before`.
     async fn stale_executions(&self, before: DateTime<Utc>) -> StoreResult<Vec<Execution>>;
 
+    /// Pending executions created before `before` of which no step was
+    /// ever claimed (of `workflow_id` only, when given): what a start that
+    /// crashed between creating the execution and queueing its first step
+    /// leaves behind.
+    async fn unstarted_executions(
+        &self,
+        before: DateTime<Utc>,
+        workflow_id: Option<i64>,
+    ) -> StoreResult<Vec<Execution>>;
+
     /// Gives one claimed step back (it will be claimed again at once).
     async fn release_step(&self, execution_id: i64, step: &str, owner: &str) -> StoreResult<()>;
 

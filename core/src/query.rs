@@ -290,19 +290,28 @@ pub fn parse_datetime(s: &str, end_of_day: bool) -> Option<DateTime<Utc>> {
     Some(t.and_utc())
 }
 
-/// A validated `jira_story_id`: trimmed, 1..=255 characters, no control
+/// A validated `jira_story_id`: trimmed, 1..=100 characters, no control
 /// characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoryId(String);
 
 impl StoryId {
+    /// The longest story id (Jira keys are a dozen characters).
+    pub const MAX_CHARS: usize = 100;
+
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = raw.trim();
         if s.is_empty() {
             return Err("jira_story_id must not be empty".into());
         }
-        if s.chars().count() > 255 {
-            return Err("jira_story_id must be at most 255 characters".into());
+        // It names the git branch (`ai-team/{id}-execution-{n}`) and the
+        // local working copy: git and file systems refuse names over 255
+        // bytes, so the id stays well under that.
+        if s.chars().count() > StoryId::MAX_CHARS {
+            return Err(format!(
+                "jira_story_id must be at most {} characters",
+                StoryId::MAX_CHARS
+            ));
         }
         if s.chars().any(char::is_control) {
             return Err("jira_story_id must not contain control characters".into());
@@ -331,6 +340,16 @@ pub struct NewWorkflow {
 }
 
 impl NewWorkflow {
+    /// The same workflow with the secrets of its name and description
+    /// redacted (`crate::redact`): what the store keeps when
+    /// `AI_TEAM_REDACT_SENSITIVE` is on, so the story's own row holds no
+    /// key either.
+    pub fn redacted(mut self) -> Self {
+        self.name = crate::redact::redact_text(&self.name);
+        self.description = self.description.map(|d| crate::redact::redact_text(&d));
+        self
+    }
+
     pub fn parse(
         name: &str,
         jira_story_id: &str,
@@ -478,10 +497,31 @@ mod tests {
     }
 
     #[test]
+    fn a_redacted_workflow_keeps_no_secret_of_its_story() {
+        let w = NewWorkflow::parse(
+            "SHOP-1: key ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+            "SHOP-1",
+            None,
+            Some("Use password=hunter2! and AKIAIOSFODNN7EXAMPLE"),
+        )
+        .unwrap()
+        .redacted();
+        assert_eq!(w.name, "SHOP-1: key [REDACTED]");
+        assert_eq!(
+            w.description.as_deref(),
+            Some("Use password=[REDACTED] and [REDACTED]")
+        );
+        assert_eq!(w.jira_story_id.as_str(), "SHOP-1");
+    }
+
+    #[test]
     fn story_ids_are_trimmed_and_bounded() {
         assert_eq!(StoryId::parse("  PROJ-1 ").unwrap().as_str(), "PROJ-1");
         assert!(StoryId::parse("   ").is_err());
         assert!(StoryId::parse(&"x".repeat(256)).is_err());
+        assert!(StoryId::parse(&"x".repeat(101)).is_err());
+        assert!(StoryId::parse(&"x".repeat(100)).is_ok());
+        assert!(StoryId::parse(&"\u{212A}".repeat(100)).is_ok());
         assert!(StoryId::parse("A\u{0}B").is_err());
     }
 }

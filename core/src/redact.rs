@@ -104,6 +104,29 @@ fn credential_like(v: &str) -> bool {
     v.len() >= 3 && v.chars().any(|c| !c.is_alphabetic())
 }
 
+/// A bearer token: anything but a lower-case word ("bearer tokens are…").
+fn token_like(v: &str) -> bool {
+    !v.chars().all(|c| c.is_ascii_lowercase())
+}
+
+/// A value assigned to a sensitive name: not code that reads it from
+/// elsewhere (`password = request.form["password"]`, `token=None`,
+/// `secret = os.environ.get(…)`), which says nothing secret.
+fn assigned_secret(v: &str) -> bool {
+    let literal = matches!(
+        v.to_ascii_lowercase().as_str(),
+        "none" | "null" | "nil" | "true" | "false" | "undefined" | "\"\"" | "''"
+    );
+    let dotted_name = v.contains('.')
+        && v.split('.').all(|part| {
+            part.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    !(literal || dotted_name || v.contains('(') || v.contains('['))
+}
+
 /// Base64 of `user:password` mixes cases or has digits, `+`, `/`, `=`;
 /// a word after "Basic" ("authentication", "Authentication") does not.
 fn base64_like(v: &str) -> bool {
@@ -137,28 +160,32 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         ),
         // scheme://user:PASSWORD@host
         pattern(
-            r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:([^\s@/]+)@",
+            r"(?i)(?-u:\b)[a-z][a-z0-9+.\-]*://[^\s:/@]*:([^\s@/]+)@",
             Keep::AllBut(1),
             any,
         ),
         // JWT: header.payload.signature (the signature may be empty).
         pattern(
-            r"\beyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*",
+            r"(?-u:\b)eyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*",
             Keep::Nothing,
             any,
         ),
         // OpenAI: sk-…, sk-proj-…, sk-svcacct-…, sk-admin-…
-        pattern(r"\bsk-[A-Za-z0-9_\-]{16,}", Keep::Nothing, any),
+        pattern(r"(?-u:\b)sk-[A-Za-z0-9_\-]{16,}", Keep::Nothing, any),
         // GitHub classic and fine-grained tokens.
         pattern(
-            r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}",
+            r"(?-u:\b)(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}",
             Keep::Nothing,
             any,
         ),
-        pattern(r"\bgithub_pat_[A-Za-z0-9_]{20,}", Keep::Nothing, any),
+        pattern(r"(?-u:\b)github_pat_[A-Za-z0-9_]{20,}", Keep::Nothing, any),
         // Slack bot/user/app tokens.
-        pattern(r"\bxox[abposre]-[A-Za-z0-9\-]{10,}", Keep::Nothing, any),
-        pattern(r"\bxapp-[A-Za-z0-9\-]{10,}", Keep::Nothing, any),
+        pattern(
+            r"(?-u:\b)xox[abposre]-[A-Za-z0-9\-]{10,}",
+            Keep::Nothing,
+            any,
+        ),
+        pattern(r"(?-u:\b)xapp-[A-Za-z0-9\-]{10,}", Keep::Nothing, any),
         // AWS secret access key after its name.
         pattern(
             r#"(?i)(?:aws[_\- ]?secret(?:[_\- ]?access)?(?:[_\- ]?key)?|secret[_\- ]?access[_\- ]?key)["']?\s*(?:[:=]|=>|\s)\s*["']?([A-Za-z0-9/+]{40,})"#,
@@ -167,37 +194,37 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         ),
         // AWS access key ids (long-term and temporary).
         pattern(
-            r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA)[A-Z0-9]{16}\b",
+            r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA)[A-Z0-9]{16}(?-u:\b)",
             Keep::Nothing,
             any,
         ),
         // Azure storage and Service Bus keys, SAS signatures.
         pattern(
-            r#"(?i)\b(?:AccountKey|SharedAccessKey|SharedAccessSignature|sig)=([^;\s"'&<>\\]+)"#,
+            r#"(?i)(?-u:\b)(?:AccountKey|SharedAccessKey|SharedAccessSignature|sig)=([^;\s"'&<>\\]+)"#,
             Keep::AllBut(1),
             any,
         ),
         // Bearer and Basic credentials.
         pattern(
-            r"(?i)\bbearer\s+([A-Za-z0-9._~+/=\-]{3,})",
+            r"(?i)(?-u:\b)bearer\s+([A-Za-z0-9._~+/=\-]{3,})",
             Keep::AllBut(1),
-            any,
+            token_like,
         ),
         pattern(
-            r"(?i)\bbasic\s+([A-Za-z0-9+/]{8,}={0,2})",
+            r"(?i)(?-u:\b)basic\s+([A-Za-z0-9+/]{8,}={0,2})",
             Keep::AllBut(1),
             base64_like,
         ),
-        // key=value with a sensitive key: any value.
+        // key=value with a sensitive key: any value but code reading it.
         pattern(
-            r#"(?i)\b(?:password|passwd|pwd|secret|client_secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|token|private[_\-]?key)["']?\s*=\s*("[^"\n\\]*"|'[^'\n\\]*'|[^\s,;&"'<>)\]}\\]+)"#,
+            r#"(?i)(?-u:\b)(?:password|passwd|pwd|secret|client_secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|token|private[_\-]?key)["']?\s*=\s*("[^"\n\\]*"|'[^'\n\\]*'|[^\s,;&"'<>)\]}\\]+)"#,
             Keep::AllBut(1),
-            any,
+            assigned_secret,
         ),
         // key: value with a sensitive key: a value that looks like a
         // credential (prose after "Password:" is kept).
         pattern(
-            r#"(?i)\b(?:password|passwd|pwd|secret|client_secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|token|private[_\-]?key)["']?\s*:\s*("[^"\n\\]*"|'[^'\n\\]*'|[^\s,;&"'<>)\]}\\]+)"#,
+            r#"(?i)(?-u:\b)(?:password|passwd|pwd|secret|client_secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|token|private[_\-]?key)["']?\s*:\s*("[^"\n\\]*"|'[^'\n\\]*'|[^\s,;&"'<>)\]}\\]+)"#,
             Keep::AllBut(1),
             credential_like,
         ),
@@ -207,7 +234,7 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
 /// A bare 40-character secret key next to an access key id (`AKIA… /
 /// wJalr…`): only looked for when the text holds an access key id.
 static AWS_KEY_ID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b").expect("valid pattern")
+    Regex::new(r"(?-u:\b)(?:AKIA|ASIA)[A-Z0-9]{16}(?-u:\b)").expect("valid pattern")
 });
 static BARE_AWS_SECRET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:^|[^A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)")
@@ -282,7 +309,13 @@ mod tests {
         });
         redact_value(&mut v);
         let s = v.to_string();
-        for secret in ["abc", "xyz", "sk-proj-0123456789abcdefXYZ", "hunter2", "t0k"] {
+        for secret in [
+            "abc",
+            "xyz",
+            "sk-proj-0123456789abcdefXYZ",
+            "hunter2",
+            "t0k",
+        ] {
             assert!(!s.contains(secret), "{secret} leaked: {s}");
         }
         assert_eq!(v["max_tokens"], 5, "token counts are not secrets");
@@ -296,6 +329,9 @@ mod tests {
             "See https://example.com/a/b?x=1 and git sha 3f786850e387550fdab836ed7e6dc881de23001b.",
             "fn task-runner-for-everything() {}",
             "The secret of good code is tests.",
+            "password = request.form[\"password\"]",
+            "token = os.environ.token; secret=None",
+            "Send bearer tokens over TLS only.",
         ] {
             assert_eq!(redact_text(t), t);
         }
@@ -330,7 +366,10 @@ mod tests {
             "\"AWS_SECRET_ACCESS_KEY\": \"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\"",
             "wJalrXUtnFEMI",
         );
-        assert_redacted("temporary ASIAY34FZKBOKMUTVV7A here", "ASIAY34FZKBOKMUTVV7A");
+        assert_redacted(
+            "temporary ASIAY34FZKBOKMUTVV7A here",
+            "ASIAY34FZKBOKMUTVV7A",
+        );
     }
 
     #[test]
@@ -373,7 +412,10 @@ mod tests {
             "DATABASE_URL=postgres://app:[REDACTED]@db.internal:5432/shop"
         );
         assert_redacted("redis://:hunter22@cache:6379/0", "hunter22");
-        assert_redacted("see https://bob:pa%24%24word@git.example.com/x.git", "pa%24%24word");
+        assert_redacted(
+            "see https://bob:pa%24%24word@git.example.com/x.git",
+            "pa%24%24word",
+        );
     }
 
     #[test]

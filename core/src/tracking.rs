@@ -109,8 +109,8 @@ pub async fn tracked_chat(
     policy: RetryPolicy,
 ) -> Result<Tracked, TrackError> {
     let hash = prompt_hash(client.provider(), client.model(), request);
-    // A stored answer that held a secret was stored redacted: replaying it
-    // would commit `[REDACTED]`, so the call is made again instead.
+    // A stored answer whose code files held a secret was stored redacted:
+    // replaying it would commit `[REDACTED]`, so the call is made again.
     if let Some(eid) = ctx.execution_id
         && let Some(call) = store.find_cached_call(eid, &hash).await?
         && let Some(body) = stored_body(ctx, &call.response_data).await
@@ -221,12 +221,22 @@ fn check_usage(
     });
     let completion_estimate = crate::governance::estimate_tokens(&r.content) as i64;
     let reported = r.usage;
-    let checked = ctx
-        .catalog
-        .lookup(&r.model)
-        .check_usage(reported, prompt_estimate, completion_estimate);
+    let checked =
+        ctx.catalog
+            .lookup(&r.model)
+            .check_usage(reported, prompt_estimate, completion_estimate);
     r.usage = checked.usage;
     checked
+}
+
+/// Whether redacting an answer changed the code files it holds: replaying
+/// it would deliver `[REDACTED]`, so it is marked and not replayed. A
+/// redaction in the prose only is replayed: everything the prose feeds
+/// (conversation, checkpoint, later prompts) is stored redacted anyway.
+fn changes_files(stored: &str, original: &str) -> bool {
+    stored != original
+        && crate::engine::parse::code_files(stored).files
+            != crate::engine::parse::code_files(original).files
 }
 
 /// A stored body, fetched from the blob store when it was moved there;
@@ -279,7 +289,9 @@ fn row_for(
                 json!({"content": r.content, "model": r.model, "finish_reason": r.finish_reason});
             if ctx.redact {
                 redact_value(&mut response_data);
-                if response_data["content"].as_str() != Some(r.content.as_str()) {
+                if let Some(stored) = response_data["content"].as_str()
+                    && changes_files(stored, &r.content)
+                {
                     response_data["redacted"] = json!(true);
                 }
             }

@@ -10,14 +10,21 @@
 //! at once and spend its delivery count. A job that failed to run or
 //! cannot be read answers 500, so the host abandons the message and
 //! Service Bus redelivers it (dead-lettered past `MaxDeliveryCount`).
+//! The HTTP trigger forwards every path, so `POST /steps` only runs a
+//! message signed with the Service Bus key (`handler_app`); a request
+//! posted to it through the HTTP trigger is refused with 401.
 
 use std::sync::Arc;
 
 use ai_team_core::engine::{Engine, Outcome};
 use ai_team_core::queue::{STEPS_QUEUE, StepMessage};
 use ai_team_core::review::{REFRESH_QUEUE, RefreshJob, RefreshOutcome, ReviewSource, run_refresh};
-use axum::extract::State;
+use ai_team_providers::azure_service_bus::{ConnectionString, SIGNATURE_PROPERTY};
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
@@ -38,13 +45,86 @@ struct Trigger {
 }
 
 /// The API router plus the queue trigger route; `review` is where refresh
-/// jobs read from (GitHub), if configured.
-pub fn handler_app(api: Router, engine: Engine, review: Option<Arc<dyn ReviewSource>>) -> Router {
+/// jobs read from (GitHub), if configured; `signer` is the Service Bus
+/// connection whose key signed the messages.
+///
+/// The HTTP trigger forwards every path, `/steps` included, so the queue
+/// route cannot tell the host from a client by its path: every request to
+/// it must carry a message signed with the Service Bus key (the
+/// `ai-team-signature` property the service's own senders set), checked
+/// by a layer over the whole router before any route runs. The API's own
+/// routes keep their bearer auth (`AI_TEAM_API_TOKEN`).
+pub fn handler_app(
+    api: Router,
+    engine: Engine,
+    review: Option<Arc<dyn ReviewSource>>,
+    signer: ConnectionString,
+) -> Router {
     api.merge(
         Router::new()
             .route(&format!("/{STEPS_FUNCTION}"), post(queue_invocation))
             .with_state(Trigger { engine, review }),
     )
+    .layer(middleware::from_fn_with_state(
+        Arc::new(signer),
+        require_signed_invocation,
+    ))
+}
+
+/// The largest invocation payload read (a Service Bus message is at most
+/// 256 KiB on the standard tier, 100 MiB on premium; ours are tiny).
+const MAX_INVOCATION_BYTES: usize = 1024 * 1024;
+
+/// The signature property of an invocation's message.
+fn signature_of(invocation: &Value) -> Option<&str> {
+    let metadata = &invocation["Metadata"];
+    ["UserProperties", "ApplicationProperties"]
+        .iter()
+        .find_map(|k| metadata[k][SIGNATURE_PROPERTY].as_str())
+}
+
+/// Whether the invocation carries a message signed for its queue.
+pub fn is_signed(signer: &ConnectionString, invocation: &Value) -> bool {
+    let Some(signature) = signature_of(invocation) else {
+        return false;
+    };
+    let message = match &invocation["Data"][MESSAGE_BINDING] {
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(v) => v,
+            Err(_) => return false,
+        },
+        other => other.clone(),
+    };
+    signer.verify(queue_of(invocation), &message, signature)
+}
+
+/// Lets through to the queue route only invocations whose message is
+/// signed; every other path passes on to the API (and its auth).
+async fn require_signed_invocation(
+    State(signer): State<Arc<ConnectionString>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if req.uri().path() != format!("/{STEPS_FUNCTION}") {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_INVOCATION_BYTES).await else {
+        return refused("the invocation is too large or unreadable");
+    };
+    let signed = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .is_some_and(|invocation| is_signed(&signer, &invocation));
+    if !signed {
+        tracing::warn!("queue route called without a signed Service Bus message: refused");
+        return refused("a Service Bus message signed by this service is required");
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+fn refused(detail: &'static str) -> Response {
+    (StatusCode::UNAUTHORIZED, Json(json!({"detail": detail}))).into_response()
 }
 
 /// The logical queue of the invocation's message: its `ai-team-queue`

@@ -119,6 +119,13 @@ impl Worker {
                 if let Err(e) = me.engine.sweep_stale(timeout).await {
                     tracing::warn!(error = %e, "heartbeat sweep failed");
                 }
+                if let Err(e) = me
+                    .engine
+                    .requeue_unstarted(ai_team_core::engine::UNSTARTED_AFTER, None)
+                    .await
+                {
+                    tracing::warn!(error = %e, "sweep of never-started executions failed");
+                }
                 tokio::select! {
                     () = tokio::time::sleep((timeout / 4).max(Duration::from_secs(1))) => {}
                     _ = stop_sweep.changed() => break,

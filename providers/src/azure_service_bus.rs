@@ -74,6 +74,53 @@ impl ConnectionString {
     }
 }
 
+/// The custom property (an HTTP header on send, `UserProperties` in the
+/// trigger's invocation) carrying a message's signature.
+pub const SIGNATURE_PROPERTY: &str = "ai-team-signature";
+
+impl ConnectionString {
+    fn message_mac(&self, queue: &str, payload: &serde_json::Value) -> Hmac<Sha256> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(self.key.as_bytes()).expect("HMAC takes any key");
+        // `Value::to_string` is canonical here: compact, keys sorted.
+        mac.update(format!("{queue}\n{payload}").as_bytes());
+        mac
+    }
+
+    /// The signature of a message for the logical `queue`: HMAC-SHA256
+    /// under the connection's key, lower-case hex. Only holders of the key
+    /// (the service's own senders) can make it, so the queue trigger can
+    /// tell a Service Bus message from a request someone posted.
+    pub fn sign(&self, queue: &str, payload: &serde_json::Value) -> String {
+        self.message_mac(queue, payload)
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Whether `signature` is `sign(queue, payload)`, compared in constant time.
+    pub fn verify(&self, queue: &str, payload: &serde_json::Value, signature: &str) -> bool {
+        let Some(bytes) = hex_bytes(signature) else {
+            return false;
+        };
+        self.message_mac(queue, payload)
+            .verify_slice(&bytes)
+            .is_ok()
+    }
+}
+
+fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
 /// Everything but RFC 3986's unreserved characters, as the Azure SDKs encode.
 const ENCODED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -164,6 +211,7 @@ impl StepQueue for ServiceBusQueue {
                 serde_json::Value::Object(broker).to_string(),
             )
             .header("ai-team-queue", queue)
+            .header(SIGNATURE_PROPERTY, self.conn.sign(queue, payload))
             .json(payload)
             .send()
             .await
@@ -196,6 +244,28 @@ mod tests {
         assert!(!format!("{c:?}").contains("c2VjcmV0"));
         assert!(ConnectionString::parse("Endpoint=sb://x/").is_err());
         assert!(ConnectionString::parse("SharedAccessKeyName=a;SharedAccessKey=b").is_err());
+    }
+
+    #[test]
+    fn messages_are_signed_for_their_queue_and_body() {
+        let c = ConnectionString::parse(
+            "Endpoint=sb://team.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0=",
+        )
+        .unwrap();
+        let other = ConnectionString::parse(
+            "Endpoint=sb://team.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=b3RoZXI=",
+        )
+        .unwrap();
+        let m = serde_json::json!({"execution_id": 4, "step": "integration", "attempt": 1});
+        let sig = c.sign("steps", &m);
+        assert_eq!(sig.len(), 64);
+        assert!(c.verify("steps", &m, &sig));
+        assert!(!c.verify("refresh", &m, &sig), "bound to the queue");
+        let changed = serde_json::json!({"execution_id": 5, "step": "integration", "attempt": 1});
+        assert!(!c.verify("steps", &changed, &sig), "bound to the body");
+        assert!(!other.verify("steps", &m, &sig), "bound to the key");
+        assert!(!c.verify("steps", &m, "zz"));
+        assert!(!c.verify("steps", &m, &"é".repeat(32)));
     }
 
     #[test]

@@ -32,6 +32,16 @@ pub fn kelvin_issue() -> Value {
     issue
 }
 
+/// The rich story under key `SECRET-1`, its acceptance criteria quoting a
+/// password and an AWS key id.
+pub fn secret_issue() -> Value {
+    let mut issue = rich_issue();
+    issue["key"] = json!("SECRET-1");
+    issue["fields"]["customfield_10035"] =
+        json!("- Log in with password=hunter2! as admin\n- Use AKIAIOSFODNN7EXAMPLE for S3");
+    issue
+}
+
 #[derive(Default)]
 struct Seen {
     requests: Vec<(String, Option<String>)>,
@@ -94,6 +104,7 @@ async fn issue(
     match key.as_str() {
         "SHOP-42" => Json(rich_issue()).into_response(),
         "KELVIN-1" => Json(kelvin_issue()).into_response(),
+        "SECRET-1" => Json(secret_issue()).into_response(),
         "BROKEN-1" => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"errorMessages": ["Internal server error"], "errors": {}})),

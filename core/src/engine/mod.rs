@@ -142,6 +142,10 @@ impl Engine {
     }
 }
 
+/// How long a pending execution may go without any step claimed before it
+/// counts as never started (its first message lost to a crash).
+pub const UNSTARTED_AFTER: Duration = Duration::from_secs(30);
+
 /// The execution's meta: run number, budgets, where it stands.
 pub fn meta_run(meta: &Value) -> u32 {
     meta["run"]
@@ -164,9 +168,25 @@ pub(crate) fn resume_path(e: &Execution) -> String {
 impl Engine {
     /// A new execution of the workflow, its first step queued. `Conflict`
     /// when one is already live.
+    /// An execution left `pending` by a start that crashed before queueing
+    /// its first step is taken up again instead (its first step queued):
+    /// without that it would answer 409 to every start and delete forever.
     #[tracing::instrument(skip(self))]
     pub async fn start(&self, workflow_id: i64) -> Result<Execution, EngineError> {
-        let execution = self.store.create_execution(workflow_id).await?;
+        let execution = match self.store.create_execution(workflow_id).await {
+            Ok(e) => e,
+            Err(StoreError::Conflict(reason)) => {
+                return match self
+                    .requeue_unstarted(UNSTARTED_AFTER, Some(workflow_id))
+                    .await?
+                    .pop()
+                {
+                    Some(stuck) => Ok(stuck),
+                    None => Err(StoreError::Conflict(reason).into()),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
         let meta = json!({
             "run": 1,
             "budgets": self.config.budgets,
@@ -302,6 +322,35 @@ impl Engine {
                 &events,
             )
             .await?)
+    }
+
+    /// Queues the first step again of every execution created more than
+    /// `older_than` ago and never started (see `StepLedger::unstarted_executions`);
+    /// it stays `pending` and runs as usual. A duplicate of a message that
+    /// was queued after all is harmless: the queue drops it by its dedup
+    /// key, or its claim finds the step taken.
+    pub async fn requeue_unstarted(
+        &self,
+        older_than: Duration,
+        workflow_id: Option<i64>,
+    ) -> Result<Vec<Execution>, EngineError> {
+        let before = chrono::Utc::now()
+            - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::seconds(30));
+        let stuck = self.store.unstarted_executions(before, workflow_id).await?;
+        for e in &stuck {
+            let first = StepMessage {
+                execution_id: e.id,
+                step: Step::FIRST.as_str().into(),
+                attempt: meta_run(&e.meta),
+            };
+            send_step(self.queue.as_ref(), &first, Duration::ZERO).await?;
+            tracing::warn!(
+                workflow_id = e.workflow_id,
+                execution_id = e.id,
+                "execution was never started (its first step was not queued): queued now"
+            );
+        }
+        Ok(stuck)
     }
 
     /// Fails running executions whose worker stopped beating: the message

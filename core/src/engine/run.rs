@@ -401,9 +401,16 @@ impl Engine {
             .store
             .workflow_code_files(execution.workflow_id)
             .await?;
+        // A path recorded before today's path rules (an older run's
+        // checkpoint) is not read back or delivered either.
+        let allowed = |path: &str| {
+            crate::codehost::normalise_path(path).is_some()
+                && (self.config.paths.allow_ci_paths || !crate::codehost::is_ci_path(path))
+        };
         Ok(state
             .files
             .iter()
+            .filter(|f| allowed(&f.path))
             .filter_map(|f| {
                 all.iter()
                     .find(|c| c.conversation_id == Some(f.conversation_id) && c.path == f.path)
@@ -515,8 +522,7 @@ impl Engine {
                     over.math(),
                     resume_path(execution),
                     over.budget,
-                    over
-                        .spent
+                    over.spent
                         .saturating_add(prompt_tokens)
                         .saturating_add(i64::from(max_output))
                         .max(over.limit.saturating_mul(2))

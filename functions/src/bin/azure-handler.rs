@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use ai_team_functions::cloud::keys::SERVICE_BUS_CONNECTION;
 use ai_team_functions::{AppState, app, azure, hosting, integrations};
+use ai_team_providers::azure_service_bus::ConnectionString;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -31,10 +33,22 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The key that signed the queue's messages (the same connection the
+    // service sends with): the queue route runs only signed messages.
+    let signer = match std::env::var(SERVICE_BUS_CONNECTION)
+        .map_err(|e| e.to_string())
+        .and_then(|c| ConnectionString::parse(&c))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("azure-handler: invalid {SERVICE_BUS_CONNECTION}: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let api = app(AppState::new(wired.store, wired.config)
         .with_engine(wired.engine.clone())
         .with_events(std::time::Duration::from_millis(500)));
-    let router = azure::handler_app(api, wired.engine, review);
+    let router = azure::handler_app(api, wired.engine, review, signer);
     match axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -1,7 +1,9 @@
 //! WebSocket on AWS: an API Gateway WebSocket API holds the sockets and
 //! invokes this function on `$connect` (`?workflow_id=&after=`, and the
-//! API token as `Authorization: Bearer` or `?token=`, since browsers cannot
-//! set headers on a WebSocket), `$disconnect`, and every client message
+//! API token as `Authorization: Bearer`, or from browsers, which cannot
+//! set headers on a WebSocket, as the subprotocol `bearer.<token>` next to
+//! `ai-team`; `?token=` still works but puts the token in URLs and logs),
+//! `$disconnect`, and every client message
 //! (`$default`, which pushes what the client has not had yet: the replay
 //! after connecting, since nothing can be sent during `$connect`). The
 //! connections live in the store; the step and refresh functions push new
@@ -23,7 +25,28 @@ fn answer(status: i64, body: &str) -> ApiGatewayProxyResponse {
     response
 }
 
-/// Whether the `$connect` request carries the API token (when one is set).
+/// The subprotocol a browser client offers with its token
+/// (`new WebSocket(url, ["ai-team", "bearer." + token])`), and the one the
+/// `$connect` answer selects: the token never has to travel in the URL.
+pub const WS_PROTOCOL: &str = "ai-team";
+const WS_BEARER_PREFIX: &str = "bearer.";
+
+/// The subprotocols the client offered (`Sec-WebSocket-Protocol`).
+fn offered_protocols(event: &ApiGatewayWebsocketProxyRequest) -> Vec<&str> {
+    event
+        .headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Whether the `$connect` request carries the API token (when one is set):
+/// as `Authorization: Bearer`, as a `bearer.<token>` subprotocol, or (a
+/// discouraged fallback: URLs end up in logs) as `?token=`.
 fn authorised(event: &ApiGatewayWebsocketProxyRequest, token: Option<&Secret>) -> bool {
     let Some(expected) = token else { return true };
     let presented = event
@@ -33,6 +56,11 @@ fn authorised(event: &ApiGatewayWebsocketProxyRequest, token: Option<&Secret>) -
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| {
+            offered_protocols(event)
+                .into_iter()
+                .find_map(|p| p.strip_prefix(WS_BEARER_PREFIX))
         })
         .or_else(|| event.query_string_parameters.first("token"));
     presented.is_some_and(|t| bool::from(t.as_bytes().ct_eq(expected.expose().as_bytes())))
@@ -97,7 +125,18 @@ async fn connect(
         .add_push_connection(connection_id, workflow_id, after)
         .await
     {
-        Ok(()) => Ok(answer(200, "connected")),
+        Ok(()) => {
+            let mut ok = answer(200, "connected");
+            // A client that offered subprotocols must get one selected, or
+            // the browser drops the connection; never the token's.
+            if offered_protocols(event).contains(&WS_PROTOCOL) {
+                ok.headers.insert(
+                    "sec-websocket-protocol",
+                    axum::http::HeaderValue::from_static(WS_PROTOCOL),
+                );
+            }
+            Ok(ok)
+        }
         Err(StoreError::NotFound(_)) => Ok(answer(404, "Workflow not found")),
         Err(e) => Err(e),
     }

@@ -16,6 +16,21 @@ fn is_open(path: &str) -> bool {
     OPEN_PATHS.contains(&path) || path == "/docs" || path.starts_with("/docs/")
 }
 
+/// Browsers cannot set headers on a WebSocket: on `/ws/…` the token may
+/// be offered as the subprotocol `bearer.<token>` (next to `ai-team`, the
+/// one the upgrade selects), so that it never travels in the URL.
+fn websocket_protocol_token(req: &Request) -> Option<&str> {
+    if !req.uri().path().starts_with("/ws/") {
+        return None;
+    }
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix("bearer."))
+}
+
 pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(expected) = &state.config.api_token else {
         return next.run(req).await;
@@ -30,7 +45,8 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
-        });
+        })
+        .or_else(|| websocket_protocol_token(&req));
     let ok =
         presented.is_some_and(|t| bool::from(t.as_bytes().ct_eq(expected.expose().as_bytes())));
     if ok {

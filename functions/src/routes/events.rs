@@ -249,6 +249,9 @@ pub async fn websocket(
     // (or frame) is refused and the socket closed (the default is 64 MiB).
     const WS_MAX_MESSAGE_BYTES: usize = 64 * 1024;
     Ok(ws
+        // A browser that offers its token as a subprotocol (see the auth
+        // middleware) gets `ai-team` selected, never the token's.
+        .protocols(["ai-team"])
         .max_message_size(WS_MAX_MESSAGE_BYTES)
         .max_frame_size(WS_MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| pump(socket, rx, hub, id)))

@@ -94,6 +94,11 @@ pub async fn create_from_jira(
         tracing::warn!(story = %story_id, "the story cannot make a workflow (empty summary?)");
         return Ok(failed(StatusCode::INTERNAL_SERVER_ERROR, &story_id));
     };
+    let new = if state.config.redact_sensitive {
+        new.redacted()
+    } else {
+        new
+    };
     let workflow = state.store.create_workflow(&new).await?;
     let status = if workflow.is_new() {
         StatusCode::CREATED

@@ -541,6 +541,25 @@ macro_rules! impl_ledger {
                 )
             }
 
+            async fn unstarted_executions(
+                &self,
+                before: chrono::DateTime<chrono::Utc>,
+                workflow_id: Option<i64>,
+            ) -> StoreResult<Vec<Execution>> {
+                convert(
+                    sqlx::query_as::<$db, ExecutionRow>(&format!(
+                        "SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = 'pending' AND created_at < $1 \
+                         AND ($2 IS NULL OR workflow_id = $2) \
+                         AND NOT EXISTS (SELECT 1 FROM step_leases WHERE step_leases.execution_id = executions.id)"
+                    ))
+                    .bind(before)
+                    .bind(workflow_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_sqlx)?,
+                )
+            }
+
             async fn release_step(&self, execution_id: i64, step: &str, owner: &str) -> StoreResult<()> {
                 sqlx::query(
                     "UPDATE step_leases SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL \
