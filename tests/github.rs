@@ -342,3 +342,26 @@ async fn an_execution_with_real_github_opens_the_pull_request_and_stores_it(db: 
     assert_eq!(body["draft"], false);
     assert_eq!(body["workflow_id"], wf.id);
 }
+
+#[tokio::test]
+async fn the_repository_is_read_through_the_git_data_and_contents_apis() {
+    let gh = FakeGitHub::start().await;
+    let github = GitHub::new(test_settings(&gh.api_url())).unwrap();
+    let snapshot = github.snapshot(REPO).await.unwrap();
+    let paths: Vec<&str> = snapshot.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["README.md"]);
+    assert!(snapshot.base_sha.is_some());
+    assert_eq!(
+        github.read_file(REPO, "README.md").await.unwrap().as_deref(),
+        Some(&b"# Hello\n"[..])
+    );
+    assert_eq!(github.read_file(REPO, "missing.txt").await.unwrap(), None);
+    // The base tree cannot be exported through this host: a verification
+    // there is skipped with the reason, not run on the team's files alone.
+    assert!(
+        !github
+            .export_base(REPO, std::path::Path::new("/nonexistent"))
+            .await
+            .unwrap()
+    );
+}

@@ -373,13 +373,14 @@ async fn log_lines_about_a_workflow_are_log_events_on_its_stream() {
         ..Script::default()
     })
     .await;
-    let ai_team_providers::store::DatabaseUrl::Sqlite(url) = &db.url else {
+    let ai_team_providers::store::DatabaseUrl::SqliteFile(path) = &db.url else {
         unreachable!()
     };
+    let url = format!("sqlite:///{}", path.display());
     let data = std::env::temp_dir().join(format!("ai_team_logs_{}", uuid::Uuid::new_v4().simple()));
     let mut child = std::process::Command::new(binary())
         .args(["serve", "--port", "0"])
-        .env("DATABASE_URL", url)
+        .env("DATABASE_URL", &url)
         .env("OPENAI_BASE_URL", llm.base_url())
         .env("OPENAI_MODEL", "gpt-4o-mini")
         .env("LLM_PROVIDER", "openai")

@@ -277,8 +277,21 @@ impl LocalTestRunner {
             Ok(s) => s.base_sha,
             Err(e) => return TestOutcome::skipped(format!("the repository cannot be read: {e}"), isolation),
         };
-        if let Err(e) = self.code_host.export_base(&run.repository, work).await {
-            return TestOutcome::skipped(format!("the base tree cannot be exported: {e}"), isolation);
+        match self.code_host.export_base(&run.repository, work).await {
+            Err(e) => {
+                return TestOutcome::skipped(format!("the base tree cannot be exported: {e}"), isolation);
+            }
+            // Tests on the team's files alone would say nothing about the branch.
+            Ok(false) if base.is_some() => {
+                return TestOutcome::skipped(
+                    format!(
+                        "the {} code host cannot export the base tree into a working copy here",
+                        self.code_host.kind()
+                    ),
+                    isolation,
+                );
+            }
+            Ok(_) => {}
         }
         let mut written = Vec::new();
         for f in &run.files {

@@ -413,6 +413,44 @@ fn route(
             }
             reply(StatusCode::OK, Value::Array(list))
         }
+        ("GET", r) if r.starts_with("/git/trees/") => {
+            let name = &r["/git/trees/".len()..];
+            let commit = git.refs.get(&format!("heads/{name}")).cloned();
+            let tree = commit
+                .and_then(|c| git.commits.get(&c).map(|c| c.tree.clone()))
+                .or_else(|| git.trees.contains_key(name).then(|| name.to_owned()));
+            match tree.and_then(|t| git.trees.get(&t).map(|files| (t, files.clone()))) {
+                Some((sha, files)) => {
+                    let entries: Vec<Value> = files
+                        .iter()
+                        .map(|(path, blob)| json!({"path": path, "mode": "100644", "type": "blob",
+                            "sha": blob, "size": git.blobs.get(blob).map_or(0, String::len)}))
+                        .collect();
+                    reply(StatusCode::OK, json!({"sha": sha, "tree": entries, "truncated": false}))
+                }
+                None => reply(StatusCode::CONFLICT, json!({"message": "Git Repository is empty."})),
+            }
+        }
+        ("GET", r) if r.starts_with("/contents/") => {
+            use base64::Engine as _;
+            let path = &r["/contents/".len()..];
+            let branch = query.get("ref").cloned().unwrap_or_else(|| "main".into());
+            let content = git
+                .refs
+                .get(&format!("heads/{branch}"))
+                .and_then(|c| git.commits.get(c))
+                .and_then(|c| git.trees.get(&c.tree))
+                .and_then(|files| files.get(path))
+                .and_then(|blob| git.blobs.get(blob));
+            match content {
+                Some(text) => reply(
+                    StatusCode::OK,
+                    json!({"type": "file", "path": path, "encoding": "base64",
+                           "content": base64::engine::general_purpose::STANDARD.encode(text)}),
+                ),
+                None => not_found(),
+            }
+        }
         ("GET", r) if r.starts_with("/git/commits/") => {
             let sha = &r["/git/commits/".len()..];
             match git.commits.get(sha) {

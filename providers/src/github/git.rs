@@ -109,10 +109,86 @@ impl GitHub {
     }
 }
 
+impl GitHub {
+    /// `/repos/{owner}/{name}` of an allowed repository, and its default branch.
+    async fn base_of(&self, repository: &str) -> Result<(String, String), CodeHostError> {
+        let (owner, name) = parse_repository(repository).ok_or_else(|| {
+            CodeHostError::Refused(format!(
+                "{repository:?} is not a GitHub repository (owner/name or its URL)"
+            ))
+        })?;
+        if !self.settings.allows(&owner, &name) {
+            return Err(CodeHostError::Refused(format!(
+                "{owner}/{name} is not in the allowed repositories (NEGISHI_GITHUB_REPO, AI_TEAM_ALLOWED_REPOSITORIES)"
+            )));
+        }
+        let repo = format!("/repos/{owner}/{name}");
+        let info = self.get(&repo, &[]).await?.ok("repository")?;
+        let branch = info["default_branch"].as_str().unwrap_or("main").to_owned();
+        Ok((repo, branch))
+    }
+}
+
 #[async_trait]
 impl CodeHost for GitHub {
     fn kind(&self) -> &'static str {
         "github"
+    }
+
+    /// The default branch's tree (Git data API, `recursive=1`): an empty
+    /// repository (409) has no files.
+    async fn snapshot(
+        &self,
+        repository: &str,
+    ) -> Result<ai_team_core::codehost::RepoSnapshot, CodeHostError> {
+        let (repo, branch) = self.base_of(repository).await?;
+        let answer = self
+            .get(
+                &format!("{repo}/git/trees/{branch}"),
+                &[("recursive", "1".to_owned())],
+            )
+            .await?;
+        if matches!(answer.status.as_u16(), 404 | 409) {
+            return Ok(Default::default());
+        }
+        let body = answer.ok("tree")?;
+        let files = body["tree"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|e| e["type"] == "blob")
+                    .filter_map(|e| {
+                        Some(ai_team_core::codehost::RepoEntry {
+                            path: e["path"].as_str()?.to_owned(),
+                            size_bytes: e["size"].as_u64().unwrap_or(0),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(ai_team_core::codehost::RepoSnapshot {
+            base_sha: body["sha"].as_str().map(str::to_owned),
+            files,
+        })
+    }
+
+    /// A file of the default branch (contents API, base64).
+    async fn read_file(&self, repository: &str, path: &str) -> Result<Option<Vec<u8>>, CodeHostError> {
+        use base64::Engine as _;
+        let (repo, branch) = self.base_of(repository).await?;
+        let answer = self
+            .get(&format!("{repo}/contents/{path}"), &[("ref", branch)])
+            .await?;
+        if answer.status.as_u16() == 404 {
+            return Ok(None);
+        }
+        let body = answer.ok("file")?;
+        let Some(encoded) = body["content"].as_str() else {
+            return Ok(None);
+        };
+        let compact: String = encoded.chars().filter(|c| !c.is_whitespace()).collect();
+        Ok(base64::engine::general_purpose::STANDARD.decode(compact).ok())
     }
 
     #[tracing::instrument(skip(self, commits, pull_request), fields(commits = commits.len()))]
