@@ -53,13 +53,46 @@ struct RedactingStderr;
 
 impl std::io::Write for RedactingStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        let redacted = ai_team_core::redact::redact(&text);
-        std::io::stderr().write_all(redacted.as_bytes())?;
-        Ok(buf.len())
+        Redacting(std::io::stderr()).write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
+    }
+}
+
+/// A writer whose every write goes through `ai_team_core::redact`.
+struct Redacting<W>(W);
+
+impl<W: std::io::Write> std::io::Write for Redacting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let redacted = ai_team_core::redact::redact(&text);
+        self.0.write_all(redacted.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::Redacting;
+
+    #[test]
+    fn log_lines_are_redacted_on_their_way_out() {
+        let mut out = Redacting(Vec::new());
+        let line = r#"{"level":"WARN","message":"provider said: Incorrect API key provided: sk-proj-Ab12Cd34Ef56Gh78Ij90KlMn","url":"postgres://app:s3cret@db/x"}"#;
+        out.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let written = String::from_utf8(out.0).unwrap();
+        assert!(!written.contains("sk-proj-Ab12"), "{written}");
+        assert!(!written.contains("s3cret"), "{written}");
+        let v: serde_json::Value =
+            serde_json::from_str(written.trim()).expect("still one JSON line");
+        assert_eq!(v["level"], "WARN");
     }
 }

@@ -51,13 +51,21 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let serving = matches!(cli.command, Command::Serve { .. });
+    let code: u8 = match run(cli).await {
+        Ok(()) => 0,
         Err(message) => {
             eprintln!("ai-team: {message}");
-            ExitCode::from(2)
+            2
         }
+    };
+    if serving {
+        // Dropping the runtime would wait for blocking work still running
+        // (an embedded model's generation, cut by the shutdown deadline):
+        // leave now, as the deadline promised. Standard output is flushed.
+        std::process::exit(i32::from(code));
     }
+    ExitCode::from(code)
 }
 
 async fn run(cli: Cli) -> Result<(), String> {

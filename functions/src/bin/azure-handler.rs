@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use ai_team_functions::cloud::keys::SERVICE_BUS_CONNECTION;
+use ai_team_functions::configuration::keys;
 use ai_team_functions::{AppState, app, azure, hosting, integrations};
 use ai_team_providers::azure_service_bus::ConnectionString;
 
@@ -45,7 +46,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let api = app(AppState::new(wired.store, wired.config)
+    // Every request arrives from the Functions host on loopback, with the
+    // client's address appended to X-Forwarded-For by Azure's front end:
+    // one trusted hop unless the operator says otherwise (without it, all
+    // clients would share the host's one rate-limit key).
+    let mut config = wired.config;
+    if std::env::var_os(keys::TRUSTED_PROXIES).is_none() {
+        config.trusted_proxies = 1;
+    }
+    let api = app(AppState::new(wired.store, config)
         .with_engine(wired.engine.clone())
         .with_events(std::time::Duration::from_millis(500)));
     let router = azure::handler_app(api, wired.engine, review, signer);

@@ -2,7 +2,7 @@
 //! limiter per client address, 429 with `Retry-After` past it. The
 //! address is one the client cannot choose: API Gateway's `sourceIp` on
 //! Lambda, the socket peer, or behind `AI_TEAM_TRUSTED_PROXIES` proxies the
-//! right-most `X-Forwarded-For` hop they did not write.
+//! right-most `X-Forwarded-For` address that is not one of them.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -53,11 +53,11 @@ fn hop_ip(hop: &str) -> Option<IpAddr> {
 }
 
 /// The client address by `X-Forwarded-For`, when `trusted` proxies (at
-/// least one) appended to it: the right-most hop no trusted proxy wrote,
-/// i.e. the `trusted`-th from the right (each proxy appends the address
-/// it saw; the nearest one is the socket peer and appears in no hop).
-/// Hops to the left of it are the client's own words and are ignored.
-/// A header with fewer hops than proxies gives its left-most hop.
+/// least one) stand in front: the right-most address that is not one of
+/// them, i.e. the `trusted`-th hop from the right (each proxy appends the
+/// address it saw; the nearest one is the socket peer and appears in no
+/// hop). Hops to the left of it are the client's own words and are
+/// ignored. A header with fewer hops than proxies gives its left-most hop.
 pub fn forwarded_client(header: Option<&str>, trusted: usize) -> Option<IpAddr> {
     let hops: Vec<&str> = header?
         .split(',')
