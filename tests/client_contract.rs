@@ -458,3 +458,21 @@ async fn websocket_frames_carry_the_workflows_status() {
     assert_eq!(v["isTerminal"], true);
     assert_eq!(v["heartbeat_stale"], false);
 }
+
+#[tokio::test]
+async fn a_secret_in_a_story_sent_by_a_client_is_never_stored() {
+    let w = world(Backend::Sqlite).await;
+    let key = "sk-proj-Ab12Cd34Ef56Gh78Ij90KlMnOp";
+    let r = w
+        .app
+        .post_json(
+            "/workflows",
+            &json!({"jira_story_id": "SEC-1", "jira_story_title": "Keys",
+                    "jira_story_description": format!("Use the key\n{key}\nto call the API.")}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v = body(r).await;
+    let stored = v["description"].as_str().unwrap();
+    assert!(!stored.contains(key) && stored.contains("[REDACTED]"), "{stored}");
+}

@@ -347,6 +347,9 @@ impl NewWorkflow {
     pub fn redacted(mut self) -> Self {
         self.name = crate::redact::redact_text(&self.name);
         self.description = self.description.map(|d| crate::redact::redact_text(&d));
+        self.jira_story_title = self
+            .jira_story_title
+            .map(|t| crate::redact::redact_text(&t));
         self
     }
 

@@ -240,6 +240,12 @@ pub async fn create_workflow(
         )
     })
     .map_err(ApiError::Validation)?;
+    // A secret pasted into a story is never stored (AI_TEAM_REDACT_SENSITIVE).
+    let new = if state.config.redact_sensitive {
+        new.redacted()
+    } else {
+        new
+    };
     let created = state.store.create_workflow(&new).await?;
     let status = if created.is_new() {
         StatusCode::CREATED
