@@ -352,7 +352,11 @@ async fn the_repository_is_read_through_the_git_data_and_contents_apis() {
     assert_eq!(paths, ["README.md"]);
     assert!(snapshot.base_sha.is_some());
     assert_eq!(
-        github.read_file(REPO, "README.md").await.unwrap().as_deref(),
+        github
+            .read_file(REPO, "README.md")
+            .await
+            .unwrap()
+            .as_deref(),
         Some(&b"# Hello\n"[..])
     );
     assert_eq!(github.read_file(REPO, "missing.txt").await.unwrap(), None);

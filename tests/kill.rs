@@ -188,12 +188,39 @@ async fn killed_fifty_times_every_execution_completes_exactly_once(backend: Back
             18,
             "three messages per conversation, none twice"
         );
-        if scalar(&db, &format!("SELECT COUNT(*) FROM llm_calls WHERE execution_id = {id} AND status = 'success'")).await != 6 {
+        if scalar(
+            &db,
+            &format!(
+                "SELECT COUNT(*) FROM llm_calls WHERE execution_id = {id} AND status = 'success'"
+            ),
+        )
+        .await
+            != 6
+        {
             let d = db.store.workflow_detail(done.workflow_id).await.unwrap();
-            for c in d.conversations.iter().filter(|c| c.conversation.execution_id == Some(id)) {
-                let calls = db.store.list_llm_calls(c.conversation.id, &ai_team_core::query::LlmCallQuery::parse(Default::default()).unwrap()).await.unwrap();
+            for c in d
+                .conversations
+                .iter()
+                .filter(|c| c.conversation.execution_id == Some(id))
+            {
+                let calls = db
+                    .store
+                    .list_llm_calls(
+                        c.conversation.id,
+                        &ai_team_core::query::LlmCallQuery::parse(Default::default()).unwrap(),
+                    )
+                    .await
+                    .unwrap();
                 for call in calls.calls {
-                    eprintln!("DEBUG {} {} {} {} max={:?} ptok={}", c.conversation.step, call.status, call.prompt_hash, call.timestamp, call.max_tokens, call.prompt_tokens);
+                    eprintln!(
+                        "DEBUG {} {} {} {} max={:?} ptok={}",
+                        c.conversation.step,
+                        call.status,
+                        call.prompt_hash,
+                        call.timestamp,
+                        call.max_tokens,
+                        call.prompt_tokens
+                    );
                 }
             }
         }

@@ -121,15 +121,33 @@ async fn the_calc_story_keeps_add_fixes_a_wrong_subtract_and_passes_the_reposito
     let branch = format!("ai-team/calc-1-execution-{}", done.id);
     let ops = git(&repo, &["show", &format!("{branch}:calc/ops.py")]);
     assert!(ops.contains("def add(a, b):\n    return a + b"), "{ops}");
-    assert!(ops.contains("def subtract(a, b):\n    return a - b"), "{ops}");
-    assert_eq!(git(&repo, &["show", &format!("{branch}:tests/test_ops.py")]), TEST_ADD);
-    assert_eq!(git(&repo, &["show", &format!("{branch}:AGENTS.md")]), AGENTS);
-    assert!(git(&repo, &["show", &format!("{branch}:tests/test_subtract.py")]).contains("subtract(5, 3)"));
+    assert!(
+        ops.contains("def subtract(a, b):\n    return a - b"),
+        "{ops}"
+    );
+    assert_eq!(
+        git(&repo, &["show", &format!("{branch}:tests/test_ops.py")]),
+        TEST_ADD
+    );
+    assert_eq!(
+        git(&repo, &["show", &format!("{branch}:AGENTS.md")]),
+        AGENTS
+    );
+    assert!(
+        git(
+            &repo,
+            &["show", &format!("{branch}:tests/test_subtract.py")]
+        )
+        .contains("subtract(5, 3)")
+    );
 
     // The repository's tests pass when run by hand on the branch.
     let by_hand = h.data_dir.join("by-hand");
     std::fs::create_dir_all(&by_hand).unwrap();
-    git(&repo, &["worktree", "add", "-q", by_hand.to_str().unwrap(), &branch]);
+    git(
+        &repo,
+        &["worktree", "add", "-q", by_hand.to_str().unwrap(), &branch],
+    );
     let run = Command::new("python3")
         .args(["-m", "unittest", "discover", "-s", "tests"])
         .current_dir(&by_hand)
@@ -164,21 +182,33 @@ async fn the_calc_story_keeps_add_fixes_a_wrong_subtract_and_passes_the_reposito
         .find(|(role, user)| role == "Backend Developer" && user.contains("tests fail"))
         .expect("a fix prompt")
         .1;
-    assert!(fix_prompt.contains("AssertionError"), "the fix saw the failure output");
+    assert!(
+        fix_prompt.contains("AssertionError"),
+        "the fix saw the failure output"
+    );
     let first = events
         .iter()
         .find(|e| e.event_type == "verification")
         .unwrap();
-    assert_eq!(first.data["command"], "python3 -m unittest discover -s tests");
+    assert_eq!(
+        first.data["command"],
+        "python3 -m unittest discover -s tests"
+    );
     assert_eq!(first.data["command_source"], "AGENTS.md");
-    assert_eq!((first.data["passed"].as_u64(), first.data["failed"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (first.data["passed"].as_u64(), first.data["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
     let review = llm
         .prompts()
         .into_iter()
         .find(|(role, _)| role == "Code Reviewer")
         .unwrap()
         .1;
-    assert!(review.contains("## Test results"), "the reviewer sees the tests");
+    assert!(
+        review.contains("## Test results"),
+        "the reviewer sees the tests"
+    );
 
     // Each verification is a check run and a test-log artifact.
     let checks = db
@@ -196,7 +226,10 @@ async fn the_calc_story_keeps_add_fixes_a_wrong_subtract_and_passes_the_reposito
         .map(|c| c.conclusion.clone())
         .collect();
     conclusions.sort();
-    assert_eq!(conclusions, [Some("failure".into()), Some("success".into())]);
+    assert_eq!(
+        conclusions,
+        [Some("failure".into()), Some("success".into())]
+    );
     let artifacts = db
         .store
         .list_artifacts(
@@ -212,7 +245,9 @@ async fn a_repository_without_tests_is_verified_as_skipped_never_passed(db: Test
     let llm = FakeLlm::start(Script {
         responder: Some(|role, user| match role {
             // Nothing to test with: the tester writes documentation only.
-            "QA Tester" => Some("```markdown docs/testing.md\nNo automated tests yet.\n```\n".into()),
+            "QA Tester" => {
+                Some("```markdown docs/testing.md\nNo automated tests yet.\n```\n".into())
+            }
             _ => calc_model(role, user),
         }),
         ..Script::default()
@@ -230,7 +265,12 @@ async fn a_repository_without_tests_is_verified_as_skipped_never_passed(db: Test
         .collect();
     assert_eq!(v.len(), 1, "a skip is not a failure: no fix round");
     assert_eq!(v[0].data["status"], "skipped");
-    assert!(v[0].data["reason"].as_str().unwrap().contains("no test command"));
+    assert!(
+        v[0].data["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no test command")
+    );
     let checks = db
         .store
         .list_checks(

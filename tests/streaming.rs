@@ -120,11 +120,10 @@ async fn a_live_client_gets_every_event_of_an_execution_once_in_order(db: TestDb
         expect
     );
     assert_eq!(got_late.last().unwrap().data["data"]["status"], "completed");
-    let types: std::collections::BTreeSet<&str> =
-        got_early
-            .iter()
-            .map(|f| f.data["type"].as_str().unwrap())
-            .collect();
+    let types: std::collections::BTreeSet<&str> = got_early
+        .iter()
+        .map(|f| f.data["type"].as_str().unwrap())
+        .collect();
     for t in [
         "workflow",
         "execution",
@@ -412,8 +411,11 @@ async fn log_lines_about_a_workflow_are_log_events_on_its_stream() {
         .await
         .unwrap();
     let id = wf["id"].as_i64().unwrap();
-    let mut stream =
-        SseClient::connect(&format!("http://{address}/events/workflows/{id}/stream"), None).await;
+    let mut stream = SseClient::connect(
+        &format!("http://{address}/events/workflows/{id}/stream"),
+        None,
+    )
+    .await;
     client
         .post(format!("http://{address}/workflows/{id}/execute"))
         .send()

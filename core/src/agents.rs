@@ -148,7 +148,10 @@ mod tests {
     fn a_broken_team_file_is_refused_with_the_reason() {
         let without_review = BUILTIN_TEAM.replace("[steps.review]", "[steps.reviewx]");
         assert!(Team::parse(&without_review).unwrap_err().contains("review"));
-        let bad_section = BUILTIN_TEAM.replace("context = [\"story\", \"repository\"]", "context = [\"history\"]");
+        let bad_section = BUILTIN_TEAM.replace(
+            "context = [\"story\", \"repository\"]",
+            "context = [\"history\"]",
+        );
         assert!(Team::parse(&bad_section).unwrap_err().contains("history"));
     }
 }

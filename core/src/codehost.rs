@@ -107,7 +107,11 @@ pub trait CodeHost: Send + Sync + 'static {
     }
 
     /// A file of the base tree; `None` when absent.
-    async fn read_file(&self, repository: &str, path: &str) -> Result<Option<Vec<u8>>, CodeHostError> {
+    async fn read_file(
+        &self,
+        repository: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, CodeHostError> {
         let _ = (repository, path);
         Ok(None)
     }

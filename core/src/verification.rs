@@ -162,7 +162,9 @@ pub fn find_test_command(files: &dyn RepoFiles) -> Option<(String, &'static str)
     }
     if let Some(pkg) = files.read("package.json")
         && let Ok(v) = serde_json::from_str::<serde_json::Value>(&pkg)
-        && v["scripts"]["test"].as_str().is_some_and(|t| !t.trim().is_empty())
+        && v["scripts"]["test"]
+            .as_str()
+            .is_some_and(|t| !t.trim().is_empty())
     {
         return Some(("npm test".into(), "package.json"));
     }
@@ -272,7 +274,10 @@ pub fn parse_counts(output: &str) -> (Option<u32>, Option<u32>) {
             for part in rest.split(';') {
                 let words: Vec<&str> = part.split_whitespace().collect();
                 for w in words.windows(2) {
-                    match (num(w[0].trim_start_matches("ok.").trim_start_matches("FAILED.")), w[1]) {
+                    match (
+                        num(w[0].trim_start_matches("ok.").trim_start_matches("FAILED.")),
+                        w[1],
+                    ) {
                         (Some(n), "passed") => add(&mut passed, n),
                         (Some(n), "failed") => add(&mut failed, n),
                         _ => {}
@@ -382,7 +387,10 @@ mod tests {
     #[test]
     fn the_test_command_is_found_in_the_documented_order() {
         let agents = files(&[
-            ("AGENTS.md", "# Repo\n\n## Testing\nRun `python3 -m unittest -v` from the root.\n"),
+            (
+                "AGENTS.md",
+                "# Repo\n\n## Testing\nRun `python3 -m unittest -v` from the root.\n",
+            ),
             ("package.json", r#"{"scripts": {"test": "jest"}}"#),
         ]);
         assert_eq!(
@@ -392,19 +400,32 @@ mod tests {
         let fenced = files(&[("AGENTS.md", "## Tests\n```sh\n$ make check\n```\n")]);
         assert_eq!(find_test_command(&fenced).unwrap().0, "make check");
         assert_eq!(
-            find_test_command(&files(&[("package.json", r#"{"scripts": {"test": "node --test"}}"#)]))
-                .unwrap()
-                .0,
+            find_test_command(&files(&[(
+                "package.json",
+                r#"{"scripts": {"test": "node --test"}}"#
+            )]))
+            .unwrap()
+            .0,
             "npm test"
         );
-        assert_eq!(find_test_command(&files(&[("Cargo.toml", "")])).unwrap().0, "cargo test");
-        assert_eq!(find_test_command(&files(&[("go.mod", "")])).unwrap().0, "go test ./...");
         assert_eq!(
-            find_test_command(&files(&[("pyproject.toml", "[tool.pytest.ini_options]\n")])).unwrap().1,
+            find_test_command(&files(&[("Cargo.toml", "")])).unwrap().0,
+            "cargo test"
+        );
+        assert_eq!(
+            find_test_command(&files(&[("go.mod", "")])).unwrap().0,
+            "go test ./..."
+        );
+        assert_eq!(
+            find_test_command(&files(&[("pyproject.toml", "[tool.pytest.ini_options]\n")]))
+                .unwrap()
+                .1,
             "pytest configuration"
         );
         assert_eq!(
-            find_test_command(&files(&[("tests/test_ops.py", "")])).unwrap().1,
+            find_test_command(&files(&[("tests/test_ops.py", "")]))
+                .unwrap()
+                .1,
             "tests/test_*.py"
         );
         assert_eq!(find_test_command(&files(&[("README.md", "hi")])), None);

@@ -40,17 +40,34 @@ fn repository(dir: &Path, n: usize) {
     for i in 0..n {
         let area = areas[i % areas.len()];
         let (ext, body) = match i % 4 {
-            0 => ("py", format!("def handler_{i}(request):\n    return {{'ok': True, 'id': {i}}}\n")),
-            1 => ("ts", format!("export function view{i}(): string {{\n  return 'view {i}';\n}}\n")),
+            0 => (
+                "py",
+                format!("def handler_{i}(request):\n    return {{'ok': True, 'id': {i}}}\n"),
+            ),
+            1 => (
+                "ts",
+                format!("export function view{i}(): string {{\n  return 'view {i}';\n}}\n"),
+            ),
             2 => ("md", format!("# Notes {i}\n\nWhat module {i} does.\n")),
             _ => ("json", format!("{{\"id\": {i}, \"name\": \"item-{i}\"}}\n")),
         };
-        let path = dir.join(area).join(format!("module_{i:03}")).join(format!("file_{i:03}.{ext}"));
+        let path = dir
+            .join(area)
+            .join(format!("module_{i:03}"))
+            .join(format!("file_{i:03}.{ext}"));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, body).unwrap();
     }
-    std::fs::write(dir.join("README.md"), "# Shop\n\nAn online shop: api/, core/, web/, jobs/.\n").unwrap();
-    std::fs::write(dir.join("AGENTS.md"), "# Agents\n\n## Testing\nRun `python3 -m unittest discover -s tests`.\n").unwrap();
+    std::fs::write(
+        dir.join("README.md"),
+        "# Shop\n\nAn online shop: api/, core/, web/, jobs/.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("AGENTS.md"),
+        "# Agents\n\n## Testing\nRun `python3 -m unittest discover -s tests`.\n",
+    )
+    .unwrap();
     git(dir, &["init", "-q", "-b", "main"]);
     git(dir, &["add", "."]);
     git(dir, &["commit", "-q", "-m", "shop"]);
@@ -83,7 +100,10 @@ async fn main() {
     let mut docs = String::new();
     for name in ["AGENTS.md", "README.md"] {
         let bytes = host.read_file(&repo, name).await.unwrap().unwrap();
-        docs.push_str(&format!("#### {name}\n{}\n", String::from_utf8(bytes).unwrap()));
+        docs.push_str(&format!(
+            "#### {name}\n{}\n",
+            String::from_utf8(bytes).unwrap()
+        ));
     }
     let context = repo_context(&snapshot, docs);
     let read = started.elapsed();
@@ -101,7 +121,12 @@ async fn main() {
     // The calc example: its base tree plus the team's two files.
     let calc = root.join("calc");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/calc/repo");
-    Command::new("cp").arg("-r").arg(&example).arg(&calc).status().unwrap();
+    Command::new("cp")
+        .arg("-r")
+        .arg(&example)
+        .arg(&calc)
+        .status()
+        .unwrap();
     git(&calc, &["init", "-q", "-b", "main"]);
     git(&calc, &["add", "."]);
     git(&calc, &["commit", "-q", "-m", "calc"]);
@@ -128,7 +153,11 @@ async fn main() {
                 })
                 .await;
             times.push(t.elapsed());
-            assert_eq!(o.status, ai_team_core::verification::TestStatus::Passed, "{o:?}");
+            assert_eq!(
+                o.status,
+                ai_team_core::verification::TestStatus::Passed,
+                "{o:?}"
+            );
         }
         println!(
             "verification of the calc example ({}), {runs} runs: median {:.0} ms, max {:.0} ms",

@@ -155,7 +155,13 @@ impl EventHub {
         heartbeat: Duration,
         heartbeat_timeout: Duration,
     ) -> Arc<Self> {
-        Self::with_limits(store, poll, heartbeat, heartbeat_timeout, StreamLimits::default())
+        Self::with_limits(
+            store,
+            poll,
+            heartbeat,
+            heartbeat_timeout,
+            StreamLimits::default(),
+        )
     }
 
     /// `new`, refusing streams past `limits`.

@@ -86,7 +86,9 @@ impl<S: Subscriber> Layer<S> for LogStreamLayer {
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
-        let Some(workflow_id) = fields.workflow_id else { return };
+        let Some(workflow_id) = fields.workflow_id else {
+            return;
+        };
         let _ = sink.try_send(Line {
             workflow_id,
             execution_id: fields.execution_id,

@@ -47,7 +47,13 @@ impl Isolation {
         if ok(
             "bwrap",
             &[
-                "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-net", "--die-with-parent",
+                "--ro-bind",
+                "/",
+                "/",
+                "--dev",
+                "/dev",
+                "--unshare-net",
+                "--die-with-parent",
                 "true",
             ],
         ) {
@@ -95,14 +101,29 @@ impl LocalTestRunner {
             Isolation::Bubblewrap => {
                 let mut c = Command::new("bwrap");
                 let w = work.as_os_str();
-                c.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"])
-                    .arg("--bind")
-                    .arg(w)
-                    .arg(w)
-                    .arg("--chdir")
-                    .arg(w)
-                    .args(["--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session"])
-                    .args(["sh", "-c", &shell]);
+                c.args([
+                    "--ro-bind",
+                    "/",
+                    "/",
+                    "--dev",
+                    "/dev",
+                    "--proc",
+                    "/proc",
+                    "--tmpfs",
+                    "/tmp",
+                ])
+                .arg("--bind")
+                .arg(w)
+                .arg(w)
+                .arg("--chdir")
+                .arg(w)
+                .args([
+                    "--unshare-net",
+                    "--unshare-pid",
+                    "--die-with-parent",
+                    "--new-session",
+                ])
+                .args(["sh", "-c", &shell]);
                 c
             }
             Isolation::NoNetwork => {
@@ -118,7 +139,10 @@ impl LocalTestRunner {
         };
         c.current_dir(work)
             .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()))
+            .env(
+                "PATH",
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+            )
             .env("HOME", work)
             .env("LANG", "C.UTF-8")
             .env("CI", "1")
@@ -132,7 +156,11 @@ impl LocalTestRunner {
     }
 
     /// Runs `script` in `work`: (exit code, output kept, timed out, elapsed).
-    async fn execute(&self, work: &Path, script: &str) -> Result<(Option<i32>, String, bool, Duration), String> {
+    async fn execute(
+        &self,
+        work: &Path,
+        script: &str,
+    ) -> Result<(Option<i32>, String, bool, Duration), String> {
         let started = Instant::now();
         let mut child = self
             .command(work, script)
@@ -193,14 +221,21 @@ impl LocalTestRunner {
                 total - head.len() - tail.len()
             ));
         }
-        text.push_str(&String::from_utf8_lossy(&tail.into_iter().collect::<Vec<_>>()));
+        text.push_str(&String::from_utf8_lossy(
+            &tail.into_iter().collect::<Vec<_>>(),
+        ));
         if timed_out {
             text.push_str(&format!(
                 "\n[stopped after {} s: AI_TEAM_TEST_TIMEOUT_SECONDS]\n",
                 self.timeout.as_secs()
             ));
         }
-        Ok((status.and_then(|s| s.code()), text, timed_out, started.elapsed()))
+        Ok((
+            status.and_then(|s| s.code()),
+            text,
+            timed_out,
+            started.elapsed(),
+        ))
     }
 }
 
@@ -275,11 +310,19 @@ impl LocalTestRunner {
     async fn run_in(&self, work: &Path, run: &TestRun, isolation: &str) -> TestOutcome {
         let base = match self.code_host.snapshot(&run.repository).await {
             Ok(s) => s.base_sha,
-            Err(e) => return TestOutcome::skipped(format!("the repository cannot be read: {e}"), isolation),
+            Err(e) => {
+                return TestOutcome::skipped(
+                    format!("the repository cannot be read: {e}"),
+                    isolation,
+                );
+            }
         };
         match self.code_host.export_base(&run.repository, work).await {
             Err(e) => {
-                return TestOutcome::skipped(format!("the base tree cannot be exported: {e}"), isolation);
+                return TestOutcome::skipped(
+                    format!("the base tree cannot be exported: {e}"),
+                    isolation,
+                );
             }
             // Tests on the team's files alone would say nothing about the branch.
             Ok(false) if base.is_some() => {
@@ -296,7 +339,9 @@ impl LocalTestRunner {
         let mut written = Vec::new();
         for f in &run.files {
             // Paths were checked when parsed; checked again before writing.
-            let Some(path) = normalise_path(&f.path) else { continue };
+            let Some(path) = normalise_path(&f.path) else {
+                continue;
+            };
             let target = work.join(&path);
             if let Some(parent) = target.parent()
                 && tokio::fs::create_dir_all(parent).await.is_err()
@@ -333,7 +378,9 @@ impl LocalTestRunner {
         let program = command.split_whitespace().next().unwrap_or("");
         if !program.contains('/') && !program_exists(program) {
             let mut o = TestOutcome::skipped(
-                format!("`{program}` is not installed on this host, so `{command}` cannot run here"),
+                format!(
+                    "`{program}` is not installed on this host, so `{command}` cannot run here"
+                ),
                 isolation,
             );
             o.command = Some(command);
@@ -364,7 +411,8 @@ impl LocalTestRunner {
                     failed,
                     duration_ms: elapsed.as_millis() as u64,
                     timed_out,
-                    reason: timed_out.then(|| format!("stopped after {} s", self.timeout.as_secs())),
+                    reason: timed_out
+                        .then(|| format!("stopped after {} s", self.timeout.as_secs())),
                     isolation: isolation.to_owned(),
                     tree_hash,
                     tail: tail_lines(&log, 40),
@@ -376,10 +424,11 @@ impl LocalTestRunner {
 }
 
 fn program_exists(program: &str) -> bool {
-    matches!(program, "cd" | "test" | "[" | "true" | "false" | "exit" | "echo")
-        || std::env::var_os("PATH").is_some_and(|paths| {
-            std::env::split_paths(&paths).any(|p| p.join(program).is_file())
-        })
+    matches!(
+        program,
+        "cd" | "test" | "[" | "true" | "false" | "exit" | "echo"
+    ) || std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
 }
 
 #[cfg(test)]
@@ -473,7 +522,10 @@ mod tests {
             "scripts/setup-system installs bubblewrap; only it protects the rest of the file system"
         );
         let o = r
-            .run(&run(&[], Some(&format!("rm -f {} ; rm -rf ./* ; true", keep.display()))))
+            .run(&run(
+                &[],
+                Some(&format!("rm -f {} ; rm -rf ./* ; true", keep.display())),
+            ))
             .await;
         assert_eq!(o.status, TestStatus::Passed, "{o:?}");
         assert!(keep.exists(), "a file outside the working copy survived");

@@ -423,12 +423,20 @@ fn route(
                 Some((sha, files)) => {
                     let entries: Vec<Value> = files
                         .iter()
-                        .map(|(path, blob)| json!({"path": path, "mode": "100644", "type": "blob",
-                            "sha": blob, "size": git.blobs.get(blob).map_or(0, String::len)}))
+                        .map(|(path, blob)| {
+                            json!({"path": path, "mode": "100644", "type": "blob",
+                            "sha": blob, "size": git.blobs.get(blob).map_or(0, String::len)})
+                        })
                         .collect();
-                    reply(StatusCode::OK, json!({"sha": sha, "tree": entries, "truncated": false}))
+                    reply(
+                        StatusCode::OK,
+                        json!({"sha": sha, "tree": entries, "truncated": false}),
+                    )
                 }
-                None => reply(StatusCode::CONFLICT, json!({"message": "Git Repository is empty."})),
+                None => reply(
+                    StatusCode::CONFLICT,
+                    json!({"message": "Git Repository is empty."}),
+                ),
             }
         }
         ("GET", r) if r.starts_with("/contents/") => {

@@ -66,7 +66,10 @@ fn verification_text(state: &RunState) -> String {
     };
     let mut t = format!("## Test results ({})\n{}", v.step, v.summary);
     if v.status == crate::verification::TestStatus::Failed && !v.tail.is_empty() {
-        t.push_str(&format!("\nThe last lines of the output:\n```\n{}\n```", v.tail));
+        t.push_str(&format!(
+            "\nThe last lines of the output:\n```\n{}\n```",
+            v.tail
+        ));
     }
     t
 }

@@ -264,7 +264,9 @@ impl Engine {
                 Err(_) => continue,
             };
             // A binary file is not text a model can rewrite.
-            let Ok(content) = String::from_utf8(bytes) else { continue };
+            let Ok(content) = String::from_utf8(bytes) else {
+                continue;
+            };
             if content.contains('\0') || total + content.len() > EXISTING_TOTAL_BYTES {
                 continue;
             }
@@ -417,10 +419,16 @@ mod tests {
 
     #[test]
     fn a_story_names_files_by_path_or_distinctive_name() {
-        assert!(names_file("add subtract next to add in calc/ops.py", "calc/ops.py"));
+        assert!(names_file(
+            "add subtract next to add in calc/ops.py",
+            "calc/ops.py"
+        ));
         assert!(names_file("change ops.py", "calc/ops.py"));
         assert!(!names_file("change the ops", "calc/ops.py"));
-        assert!(!names_file("a.py is short", "x/a.py"), "too short to be distinctive");
+        assert!(
+            !names_file("a.py is short", "x/a.py"),
+            "too short to be distinctive"
+        );
     }
 
     #[test]

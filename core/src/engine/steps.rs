@@ -228,7 +228,13 @@ mod tests {
         });
         assert_eq!(
             &w[8..],
-            ["review", "rework", "rework_verification", "final_review", "integration"]
+            [
+                "review",
+                "rework",
+                "rework_verification",
+                "final_review",
+                "integration"
+            ]
         );
         for s in Step::ALL {
             assert_eq!(Step::parse(s.as_str()), Some(*s));

@@ -177,7 +177,10 @@ impl LocalGit {
     /// The repository to read, when it exists and has a commit at HEAD.
     async fn readable(&self, repository: &str) -> Result<Option<(Repo, String)>, CodeHostError> {
         let Target { dir, .. } = self.target(repository)?;
-        if !tokio::fs::try_exists(dir.join(".git")).await.unwrap_or(false) {
+        if !tokio::fs::try_exists(dir.join(".git"))
+            .await
+            .unwrap_or(false)
+        {
             return Ok(None);
         }
         let repo = Repo {
@@ -219,7 +222,8 @@ impl CodeHost for LocalGit {
                 let entry = std::str::from_utf8(entry).ok()?;
                 let (meta, path) = entry.split_once('\t')?;
                 let mut parts = meta.split_whitespace();
-                let (_mode, kind, _sha, size) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+                let (_mode, kind, _sha, size) =
+                    (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
                 (kind == "blob").then(|| RepoEntry {
                     path: path.to_owned(),
                     size_bytes: size.parse().unwrap_or(0),
@@ -232,14 +236,25 @@ impl CodeHost for LocalGit {
         })
     }
 
-    async fn read_file(&self, repository: &str, path: &str) -> Result<Option<Vec<u8>>, CodeHostError> {
+    async fn read_file(
+        &self,
+        repository: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, CodeHostError> {
         let Some((repo, sha)) = self.readable(repository).await? else {
             return Ok(None);
         };
-        Ok(repo.git_bytes(&["show", &format!("{sha}:{path}")]).await.ok())
+        Ok(repo
+            .git_bytes(&["show", &format!("{sha}:{path}")])
+            .await
+            .ok())
     }
 
-    async fn export_base(&self, repository: &str, dest: &std::path::Path) -> Result<bool, CodeHostError> {
+    async fn export_base(
+        &self,
+        repository: &str,
+        dest: &std::path::Path,
+    ) -> Result<bool, CodeHostError> {
         let Some((repo, sha)) = self.readable(repository).await? else {
             return Ok(false);
         };
@@ -490,7 +505,12 @@ mod tests {
         assert!(!root.join("victim").exists() && !root.join("victim2").exists());
         assert!(!root.join("victim3").exists());
         let ok = git
-            .deliver(&root.join("allowed/repo").display().to_string(), "b", &[], None)
+            .deliver(
+                &root.join("allowed/repo").display().to_string(),
+                "b",
+                &[],
+                None,
+            )
             .await
             .unwrap();
         assert!(ok.pull_request_skipped.is_none());

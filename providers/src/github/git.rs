@@ -174,7 +174,11 @@ impl CodeHost for GitHub {
     }
 
     /// A file of the default branch (contents API, base64).
-    async fn read_file(&self, repository: &str, path: &str) -> Result<Option<Vec<u8>>, CodeHostError> {
+    async fn read_file(
+        &self,
+        repository: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, CodeHostError> {
         use base64::Engine as _;
         let (repo, branch) = self.base_of(repository).await?;
         let answer = self
@@ -188,7 +192,9 @@ impl CodeHost for GitHub {
             return Ok(None);
         };
         let compact: String = encoded.chars().filter(|c| !c.is_whitespace()).collect();
-        Ok(base64::engine::general_purpose::STANDARD.decode(compact).ok())
+        Ok(base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .ok())
     }
 
     #[tracing::instrument(skip(self, commits, pull_request), fields(commits = commits.len()))]
