@@ -17,9 +17,15 @@ use ai_team_tests::harness::Harness;
 use ai_team_tests::{Backend, TestDb, binary};
 use chrono::{DateTime, Utc};
 
-const KILLS: usize = 50;
-/// Enough work that the kills land while steps are left to run.
-const EXECUTIONS: usize = 10;
+/// Kills and executions per run: 50 over 10 by default;
+/// `AI_TEAM_KILLS` and `AI_TEAM_KILL_EXECUTIONS` change them (README's
+/// fault-injection run: 30 over 30).
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 const MODEL: &str = "meta.llama3-1-70b-instruct-v1:0";
 
 fn url_of(db: &TestDb) -> String {
@@ -87,6 +93,7 @@ async fn killed_fifty_times_every_execution_completes_exactly_once(backend: Back
                 | 1
         });
     println!("AI_TEAM_KILL_SEED={seed}");
+    let (kills, executions_n) = (setting("AI_TEAM_KILLS", 50), setting("AI_TEAM_KILL_EXECUTIONS", 10));
     let mut rng = Rng(seed);
     let db = TestDb::new(backend).await;
     let llm = FakeLlm::start(Script {
@@ -97,7 +104,7 @@ async fn killed_fifty_times_every_execution_completes_exactly_once(backend: Back
     let h = Harness::new(&db, &llm.base_url(), &[("OPENAI_MODEL", MODEL)]).await;
     let data = h.data_dir.display().to_string();
     let mut executions = Vec::new();
-    for n in 1..=EXECUTIONS {
+    for n in 1..=executions_n {
         let wf = h.workflow(&format!("KILL-{n}")).await;
         executions.push(h.engine.start(wf.id).await.unwrap());
     }
@@ -109,23 +116,23 @@ async fn killed_fifty_times_every_execution_completes_exactly_once(backend: Back
         "the server opens the test's database"
     );
     let mut kills_with_work_left = 0;
-    for _ in 0..KILLS {
+    for _ in 0..kills {
         let mut child = spawn(&bin, &db_url, &llm.base_url(), &data);
         tokio::time::sleep(Duration::from_millis(rng.next(150, 1200))).await;
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
-        if db.count("checkpoints").await < 8 * executions.len() as i64 {
+        if db.count("checkpoints").await < 10 * executions.len() as i64 {
             kills_with_work_left += 1;
         }
     }
-    println!("{kills_with_work_left} of {KILLS} kills landed while steps were left to run");
+    println!("{kills_with_work_left} of {kills} kills landed while steps were left to run");
     assert!(
-        kills_with_work_left >= KILLS / 2,
+        kills_with_work_left >= kills / 2,
         "the kills must interrupt the work, not an idle server"
     );
     let progress_at_last_kill = db.count("checkpoints").await;
     let mut child = spawn(&bin, &db_url, &llm.base_url(), &data);
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(120 + 4 * executions_n as u64);
     loop {
         let mut live = 0;
         for e in &executions {
@@ -146,7 +153,7 @@ async fn killed_fifty_times_every_execution_completes_exactly_once(backend: Back
     child.wait().expect("reap");
     println!(
         "checkpoints written before the last restart: {progress_at_last_kill} of {}",
-        8 * EXECUTIONS
+        10 * executions_n
     );
 
     for e in &executions {
@@ -213,7 +220,7 @@ async fn killed_fifty_times_every_execution_completes_exactly_once(backend: Back
                     .unwrap();
                 for call in calls.calls {
                     eprintln!(
-                        "DEBUG {} {} {} {} max={:?} ptok={}",
+                        "paid twice? step {} call {} prompt {} at {} max={:?} prompt_tokens={}",
                         c.conversation.step,
                         call.status,
                         call.prompt_hash,
@@ -280,9 +287,9 @@ async fn killed_fifty_times_every_execution_completes_exactly_once(backend: Back
             .saturating_sub(1);
     }
     println!(
-        "{KILLS} kills: {} requests to the model for {} steps; {resent_after_kill} re-sent because a kill cut the call before its response was stored",
+        "{kills} kills: {} requests to the model for {} steps; {resent_after_kill} re-sent because a kill cut the call before its response was stored",
         seen.len(),
-        6 * EXECUTIONS
+        6 * executions_n
     );
 }
 
