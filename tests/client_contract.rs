@@ -28,9 +28,12 @@ async fn world(backend: Backend) -> World {
     let llm = FakeLlm::start(Script::default()).await;
     let h = Harness::new(&db, &llm.base_url(), &[]).await;
     let data = h.data_dir.display().to_string();
-    let state = AppState::new(db.store.clone(), config_with(&[("AI_TEAM_DATA_DIR", &data)]))
-        .with_engine(h.engine.clone())
-        .with_events(Duration::from_millis(100));
+    let state = AppState::new(
+        db.store.clone(),
+        config_with(&[("AI_TEAM_DATA_DIR", &data)]),
+    )
+    .with_engine(h.engine.clone())
+    .with_events(Duration::from_millis(100));
     let app = TestApp::spawn_state(state).await;
     World {
         app,
@@ -57,7 +60,10 @@ fn form(story: &str, repository: &str) -> Value {
 
 /// Creates the workflow, executes it over HTTP and drains the queue.
 async fn executed(w: &World, story: &str, repository: &str) -> (i64, Value) {
-    let r = w.app.post_json("/workflows", &form(story, repository)).await;
+    let r = w
+        .app
+        .post_json("/workflows", &form(story, repository))
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let id = body(r).await["id"].as_i64().unwrap();
     let r = w
@@ -76,7 +82,10 @@ async fn the_original_clients_create_form_makes_a_workflow_with_its_title() {
     let w = world(Backend::Sqlite).await;
     let r = w
         .app
-        .post_json("/workflows", &form("NEG-701", "https://github.com/acme/shop"))
+        .post_json(
+            "/workflows",
+            &form("NEG-701", "https://github.com/acme/shop"),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let v = body(r).await;
@@ -114,7 +123,10 @@ async fn a_workflow_needs_a_story_id_and_a_name_or_a_title() {
     assert_eq!(fields, ["jira_story_id", "name"]);
     let r = w
         .app
-        .post_json("/workflows", &json!({"jira_story_id": "A-1", "target_branch": "--force"}))
+        .post_json(
+            "/workflows",
+            &json!({"jira_story_id": "A-1", "target_branch": "--force"}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
@@ -216,7 +228,10 @@ async fn a_github_url_without_github_completes_and_records_the_pr_as_skipped(bac
     let pr = w.app.get(&format!("/workflows/{id}/pr")).await;
     assert_eq!(pr.status(), StatusCode::NOT_FOUND);
     let detail = body(pr).await["detail"].as_str().unwrap().to_owned();
-    assert!(detail.contains("skipped") && detail.contains("USE_REAL_GITHUB"), "{detail}");
+    assert!(
+        detail.contains("skipped") && detail.contains("USE_REAL_GITHUB"),
+        "{detail}"
+    );
 
     let copy = w.h.data_dir.join("repos/github.com/acme/shop");
     let branches = std::process::Command::new("git")
@@ -271,7 +286,10 @@ async fn a_failed_execution_resumes_through_the_workflow_route() {
     let e = w.h.engine.start(wf.id).await.unwrap();
     w.h.engine.cancel(wf.id, e.id).await.unwrap();
     let s = body(w.app.get(&format!("/workflows/{}/status", wf.id)).await).await;
-    assert_eq!((s["status"].as_str(), s["isTerminal"].as_bool()), (Some("cancelled"), Some(true)));
+    assert_eq!(
+        (s["status"].as_str(), s["isTerminal"].as_bool()),
+        (Some("cancelled"), Some(true))
+    );
     let r = w
         .app
         .post_json(&format!("/workflows/{}/resume", wf.id), &json!({}))
@@ -349,7 +367,10 @@ async fn executions_compare_by_query_and_lists_are_plain_arrays() {
     assert!(v["left"]["models"].is_array());
     let r = w
         .app
-        .get(&format!("/workflows/{}/executions/compare?execA={}", wf.id, a.id))
+        .get(&format!(
+            "/workflows/{}/executions/compare?execA={}",
+            wf.id, a.id
+        ))
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     for list in ["pr/checks", "diffs", "artifacts"] {
@@ -372,7 +393,10 @@ async fn the_conversation_review_is_grounded_in_the_records() {
     w.h.run_to_end(wf.id).await;
     let r = w
         .app
-        .post_json(&format!("/workflows/{}/conversation-review", wf.id), &json!({}))
+        .post_json(
+            &format!("/workflows/{}/conversation-review", wf.id),
+            &json!({}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let v = body(r).await;
@@ -417,7 +441,10 @@ async fn sse_frames_reach_onmessage_and_the_status_stream_ends_when_terminal() {
         assert_eq!(f.event, "message");
         last = f;
     }
-    assert!(status.ended, "the status stream ends after the terminal frame");
+    assert!(
+        status.ended,
+        "the status stream ends after the terminal frame"
+    );
     assert_eq!(last.data["status"], "completed");
     assert_eq!(last.data["isTerminal"], true);
 
@@ -425,7 +452,11 @@ async fn sse_frames_reach_onmessage_and_the_status_stream_ends_when_terminal() {
     let mut all = SseClient::connect(&stream_url, Some(0)).await;
     let frames = all.events(20, Duration::from_secs(5)).await;
     assert!(frames.len() >= 10);
-    assert!(frames.iter().all(|f| f.event == "message" && f.data["type"].is_string()));
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.event == "message" && f.data["type"].is_string())
+    );
     let conversation = frames
         .iter()
         .find(|f| f.data["type"] == "conversation")

@@ -175,7 +175,11 @@ async fn refresh_jobs_fetch_the_pull_request_checks_diff_and_artifacts(db: TestD
     .await;
     assert_eq!(suites["total"], 1);
     assert_eq!(suites["items"][0]["name"], "Super CI");
-    let (_, all) = get(&s.app, &format!("/workflows/{id}/pr/checks?page=1&kind=all")).await;
+    let (_, all) = get(
+        &s.app,
+        &format!("/workflows/{id}/pr/checks?page=1&kind=all"),
+    )
+    .await;
     assert_eq!(all["total"], 3);
     assert_eq!(
         job_statuses(&db, id, &job).await,
@@ -224,7 +228,11 @@ async fn refresh_jobs_fetch_the_pull_request_checks_diff_and_artifacts(db: TestD
     );
     let (_, prefix) = get(&s.app, &format!("/workflows/{id}/diffs?page=1&path=app/")).await;
     assert_eq!(prefix["total"], 2);
-    let (_, exact) = get(&s.app, &format!("/workflows/{id}/diffs?page=1&path=app/reset.py")).await;
+    let (_, exact) = get(
+        &s.app,
+        &format!("/workflows/{id}/diffs?page=1&path=app/reset.py"),
+    )
+    .await;
     assert_eq!(exact["total"], 1);
     assert_eq!(exact["items"][0]["path"], "app/reset.py");
     let (_, none) = get(&s.app, &format!("/workflows/{id}/diffs?page=1&path=APP/")).await;
@@ -263,7 +271,11 @@ async fn refresh_jobs_fetch_the_pull_request_checks_diff_and_artifacts(db: TestD
     )
     .await;
     assert_eq!(kind["total"], 2);
-    let (_, other) = get(&s.app, &format!("/workflows/{id}/artifacts?page=1&kind=code")).await;
+    let (_, other) = get(
+        &s.app,
+        &format!("/workflows/{id}/artifacts?page=1&kind=code"),
+    )
+    .await;
     assert_eq!(other["total"], 0);
     assert_eq!(
         job_statuses(&db, id, &job).await,
@@ -664,7 +676,13 @@ async fn a_pull_request_that_people_opened_is_tracked_by_its_story_id(db: TestDb
         )
         .unwrap()
     };
-    let id = db.store.create_workflow(&create("HELLO-9")).await.unwrap().into_inner().id;
+    let id = db
+        .store
+        .create_workflow(&create("HELLO-9"))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
     // A newer workflow of the same repository whose key only starts alike.
     db.store.create_workflow(&create("HELLO-90")).await.unwrap();
     let opened = PR_CLOSED
@@ -673,7 +691,10 @@ async fn a_pull_request_that_people_opened_is_tracked_by_its_story_id(db: TestDb
             "\"title\": \"HELLO-9: Update the README\"",
         )
         .replace("\"ref\": \"changes\"", "\"ref\": \"people/readme\"");
-    assert!(opened.contains("HELLO-9: Update"), "the fixture's title was replaced");
+    assert!(
+        opened.contains("HELLO-9: Update"),
+        "the fixture's title was replaced"
+    );
     let (status, reply) = signed(&s.app, "pull_request", "d-people", &opened).await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["workflow_id"], id);

@@ -65,8 +65,16 @@ fn story_with_secrets() -> String {
 async fn texts(db: &TestDb, table: &str, column: &str) -> Vec<String> {
     let sql = format!("SELECT CAST({column} AS TEXT) FROM {table} WHERE {column} IS NOT NULL");
     match &db.raw {
-        Raw::Sqlite(s) => sqlx::query_scalar::<_, String>(&sql).fetch_all(s.pool()).await,
-        Raw::Postgres(s) => sqlx::query_scalar::<_, String>(&sql).fetch_all(s.pool()).await,
+        Raw::Sqlite(s) => {
+            sqlx::query_scalar::<_, String>(&sql)
+                .fetch_all(s.pool())
+                .await
+        }
+        Raw::Postgres(s) => {
+            sqlx::query_scalar::<_, String>(&sql)
+                .fetch_all(s.pool())
+                .await
+        }
     }
     .expect(&sql)
 }
@@ -113,10 +121,7 @@ async fn run_over_http(
 async fn secrets_in_a_story_are_stored_nowhere_a_run_writes(db: TestDb) {
     // Given a story holding nine kinds of secret, and an answer quoting one
     let llm = FakeLlm::start(Script {
-        developer_appends: Some(format!(
-            "\nUse token {} for the API.\n",
-            SECRETS[4]
-        )),
+        developer_appends: Some(format!("\nUse token {} for the API.\n", SECRETS[4])),
         ..Script::default()
     })
     .await;
@@ -172,9 +177,7 @@ async fn secrets_in_a_story_are_stored_nowhere_a_run_writes(db: TestDb) {
 
 /// The execution as the API answers it; it must be readable.
 async fn execution_over_http(app: &TestApp, wf: i64, eid: i64) -> Value {
-    let r = app
-        .get(&format!("/workflows/{wf}/executions/{eid}"))
-        .await;
+    let r = app.get(&format!("/workflows/{wf}/executions/{eid}")).await;
     assert_eq!(r.status(), 200, "the execution stays readable");
     r.json().await.unwrap()
 }
@@ -310,7 +313,10 @@ async fn paths_inside_git_and_ci_files_are_dropped_and_the_run_completes(db: Tes
         "sub/.git/config",
         ".github/workflows/x.yml",
     ] {
-        assert!(refused.iter().any(|r| r == p), "{p} not refused: {refused:?}");
+        assert!(
+            refused.iter().any(|r| r == p),
+            "{p} not refused: {refused:?}"
+        );
     }
     let files = db.store.workflow_code_files(wf).await.unwrap();
     let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
@@ -343,7 +349,10 @@ async fn ci_files_are_delivered_when_the_operator_allows_them(db: TestDb) {
         .into_iter()
         .map(|f| f.path)
         .collect();
-    assert!(paths.iter().any(|p| p == ".github/workflows/x.yml"), "{paths:?}");
+    assert!(
+        paths.iter().any(|p| p == ".github/workflows/x.yml"),
+        "{paths:?}"
+    );
     let refused = governance_refusals(&db, wf).await;
     assert!(refused.iter().any(|r| r == ".GIT/hooks/post-commit"));
     assert!(!refused.iter().any(|r| r == ".github/workflows/x.yml"));
@@ -387,11 +396,17 @@ async fn streams_past_the_caps_are_refused_with_503_and_freed_on_disconnect(db: 
     let second_on_b = open_stream(&app, b).await;
 
     // Then the ones over a cap get 503 with Retry-After and a JSON detail
-    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
     assert_eq!(third_on_a.status(), 503, "per-workflow cap");
     assert!(third_on_a.headers().contains_key("retry-after"));
     let body: Value = third_on_a.json().await.unwrap();
-    assert!(body["detail"].as_str().unwrap().contains("too many"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("too many"),
+        "{body}"
+    );
     assert_eq!(on_b.status(), 200);
     assert_eq!(second_on_b.status(), 503, "total cap");
 

@@ -394,8 +394,11 @@ async fn on_lambda_the_rate_limit_keys_on_api_gateways_source_ip() {
     // Then its third request is limited (the key is sourceIp), and
     // another caller is not
     assert_eq!(seen, [200, 200, 429]);
-    let other = api_handler(router, http_api_get_workflows("205.255.255.177", "10.9.9.0"))
-        .await
-        .unwrap();
+    let other = api_handler(
+        router,
+        http_api_get_workflows("205.255.255.177", "10.9.9.0"),
+    )
+    .await
+    .unwrap();
     assert_eq!(status(other), 200);
 }

@@ -111,6 +111,7 @@ fn request() -> ChatRequest {
         ],
         max_tokens: 256,
         temperature: 0.2,
+        grammar: None,
     }
 }
 
@@ -601,7 +602,10 @@ mod tracking {
             .await
             .unwrap();
             assert_eq!(
-                (t.response.usage.prompt_tokens, t.response.usage.completion_tokens),
+                (
+                    t.response.usage.prompt_tokens,
+                    t.response.usage.completion_tokens
+                ),
                 (prompt, completion),
                 "{usage}"
             );
@@ -616,7 +620,11 @@ mod tracking {
                 (call.prompt_tokens, call.completion_tokens),
                 (prompt, completion)
             );
-            assert_eq!(call.budget_snapshot[flag], true, "{usage}: {}", call.budget_snapshot);
+            assert_eq!(
+                call.budget_snapshot[flag], true,
+                "{usage}: {}",
+                call.budget_snapshot
+            );
             assert!(call.cost >= 0);
             let e = db.store.execution_by_id(exec).await.unwrap();
             assert_eq!(e.total_tokens, prompt + completion);

@@ -69,22 +69,30 @@ async fn sigterm_stops_serve_with_open_streams(backend: Backend) {
         ..Script::default()
     })
     .await;
-    let data = std::env::temp_dir().join(format!(
-        "ai_team_sigterm_{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let data =
+        std::env::temp_dir().join(format!("ai_team_sigterm_{}", uuid::Uuid::new_v4().simple()));
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = spawn(&url_of(&db), &llm.base_url(), &data.display().to_string(), port);
+    let mut child = spawn(
+        &url_of(&db),
+        &llm.base_url(),
+        &data.display().to_string(),
+        port,
+    );
     let http = reqwest::Client::new();
     let up = Instant::now();
     while http.get(format!("{base}/health")).send().await.is_err() {
-        assert!(up.elapsed() < Duration::from_secs(30), "serve did not start");
+        assert!(
+            up.elapsed() < Duration::from_secs(30),
+            "serve did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let wf: Value = http
         .post(format!("{base}/workflows"))
-        .json(&json!({"name": "Reset", "jira_story_id": "TERM-1", "description": "Reset by e-mail."}))
+        .json(
+            &json!({"name": "Reset", "jira_story_id": "TERM-1", "description": "Reset by e-mail."}),
+        )
         .send()
         .await
         .unwrap()
@@ -103,9 +111,10 @@ async fn sigterm_stops_serve_with_open_streams(backend: Backend) {
         !sse.events(1, Duration::from_secs(10)).await.is_empty(),
         "the stream is live"
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/workflows/{id}"))
-        .await
-        .expect("WebSocket connects");
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/workflows/{id}"))
+            .await
+            .expect("WebSocket connects");
     // A step is in flight (the model answers in 1.5-2.5 s)
     let deadline = Instant::now() + Duration::from_secs(15);
     while llm.requests() == 0 {

@@ -120,11 +120,10 @@ async fn a_live_client_gets_every_event_of_an_execution_once_in_order(db: TestDb
         expect
     );
     assert_eq!(got_late.last().unwrap().data["data"]["status"], "completed");
-    let types: std::collections::BTreeSet<&str> =
-        got_early
-            .iter()
-            .map(|f| f.data["type"].as_str().unwrap())
-            .collect();
+    let types: std::collections::BTreeSet<&str> = got_early
+        .iter()
+        .map(|f| f.data["type"].as_str().unwrap())
+        .collect();
     for t in [
         "workflow",
         "execution",

@@ -61,11 +61,7 @@ impl ModelInfo {
             }
             value.min(limit)
         };
-        let prompt_tokens = side(
-            reported.prompt_tokens,
-            prompt_estimate,
-            self.context_window,
-        );
+        let prompt_tokens = side(reported.prompt_tokens, prompt_estimate, self.context_window);
         let completion_tokens = side(
             reported.completion_tokens,
             completion_estimate,
@@ -249,7 +245,13 @@ mod tests {
         assert!(m.cost_nanos(huge.usage.prompt_tokens, huge.usage.completion_tokens) > 0);
 
         let negative = m.check_usage(reported(-5, i64::MIN), 90, 40);
-        assert_eq!((negative.usage.prompt_tokens, negative.usage.completion_tokens), (90, 40));
+        assert_eq!(
+            (
+                negative.usage.prompt_tokens,
+                negative.usage.completion_tokens
+            ),
+            (90, 40)
+        );
         assert!(negative.usage.estimated);
 
         let missing = m.check_usage(
@@ -260,7 +262,10 @@ mod tests {
             90,
             40,
         );
-        assert_eq!((missing.usage.prompt_tokens, missing.usage.completion_tokens), (90, 40));
+        assert_eq!(
+            (missing.usage.prompt_tokens, missing.usage.completion_tokens),
+            (90, 40)
+        );
         assert!(missing.usage.estimated);
         assert_eq!(m.cost_nanos(i64::MAX, i64::MAX), i64::MAX);
     }

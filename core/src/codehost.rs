@@ -177,7 +177,12 @@ mod tests {
         ] {
             assert_eq!(normalise_path(bad), None, "{bad}");
         }
-        for good in [".gitignore", "docs/.github/x.md", "my.git/x", "src/git/x.rs"] {
+        for good in [
+            ".gitignore",
+            "docs/.github/x.md",
+            "my.git/x",
+            "src/git/x.rs",
+        ] {
             assert_eq!(normalise_path(good).as_deref(), Some(good), "{good}");
         }
     }
@@ -193,7 +198,12 @@ mod tests {
         ] {
             assert!(is_ci_path(ci), "{ci}");
         }
-        for plain in [".github/CODEOWNERS", "app/workflows/x.yml", ".gitignore", "src/main.rs"] {
+        for plain in [
+            ".github/CODEOWNERS",
+            "app/workflows/x.yml",
+            ".gitignore",
+            "src/main.rs",
+        ] {
             assert!(!is_ci_path(plain), "{plain}");
         }
     }

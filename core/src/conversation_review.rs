@@ -117,10 +117,8 @@ pub fn review(
             ));
         }
         if total_cost == 0 && t.tokens > 0 {
-            workflow_recommendations.push(format!(
-                "Step {step} used the most tokens ({}).",
-                t.tokens
-            ));
+            workflow_recommendations
+                .push(format!("Step {step} used the most tokens ({}).", t.tokens));
         }
     }
     for c in conversations {
@@ -143,10 +141,7 @@ pub fn review(
             for change in changes.iter().filter_map(Value::as_str) {
                 code_change_suggestions.push(format!("{} ({}): {change}", c.step, c.agent));
             }
-            risk_flags.push(format!(
-                "The reviewer did not approve at step {}.",
-                c.step
-            ));
+            risk_flags.push(format!("The reviewer did not approve at step {}.", c.step));
         }
         if c.details["finish_reason"].as_str() == Some("length") {
             risk_flags.push(format!(

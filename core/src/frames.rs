@@ -82,7 +82,10 @@ mod tests {
         assert_eq!(f["status"], "completed");
         assert_eq!(f["isTerminal"], true);
         assert_eq!(f["heartbeat_stale"], false);
-        assert_eq!(heartbeat(Utc::now(), Some(&status()))["status"], "completed");
+        assert_eq!(
+            heartbeat(Utc::now(), Some(&status()))["status"],
+            "completed"
+        );
         assert_eq!(status_data(&status())["isTerminal"], true);
         assert_eq!(status_data(&status())["type"], "status");
     }

@@ -85,11 +85,12 @@ pub async fn push_connection(
     let mut sent = connection.last_event_id;
     // Gateway-held sockets have no host configuration at hand: the
     // default heartbeat timeout decides staleness.
-    let status = match current_status(store, connection.workflow_id, DEFAULT_HEARTBEAT_TIMEOUT).await {
-        Ok(s) => s,
-        Err(StoreError::NotFound(_)) => return Ok(pushed),
-        Err(e) => return Err(e),
-    };
+    let status =
+        match current_status(store, connection.workflow_id, DEFAULT_HEARTBEAT_TIMEOUT).await {
+            Ok(s) => s,
+            Err(StoreError::NotFound(_)) => return Ok(pushed),
+            Err(e) => return Err(e),
+        };
     'pages: loop {
         let events = store
             .events_after(connection.workflow_id, sent, PAGE)

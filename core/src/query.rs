@@ -420,8 +420,7 @@ impl NewWorkflow {
 /// branch is used.
 fn valid_branch(b: &str) -> bool {
     b.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        && b
-            .chars()
+        && b.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 

@@ -206,9 +206,8 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
 
 /// A bare 40-character secret key next to an access key id (`AKIA… /
 /// wJalr…`): only looked for when the text holds an access key id.
-static AWS_KEY_ID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b").expect("valid pattern")
-});
+static AWS_KEY_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b").expect("valid pattern"));
 static BARE_AWS_SECRET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:^|[^A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)")
         .expect("valid pattern")
@@ -282,7 +281,13 @@ mod tests {
         });
         redact_value(&mut v);
         let s = v.to_string();
-        for secret in ["abc", "xyz", "sk-proj-0123456789abcdefXYZ", "hunter2", "t0k"] {
+        for secret in [
+            "abc",
+            "xyz",
+            "sk-proj-0123456789abcdefXYZ",
+            "hunter2",
+            "t0k",
+        ] {
             assert!(!s.contains(secret), "{secret} leaked: {s}");
         }
         assert_eq!(v["max_tokens"], 5, "token counts are not secrets");
@@ -330,7 +335,10 @@ mod tests {
             "\"AWS_SECRET_ACCESS_KEY\": \"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\"",
             "wJalrXUtnFEMI",
         );
-        assert_redacted("temporary ASIAY34FZKBOKMUTVV7A here", "ASIAY34FZKBOKMUTVV7A");
+        assert_redacted(
+            "temporary ASIAY34FZKBOKMUTVV7A here",
+            "ASIAY34FZKBOKMUTVV7A",
+        );
     }
 
     #[test]
@@ -373,7 +381,10 @@ mod tests {
             "DATABASE_URL=postgres://app:[REDACTED]@db.internal:5432/shop"
         );
         assert_redacted("redis://:hunter22@cache:6379/0", "hunter22");
-        assert_redacted("see https://bob:pa%24%24word@git.example.com/x.git", "pa%24%24word");
+        assert_redacted(
+            "see https://bob:pa%24%24word@git.example.com/x.git",
+            "pa%24%24word",
+        );
     }
 
     #[test]

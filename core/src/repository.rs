@@ -80,11 +80,15 @@ impl RepositoryRef {
         };
         if let Some((scheme, rest)) = raw.split_once("://") {
             return match scheme.to_ascii_lowercase().as_str() {
-                "https" | "http" | "ssh" | "git" if scheme.chars().all(|c| c.is_ascii_lowercase()) => {
+                "https" | "http" | "ssh" | "git"
+                    if scheme.chars().all(|c| c.is_ascii_lowercase()) =>
+                {
                     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
                     remote(host, path)
                 }
-                other => Err(format!("repository URLs with scheme {other:?} are not supported")),
+                other => Err(format!(
+                    "repository URLs with scheme {other:?} are not supported"
+                )),
             };
         }
         // scp-like: git@github.com:owner/name.git

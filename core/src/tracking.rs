@@ -28,15 +28,19 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The hash of the canonical request: provider, model, messages, limits.
+/// The hash of the canonical request: provider, model, messages, limits,
+/// and the grammar when there is one (requests without one hash as before).
 pub fn prompt_hash(provider: &str, model: &str, request: &ChatRequest) -> String {
-    let canonical = json!({
+    let mut canonical = json!({
         "provider": provider,
         "model": model,
         "messages": request.messages,
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
     });
+    if let Some(grammar) = &request.grammar {
+        canonical["grammar"] = json!(grammar);
+    }
     sha256_hex(canonical.to_string().as_bytes())
 }
 
@@ -145,6 +149,10 @@ pub async fn tracked_chat(
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
     });
+    if let Some(grammar) = &request.grammar {
+        // Which grammar constrained the answer; its text is in the team's files.
+        request_data["grammar_sha256"] = json!(sha256_hex(grammar.as_bytes()));
+    }
     if ctx.redact {
         redact_value(&mut request_data);
     }
@@ -221,10 +229,10 @@ fn check_usage(
     });
     let completion_estimate = crate::governance::estimate_tokens(&r.content) as i64;
     let reported = r.usage;
-    let checked = ctx
-        .catalog
-        .lookup(&r.model)
-        .check_usage(reported, prompt_estimate, completion_estimate);
+    let checked =
+        ctx.catalog
+            .lookup(&r.model)
+            .check_usage(reported, prompt_estimate, completion_estimate);
     r.usage = checked.usage;
     checked
 }
@@ -335,6 +343,7 @@ mod tests {
             }],
             max_tokens: 10,
             temperature: 0.0,
+            grammar: None,
         }
     }
 

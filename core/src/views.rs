@@ -109,8 +109,21 @@ pub async fn current_status(
 
 /// Whether two status infos differ in anything a client shows.
 pub fn status_changed(a: &StatusInfo, b: &StatusInfo) -> bool {
-    (a.status, a.is_terminal, a.heartbeat_stale, &a.error, a.finished_at, a.started_at)
-        != (b.status, b.is_terminal, b.heartbeat_stale, &b.error, b.finished_at, b.started_at)
+    (
+        a.status,
+        a.is_terminal,
+        a.heartbeat_stale,
+        &a.error,
+        a.finished_at,
+        a.started_at,
+    ) != (
+        b.status,
+        b.is_terminal,
+        b.heartbeat_stale,
+        &b.error,
+        b.finished_at,
+        b.started_at,
+    )
 }
 
 /// A workflow as every route answers it.

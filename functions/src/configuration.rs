@@ -257,7 +257,10 @@ impl Config {
             webhook_secret: get(keys::GITHUB_WEBHOOK_SECRET).map(Secret::new),
             allow_ci_paths: parse_bool(keys::ALLOW_CI_PATHS, get(keys::ALLOW_CI_PATHS))?
                 .unwrap_or(false),
-            trusted_proxies: match parse::<usize>(keys::TRUSTED_PROXIES, get(keys::TRUSTED_PROXIES))? {
+            trusted_proxies: match parse::<usize>(
+                keys::TRUSTED_PROXIES,
+                get(keys::TRUSTED_PROXIES),
+            )? {
                 Some(n) if n > 16 => {
                     return Err(ConfigError {
                         var: keys::TRUSTED_PROXIES,

@@ -155,7 +155,13 @@ impl EventHub {
         heartbeat: Duration,
         heartbeat_timeout: Duration,
     ) -> Arc<Self> {
-        Self::with_limits(store, poll, heartbeat, heartbeat_timeout, StreamLimits::default())
+        Self::with_limits(
+            store,
+            poll,
+            heartbeat,
+            heartbeat_timeout,
+            StreamLimits::default(),
+        )
     }
 
     /// `new`, refusing streams past `limits`.
@@ -327,9 +333,11 @@ impl EventHub {
     ) -> Result<mpsc::Receiver<Frame>, SubscribeError> {
         let slot = self.take_slot(workflow_id)?;
         let head = {
-            let _read = self.reads.acquire().await.map_err(|_| {
-                SubscribeError::Refused("the server is shutting down")
-            })?;
+            let _read = self
+                .reads
+                .acquire()
+                .await
+                .map_err(|_| SubscribeError::Refused("the server is shutting down"))?;
             self.store.get_workflow(workflow_id).await?;
             self.store.last_event_id(workflow_id).await?
         };

@@ -329,8 +329,15 @@ mod tests {
 
     #[test]
     fn a_file_comment_with_non_ascii_text_does_not_panic() {
-        assert!(code_files("```\n# \u{212A}ile: x\nbody\n```").files.is_empty());
-        assert_eq!(code_files("```\n# FILE: a/b.py\nx\n```").files[0].path, "a/b.py");
+        assert!(
+            code_files("```\n# \u{212A}ile: x\nbody\n```")
+                .files
+                .is_empty()
+        );
+        assert_eq!(
+            code_files("```\n# FILE: a/b.py\nx\n```").files[0].path,
+            "a/b.py"
+        );
     }
 
     #[test]

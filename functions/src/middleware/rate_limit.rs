@@ -104,9 +104,7 @@ fn client_ip(req: &Request, trusted: usize) -> IpAddr {
         .and_then(|v| v.to_str().ok());
     match req.extensions().get::<ConnectInfo<SocketAddr>>() {
         Some(ConnectInfo(peer)) => forwarded_client(forwarded, trusted).unwrap_or(peer.ip()),
-        None => {
-            forwarded_client(forwarded, trusted.max(1)).unwrap_or(IpAddr::from([0, 0, 0, 0]))
-        }
+        None => forwarded_client(forwarded, trusted.max(1)).unwrap_or(IpAddr::from([0, 0, 0, 0])),
     }
 }
 

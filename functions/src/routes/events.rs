@@ -18,12 +18,12 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
 use crate::events::{Filter, Frame};
-use ai_team_core::frames;
-use ai_team_core::views::{self, StatusInfo};
-use axum::http::HeaderValue;
 use crate::extract::{Id, QueryMap};
 use crate::routes::{ErrorBody, ValidationErrorBody};
 use crate::state::AppState;
+use ai_team_core::frames;
+use ai_team_core::views::{self, StatusInfo};
+use axum::http::HeaderValue;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -159,7 +159,9 @@ fn status_frames(
                 Frame::Event(e, status) => ((*status).clone(), e.id),
                 Frame::Heartbeat(at) => match s.hub.status(s.workflow_id).await {
                     Some(status)
-                        if s.last.as_ref().is_some_and(|l| views::status_changed(l, &status)) =>
+                        if s.last
+                            .as_ref()
+                            .is_some_and(|l| views::status_changed(l, &status)) =>
                     {
                         (status, s.last_id)
                     }
@@ -172,7 +174,10 @@ fn status_frames(
                 },
             };
             s.last_id = s.last_id.max(id);
-            if s.last.as_ref().is_some_and(|l| !views::status_changed(l, &status)) {
+            if s.last
+                .as_ref()
+                .is_some_and(|l| !views::status_changed(l, &status))
+            {
                 continue;
             }
             s.done = status.is_terminal;

@@ -12,8 +12,8 @@ use axum::{Json, Router};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, Ids2, Ids3, QueryMap};
-use crate::routes::{ListOf, ErrorBody, ValidationErrorBody};
 use crate::routes::workflows::{engine_of, list_response, optional_page, start};
+use crate::routes::{ErrorBody, ListOf, ValidationErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -125,7 +125,12 @@ pub async fn resume_execution(
         ResumeBody::default()
     } else {
         let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::validation(FieldError::new("body", "budgets", e.to_string(), "json_invalid"))
+            ApiError::validation(FieldError::new(
+                "body",
+                "budgets",
+                e.to_string(),
+                "json_invalid",
+            ))
         })?;
         if !value.is_object() || !(value["budgets"].is_object() || value["budgets"].is_null()) {
             return Err(ApiError::validation(FieldError::new(

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, QueryMap};
-use crate::routes::{ListOf, ErrorBody, ValidationErrorBody};
+use crate::routes::{ErrorBody, ListOf, ValidationErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -49,10 +49,12 @@ pub async fn get_pull_request(
     if let Some(pr) = state.store.get_pull_request(id).await? {
         return Ok(Json(pr));
     }
-    Err(ApiError::NotFound(match skipped_reason(&state, id).await? {
-        Some(reason) => format!("Workflow {id} has no pull request: it was skipped ({reason})"),
-        None => format!("Workflow {id} has no pull request"),
-    }))
+    Err(ApiError::NotFound(
+        match skipped_reason(&state, id).await? {
+            Some(reason) => format!("Workflow {id} has no pull request: it was skipped ({reason})"),
+            None => format!("Workflow {id} has no pull request"),
+        },
+    ))
 }
 
 /// Why the latest execution's delivery opened no pull request, if it said.
@@ -104,10 +106,17 @@ pub async fn list_checks(
     Id(id): Id,
     query: QueryMap,
 ) -> ApiResult<Response> {
-    let q = CheckQuery::parse(query.get("page"), page_size_or_max(&query), query.get("kind"))
-        .map_err(ApiError::Validation)?;
+    let q = CheckQuery::parse(
+        query.get("page"),
+        page_size_or_max(&query),
+        query.get("kind"),
+    )
+    .map_err(ApiError::Validation)?;
     state.store.get_workflow(id).await?;
-    Ok(plain_or_paged(&query, state.store.list_checks(id, &q).await?))
+    Ok(plain_or_paged(
+        &query,
+        state.store.list_checks(id, &q).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/diffs", tag = "pr",
@@ -120,10 +129,17 @@ pub async fn list_diffs(
     Id(id): Id,
     query: QueryMap,
 ) -> ApiResult<Response> {
-    let q = FilteredPage::parse(query.get("page"), page_size_or_max(&query), query.get("path"))
-        .map_err(ApiError::Validation)?;
+    let q = FilteredPage::parse(
+        query.get("page"),
+        page_size_or_max(&query),
+        query.get("path"),
+    )
+    .map_err(ApiError::Validation)?;
     state.store.get_workflow(id).await?;
-    Ok(plain_or_paged(&query, state.store.list_diffs(id, &q).await?))
+    Ok(plain_or_paged(
+        &query,
+        state.store.list_diffs(id, &q).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/artifacts", tag = "pr",
@@ -136,10 +152,17 @@ pub async fn list_artifacts(
     Id(id): Id,
     query: QueryMap,
 ) -> ApiResult<Response> {
-    let q = FilteredPage::parse(query.get("page"), page_size_or_max(&query), query.get("kind"))
-        .map_err(ApiError::Validation)?;
+    let q = FilteredPage::parse(
+        query.get("page"),
+        page_size_or_max(&query),
+        query.get("kind"),
+    )
+    .map_err(ApiError::Validation)?;
     state.store.get_workflow(id).await?;
-    Ok(plain_or_paged(&query, state.store.list_artifacts(id, &q).await?))
+    Ok(plain_or_paged(
+        &query,
+        state.store.list_artifacts(id, &q).await?,
+    ))
 }
 
 /// The answer of a refresh request.

@@ -21,7 +21,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/workflows/status/running", get(running_workflows))
         .route("/workflows/{workflow_id}/status", get(workflow_status))
-        .route("/workflows/{workflow_id}/reconcile", post(reconcile_workflow))
+        .route(
+            "/workflows/{workflow_id}/reconcile",
+            post(reconcile_workflow),
+        )
         .route("/workflows/{workflow_id}/resume", post(resume_workflow))
 }
 
@@ -126,7 +129,10 @@ pub async fn resume_workflow(
     }
     let execution = engine.resume(id, latest.id, BudgetPatch::default()).await?;
     Ok(Json(Resumed {
-        message: format!("Execution {} resumed from its last checkpoint", execution.id),
+        message: format!(
+            "Execution {} resumed from its last checkpoint",
+            execution.id
+        ),
         workflow_id: id,
         execution_id: execution.id,
         resumed: true,

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, JsonBody, QueryMap};
-use crate::routes::{ListOf, ErrorBody, MessageBody, ValidationErrorBody};
+use crate::routes::{ErrorBody, ListOf, MessageBody, ValidationErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -200,14 +200,27 @@ pub async fn create_workflow(
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> ApiResult<(StatusCode, Json<WorkflowView>)> {
     let body = CreateWorkflow::read(&body)?;
-    let blank = |v: &Option<String>| v.as_deref().filter(|v| !v.trim().is_empty()).map(str::to_owned);
+    let blank = |v: &Option<String>| {
+        v.as_deref()
+            .filter(|v| !v.trim().is_empty())
+            .map(str::to_owned)
+    };
     let (story, title) = (blank(&body.jira_story_id), blank(&body.jira_story_title));
     let mut missing = Vec::new();
     if story.is_none() {
-        missing.push(FieldError::new("body", "jira_story_id", "Field required", "missing"));
+        missing.push(FieldError::new(
+            "body",
+            "jira_story_id",
+            "Field required",
+            "missing",
+        ));
     }
     let name = blank(&body.name).or_else(|| {
-        Some(format!("{}: {}", story.as_deref()?.trim(), title.as_deref()?.trim()))
+        Some(format!(
+            "{}: {}",
+            story.as_deref()?.trim(),
+            title.as_deref()?.trim()
+        ))
     });
     if name.is_none() {
         missing.push(FieldError::new(
@@ -225,7 +238,10 @@ pub async fn create_workflow(
     if !missing.is_empty() {
         return Err(ApiError::Validation(missing));
     }
-    let description = body.description.as_deref().or(body.jira_story_description.as_deref());
+    let description = body
+        .description
+        .as_deref()
+        .or(body.jira_story_description.as_deref());
     let new = NewWorkflow::parse(
         name.as_deref().unwrap_or_default(),
         story.as_deref().unwrap_or_default(),
@@ -246,7 +262,9 @@ pub async fn create_workflow(
     } else {
         StatusCode::OK
     };
-    let view = views_of(&state, vec![created.into_inner()]).await?.remove(0);
+    let view = views_of(&state, vec![created.into_inner()])
+        .await?
+        .remove(0);
     Ok((status, Json(view)))
 }
 
@@ -269,7 +287,12 @@ impl CreateWorkflow {
                 Some(serde_json::Value::Null) if nullable => None,
                 Some(serde_json::Value::String(s)) => Some(s.clone()),
                 Some(_) => {
-                    errors.push(FieldError::new("body", name, "Input should be a valid string", "string_type"));
+                    errors.push(FieldError::new(
+                        "body",
+                        name,
+                        "Input should be a valid string",
+                        "string_type",
+                    ));
                     None
                 }
             }
@@ -287,7 +310,12 @@ impl CreateWorkflow {
         if let Some(n) = &read.name
             && n.trim().is_empty()
         {
-            errors.push(FieldError::new("body", "name", "name must not be blank", "string_too_short"));
+            errors.push(FieldError::new(
+                "body",
+                "name",
+                "name must not be blank",
+                "string_too_short",
+            ));
         }
         if errors.is_empty() {
             Ok(read)
@@ -328,7 +356,10 @@ pub async fn get_workflow(
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     Ok((
-        [(header::ETAG, etag), (header::CONTENT_TYPE, "application/json".to_owned())],
+        [
+            (header::ETAG, etag),
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+        ],
         body,
     )
         .into_response())

@@ -386,7 +386,12 @@ mod tests {
         assert!(!root.join("victim").exists() && !root.join("victim2").exists());
         assert!(!root.join("victim3").exists());
         let ok = git
-            .deliver(&root.join("allowed/repo").display().to_string(), "b", &[], None)
+            .deliver(
+                &root.join("allowed/repo").display().to_string(),
+                "b",
+                &[],
+                None,
+            )
             .await
             .unwrap();
         assert!(ok.pull_request_skipped.is_none());

@@ -108,10 +108,7 @@ enum BodyError {
 
 /// The body, read chunk by chunk and never beyond `cap` bytes.
 async fn bounded_text(mut response: reqwest::Response, cap: usize) -> Result<String, BodyError> {
-    if response
-        .content_length()
-        .is_some_and(|n| n > cap as u64)
-    {
+    if response.content_length().is_some_and(|n| n > cap as u64) {
         return Err(BodyError::TooLarge);
     }
     let mut body: Vec<u8> = Vec::new();
