@@ -111,6 +111,7 @@ fn request() -> ChatRequest {
         ],
         max_tokens: 256,
         temperature: 0.2,
+        grammar: None,
     }
 }
 

@@ -1,6 +1,8 @@
 //! The agent team as data: each role's name, goal and backstory, and each
-//! step's agent, context sections and task (`core/agents/team.toml`, built
-//! in; a copy named by `AI_TEAM_AGENTS_FILE` replaces it without a rebuild).
+//! step's agent, context sections, task and optional output grammar
+//! (`core/agents/team.toml` and `core/agents/grammars/*.gbnf`, built in; a
+//! copy named by `AI_TEAM_AGENTS_FILE` replaces it without a rebuild, and
+//! `grammars/NAME.gbnf` beside that copy replaces a built-in grammar).
 
 use std::collections::BTreeMap;
 
@@ -10,6 +12,24 @@ use crate::models::Agent;
 
 /// The built-in team.
 pub const BUILTIN_TEAM: &str = include_str!("../agents/team.toml");
+
+/// The built-in output grammars (GBNF, llama.cpp's grammar format) a step
+/// may name with `grammar = "..."`: they constrain the embedded model's
+/// sampling to the answer shape the engine's parsers read.
+pub const BUILTIN_GRAMMARS: &[(&str, &str)] = &[
+    ("analysis", include_str!("../agents/grammars/analysis.gbnf")),
+    ("design", include_str!("../agents/grammars/design.gbnf")),
+    (
+        "code_files",
+        include_str!("../agents/grammars/code_files.gbnf"),
+    ),
+    ("frontend", include_str!("../agents/grammars/frontend.gbnf")),
+    (
+        "test_files",
+        include_str!("../agents/grammars/test_files.gbnf"),
+    ),
+    ("verdict", include_str!("../agents/grammars/verdict.gbnf")),
+];
 
 /// The context sections a step may ask for, with their priority when a
 /// prompt must shrink (higher is kept longer).
@@ -53,6 +73,10 @@ pub struct StepSpec {
     pub agent: Agent,
     pub context: Vec<String>,
     pub task: String,
+    /// The grammar (a name in [`Team::grammars`]) the answer of a model
+    /// that supports constrained sampling must follow; none: free text.
+    #[serde(default)]
+    pub grammar: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -60,13 +84,46 @@ pub struct StepSpec {
 pub struct Team {
     pub roles: BTreeMap<Agent, Role>,
     pub steps: BTreeMap<String, StepSpec>,
+    /// Grammar texts by name: the built-in ones, and those the loader found.
+    #[serde(skip)]
+    pub grammars: BTreeMap<String, String>,
 }
 
 impl Team {
-    /// Parses and checks a team file: every agent step of the workflow is
-    /// described, its role exists, its context sections are known.
+    /// Parses and checks a team file with the built-in grammars.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let team: Team = toml::from_str(text).map_err(|e| e.to_string())?;
+        Self::parse_with(text, &|_| None)
+    }
+
+    /// Parses and checks a team file: every agent step of the workflow is
+    /// described, its role exists, its context sections and grammar are
+    /// known. `grammar` gives the text of a grammar by name when the
+    /// caller has one of its own (a file beside the team file); otherwise
+    /// the built-in one of that name is used.
+    pub fn parse_with(
+        text: &str,
+        grammar: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let mut team: Team = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (name, spec) in &team.steps {
+            let Some(g) = &spec.grammar else { continue };
+            let text = grammar(g)
+                .or_else(|| {
+                    BUILTIN_GRAMMARS
+                        .iter()
+                        .find(|(n, _)| n == g)
+                        .map(|(_, t)| (*t).to_owned())
+                })
+                .ok_or_else(|| format!("step {name}: unknown grammar {g}"))?;
+            let has_root = text.lines().any(|l| {
+                l.strip_prefix("root")
+                    .is_some_and(|rest| rest.trim_start().starts_with("::="))
+            });
+            if !has_root {
+                return Err(format!("step {name}: grammar {g} has no root rule"));
+            }
+            team.grammars.insert(g.clone(), text);
+        }
         for step in crate::engine::steps::Step::ALL {
             if step.agent().is_none() {
                 continue;
@@ -100,6 +157,12 @@ impl Team {
 
     pub fn step(&self, step: &str) -> Option<&StepSpec> {
         self.steps.get(step)
+    }
+
+    /// The grammar text the answer of `step` must follow, if it names one.
+    pub fn grammar(&self, step: &str) -> Option<&str> {
+        let name = self.steps.get(step)?.grammar.as_ref()?;
+        self.grammars.get(name).map(String::as_str)
     }
 
     /// The steps `agent` works, in the order of the workflow.
@@ -153,5 +216,42 @@ mod tests {
             "context = [\"history\"]",
         );
         assert!(Team::parse(&bad_section).unwrap_err().contains("history"));
+        let bad_grammar = BUILTIN_TEAM.replace("grammar = \"verdict\"", "grammar = \"poem\"");
+        assert!(Team::parse(&bad_grammar).unwrap_err().contains("poem"));
+    }
+
+    #[test]
+    fn code_steps_and_structured_steps_name_a_grammar_found_beside_the_team_or_built_in() {
+        let team = Team::builtin();
+        for (step, grammar) in [
+            ("analysis", "analysis"),
+            ("architecture", "design"),
+            ("implementation", "code_files"),
+            ("frontend", "frontend"),
+            ("testing", "test_files"),
+            ("review", "verdict"),
+            ("rework", "code_files"),
+            ("final_review", "verdict"),
+        ] {
+            assert_eq!(
+                team.step(step).unwrap().grammar.as_deref(),
+                Some(grammar),
+                "{step}"
+            );
+            assert!(team.grammar(step).unwrap().contains("::="), "{step}");
+        }
+        let own = Team::parse_with(BUILTIN_TEAM, &|name| {
+            (name == "verdict").then(|| "root ::= \"VERDICT: APPROVED\\n\"".to_owned())
+        })
+        .unwrap();
+        assert_eq!(
+            own.grammar("review"),
+            Some("root ::= \"VERDICT: APPROVED\\n\"")
+        );
+        assert_eq!(own.grammar("testing"), team.grammar("testing"));
+        let rootless = Team::parse_with(BUILTIN_TEAM, &|name| {
+            (name == "verdict").then(|| "start ::= \"x\"".to_owned())
+        });
+        assert!(rootless.unwrap_err().contains("root"));
     }
 }

@@ -22,6 +22,11 @@ pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
     pub max_tokens: u32,
     pub temperature: f32,
+    /// A GBNF grammar the answer must follow (llama.cpp's constrained
+    /// sampling). Only set for a client whose [`LlmClient::accepts_grammar`]
+    /// is true (the embedded model); the remote providers ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -97,6 +102,11 @@ pub trait LlmClient: Send + Sync + 'static {
     fn provider(&self) -> &'static str;
     /// The model (or deployment) requests go to.
     fn model(&self) -> &str;
+    /// Whether the client constrains its sampling to
+    /// [`ChatRequest::grammar`]. Remote APIs take no GBNF, so the default is no.
+    fn accepts_grammar(&self) -> bool {
+        false
+    }
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError>;
 }
 

@@ -28,15 +28,19 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The hash of the canonical request: provider, model, messages, limits.
+/// The hash of the canonical request: provider, model, messages, limits,
+/// and the grammar when there is one (requests without one hash as before).
 pub fn prompt_hash(provider: &str, model: &str, request: &ChatRequest) -> String {
-    let canonical = json!({
+    let mut canonical = json!({
         "provider": provider,
         "model": model,
         "messages": request.messages,
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
     });
+    if let Some(grammar) = &request.grammar {
+        canonical["grammar"] = json!(grammar);
+    }
     sha256_hex(canonical.to_string().as_bytes())
 }
 
@@ -145,6 +149,10 @@ pub async fn tracked_chat(
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
     });
+    if let Some(grammar) = &request.grammar {
+        // Which grammar constrained the answer; its text is in the team's files.
+        request_data["grammar_sha256"] = json!(sha256_hex(grammar.as_bytes()));
+    }
     if ctx.redact {
         redact_value(&mut request_data);
     }
@@ -347,6 +355,7 @@ mod tests {
             }],
             max_tokens: 10,
             temperature: 0.0,
+            grammar: None,
         }
     }
 

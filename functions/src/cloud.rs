@@ -15,13 +15,12 @@ use ai_team_core::blob::BlobStore;
 use ai_team_core::push::PushChannel;
 use ai_team_core::queue::StepQueue;
 use ai_team_core::review::REFRESH_QUEUE;
-use ai_team_providers::aws::{self, AwsOverrides};
-use ai_team_providers::aws_apigw::ApiGatewayPush;
-use ai_team_providers::aws_s3::S3BlobStore;
-use ai_team_providers::aws_sqs::SqsQueue;
+use ai_team_providers::aws::AwsOverrides;
 use ai_team_providers::azure_blob::{AzureBlobStore, ContainerName, StorageConnection};
 use ai_team_providers::azure_service_bus::{ConnectionString, ServiceBusQueue};
 use ai_team_providers::blob::LocalBlobStore;
+#[cfg(feature = "aws")]
+use ai_team_providers::{aws, aws_apigw::ApiGatewayPush, aws_s3::S3BlobStore, aws_sqs::SqsQueue};
 
 use crate::configuration::{Config, ConfigError, Secret};
 
@@ -180,6 +179,7 @@ pub struct CloudAdapters {
     pub queue: Arc<dyn StepQueue>,
     pub blobs: Option<Arc<dyn BlobStore>>,
     /// The SQS adapter itself on AWS, for the consumers' visibility changes.
+    #[cfg(feature = "aws")]
     pub sqs: Option<SqsQueue>,
     /// Where events are pushed to WebSocket clients a gateway holds (API
     /// Gateway WebSocket APIs); `None` where clients connect to us.
@@ -197,9 +197,18 @@ pub async fn adapters(
         CloudProvider::Local => Ok(CloudAdapters {
             queue: local_queue,
             blobs: Some(Arc::new(LocalBlobStore::new(config.data_dir.join("blobs")))),
+            #[cfg(feature = "aws")]
             sqs: None,
             push: None,
         }),
+        #[cfg(not(feature = "aws"))]
+        CloudProvider::Aws(_) => Err(ConfigError {
+            var: keys::CLOUD_PROVIDER,
+            reason: "aws: this binary was built without the AWS adapters \
+                     (build it with `--features aws`, as the Lambda builds are)"
+                .into(),
+        }),
+        #[cfg(feature = "aws")]
         CloudProvider::Aws(aws_settings) => {
             let sdk = aws::load_config(&aws_settings.overrides).await;
             let sqs = SqsQueue::from_config(&sdk, &aws_settings.queue_url)
@@ -248,6 +257,7 @@ pub async fn adapters(
             Ok(CloudAdapters {
                 queue: Arc::new(queue),
                 blobs: Some(Arc::new(blobs)),
+                #[cfg(feature = "aws")]
                 sqs: None,
                 push: None,
             })

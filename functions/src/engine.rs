@@ -30,7 +30,13 @@ pub fn team(config: &Config) -> Result<Team, ConfigError> {
                 var: keys::AGENTS_FILE,
                 reason: format!("cannot read {}: {e}", path.display()),
             })?;
-            Team::parse(&text).map_err(|reason| ConfigError {
+            // `grammars/NAME.gbnf` beside the team file replaces a built-in grammar.
+            let dir = path.parent().map(|d| d.join("grammars"));
+            let own = |name: &str| {
+                let dir = dir.as_ref()?;
+                std::fs::read_to_string(dir.join(format!("{name}.gbnf"))).ok()
+            };
+            Team::parse_with(&text, &own).map_err(|reason| ConfigError {
                 var: keys::AGENTS_FILE,
                 reason,
             })

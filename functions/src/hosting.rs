@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ai_team_core::Store;
 use ai_team_core::engine::Engine;
 use ai_team_core::push::PushChannel;
+#[cfg(feature = "aws")]
 use ai_team_providers::aws_sqs::SqsQueue;
 use ai_team_providers::store;
 
@@ -20,6 +21,7 @@ pub struct Wired {
     pub store: Arc<dyn Store>,
     pub engine: Engine,
     /// The SQS adapter on AWS, for the consumers' visibility changes.
+    #[cfg(feature = "aws")]
     pub sqs: Option<SqsQueue>,
     /// Where events are pushed to gateway-held WebSocket clients.
     pub push: Option<Arc<dyn PushChannel>>,
@@ -64,6 +66,7 @@ pub async fn wire() -> Result<Wired, String> {
         config,
         store: backend.store,
         engine,
+        #[cfg(feature = "aws")]
         sqs: adapters.sqs,
         push: adapters.push,
     })

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ai_team_core::llm::LlmClient;
-use ai_team_providers::aws::AwsOverrides;
-use ai_team_providers::llm::{BedrockClient, OpenAiClient};
+use ai_team_providers::llm::OpenAiClient;
+#[cfg(feature = "aws")]
+use ai_team_providers::{aws::AwsOverrides, llm::BedrockClient};
 
 use crate::configuration::ConfigError;
 
@@ -105,6 +106,14 @@ pub async fn build(
                 "OPENAI_BASE_URL",
             )
         }
+        #[cfg(not(feature = "aws"))]
+        LlmProvider::Bedrock => Err(ConfigError {
+            var: "LLM_PROVIDER",
+            reason: "bedrock: this binary was built without the AWS adapters \
+                     (build it with `--features aws`, as the Lambda builds are)"
+                .into(),
+        }),
+        #[cfg(feature = "aws")]
         LlmProvider::Bedrock => {
             let model = required("BEDROCK_MODEL_ID")?;
             let overrides = AwsOverrides {
@@ -222,7 +231,12 @@ mod tests {
         .await
         .err()
         .unwrap();
-        assert_eq!(e.var, "BEDROCK_MODEL_ID");
+        if cfg!(feature = "aws") {
+            assert_eq!(e.var, "BEDROCK_MODEL_ID");
+        } else {
+            assert_eq!(e.var, "LLM_PROVIDER");
+            assert!(e.reason.contains("--features aws"), "{}", e.reason);
+        }
     }
 
     #[tokio::test]
@@ -242,6 +256,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!((a.provider(), a.model()), ("azure-openai", "gpt4o"));
+        #[cfg(feature = "aws")]
         let b = build(&env(&[
             ("CLOUD_PROVIDER", "aws"),
             ("BEDROCK_MODEL_ID", "anthropic.claude-3-haiku-20240307-v1:0"),
@@ -249,6 +264,7 @@ mod tests {
         ]))
         .await
         .unwrap();
+        #[cfg(feature = "aws")]
         assert_eq!(
             (b.provider(), b.model()),
             ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0")

@@ -25,6 +25,7 @@ fn request(user: &str, max_tokens: u32) -> ChatRequest {
         ],
         max_tokens,
         temperature: 0.0,
+        grammar: None,
     }
 }
 

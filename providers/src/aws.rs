@@ -8,11 +8,19 @@
 //! already uses; the client here is the SDK's own hyper 1 client with
 //! ring selected instead.
 
+//!
+//! `AwsOverrides` is plain data, there without the `aws` feature too (the
+//! cloud's settings are read, and refused, by binaries built without it).
+
+#[cfg(feature = "aws")]
 use aws_config::{BehaviorVersion, SdkConfig};
+#[cfg(feature = "aws")]
 use aws_sdk_bedrockruntime::config::SharedHttpClient;
+#[cfg(feature = "aws")]
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 /// The SDK's hyper 1 HTTPS client with rustls and ring.
+#[cfg(feature = "aws")]
 pub fn https_client() -> SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
@@ -29,6 +37,7 @@ pub struct AwsOverrides {
 
 /// Loads the shared config once, at start-up. Credentials are resolved
 /// lazily, on the first request, and cached by the SDK.
+#[cfg(feature = "aws")]
 #[tracing::instrument]
 pub async fn load_config(overrides: &AwsOverrides) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());

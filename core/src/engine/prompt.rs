@@ -210,6 +210,7 @@ pub fn request(sections: &[Section], max_tokens: u32, temperature: f32) -> ChatR
         ],
         max_tokens,
         temperature,
+        grammar: None,
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::{Value, json};
 
+use super::grammar;
 use super::parse;
 use super::prompt::{self, FileText};
 use super::state::{FileEntry, RunState, Spent, check_budgets};
@@ -550,7 +551,17 @@ impl Engine {
                 &[NewEvent::new("governance", decision)],
             )
             .await?;
-        let request = prompt::request(&fitted.sections, max_tokens as u32, self.config.temperature);
+        let mut request =
+            prompt::request(&fitted.sections, max_tokens as u32, self.config.temperature);
+        // Only a model that samples under a grammar gets one (the embedded
+        // model); remote APIs take none, and their requests hash as before.
+        // Where the story or design names the files, the grammar allows those.
+        if self.llm.accepts_grammar()
+            && let (Some(name), Some(text)) = (&spec.grammar, self.team.grammar(step.as_str()))
+        {
+            let named = grammar::named_paths(&[&state.story, &state.design]);
+            request.grammar = Some(grammar::fit(name, text, &named));
+        }
         let snapshot = json!({
             "step_tokens_left": budgets.step_tokens.saturating_sub(spent.step),
             "agent_tokens_left": budgets.agent_tokens.saturating_sub(spent.agent),

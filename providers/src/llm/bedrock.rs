@@ -329,6 +329,7 @@ mod tests {
             messages,
             max_tokens: 100,
             temperature: 0.0,
+            grammar: None,
         }
     }
 

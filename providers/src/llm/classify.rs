@@ -58,6 +58,10 @@ pub fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> LlmEr
 /// An AWS service error (Bedrock), by its error code first: the code is
 /// the service's own statement of what went wrong, the status only a
 /// fallback for codes not listed here.
+#[cfg_attr(
+    not(feature = "aws"),
+    allow(dead_code, reason = "Bedrock's, built with the aws feature")
+)]
 pub fn classify_aws(
     code: Option<&str>,
     message: &str,

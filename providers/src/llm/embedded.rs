@@ -17,7 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use ai_team_core::llm::{ChatRequest, ChatResponse, LlmClient, LlmError, LlmErrorKind, Usage};
+use ai_team_core::llm::{
+    ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmError, LlmErrorKind, Usage,
+};
+use ai_team_core::models::Role;
 use async_trait::async_trait;
 
 pub use engine::Timings;
@@ -173,7 +176,7 @@ impl EmbeddedClient {
             Ok(Err(Failure::Engine(EngineError::Overflow(m)))) => {
                 return Err(error(LlmErrorKind::ContextOverflow, m));
             }
-            Ok(Err(Failure::Engine(EngineError::Failed(m)))) => {
+            Ok(Err(Failure::Engine(EngineError::Failed(m) | EngineError::Grammar(m)))) => {
                 return Err(error(LlmErrorKind::Fatal, format!("embedded model: {m}")));
             }
             Ok(Err(Failure::Load(m))) => return Err(error(LlmErrorKind::Fatal, m)),
@@ -197,6 +200,22 @@ impl EmbeddedClient {
         };
         Ok((response, generation.timings))
     }
+
+    /// Loads `grammar` (GBNF, start rule `root`) into llama.cpp's grammar
+    /// sampler and samples one token under it: `Ok` when llama.cpp takes
+    /// it, a `Fatal` error saying it refused it otherwise.
+    pub async fn check_grammar(&self, grammar: &str) -> Result<(), LlmError> {
+        let request = ChatRequest {
+            messages: vec![ChatMessage {
+                role: Role::User,
+                content: "Answer.".into(),
+            }],
+            max_tokens: 1,
+            temperature: 0.0,
+            grammar: Some(grammar.to_owned()),
+        };
+        self.chat_timed(&request).await.map(|_| ())
+    }
 }
 
 #[async_trait]
@@ -207,6 +226,10 @@ impl LlmClient for EmbeddedClient {
 
     fn model(&self) -> &str {
         MODEL_NAME
+    }
+
+    fn accepts_grammar(&self) -> bool {
+        true
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
@@ -265,6 +288,7 @@ mod tests {
             messages: vec![],
             max_tokens: 8,
             temperature: 0.0,
+            grammar: None,
         };
         let err = client.chat(&request).await.unwrap_err();
         assert_eq!(err.kind, LlmErrorKind::Fatal);

@@ -1,5 +1,6 @@
 //! LLM adapters behind `ai_team_core::llm::LlmClient`.
 
+#[cfg(feature = "aws")]
 pub mod bedrock;
 pub mod classify;
 #[cfg(feature = "embedded")]
@@ -8,6 +9,7 @@ pub mod embedded;
 pub mod model_fetch;
 pub mod openai;
 
+#[cfg(feature = "aws")]
 pub use bedrock::BedrockClient;
 #[cfg(feature = "embedded")]
 pub use embedded::{EmbeddedClient, EmbeddedConfig};

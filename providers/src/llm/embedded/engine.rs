@@ -51,6 +51,9 @@ pub enum EngineError {
     /// Anything llama.cpp refused (a NUL in a message, a failed decode…).
     #[error("{0}")]
     Failed(String),
+    /// The request's grammar is not GBNF llama.cpp can parse.
+    #[error("{0}")]
+    Grammar(String),
 }
 
 /// Where the time of one call went, in milliseconds.
@@ -155,6 +158,8 @@ impl Engine {
                 self.window
             )));
         }
+        // Made first: a grammar llama.cpp refuses fails the call before any work.
+        let mut sampler = self.sampler(request.temperature, request.grammar.as_deref())?;
         let mut timings = Timings::default();
 
         let started = Instant::now();
@@ -189,7 +194,6 @@ impl Engine {
 
         let started = Instant::now();
         let vocab = self.model.vocab();
-        let mut sampler = sampler(request.temperature, self.model.n_vocab());
         let mut bytes = Vec::new();
         let (mut completion_tokens, mut finish) = (0, "length");
         let mut pos = prompt.len();
@@ -222,34 +226,62 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The sampling chain of a call: a repetition penalty over the last 64
+    /// tokens (without it the 135M model falls into loops: one comment
+    /// line repeated to `max_tokens` was seen), then the grammar when the
+    /// request has one (tokens it does not allow get no chance), then
+    /// greedy at temperature 0 (reproducible), else llama.cpp's usual
+    /// top-k / top-p / min-p chain before the temperature.
+    fn sampler(
+        &self,
+        temperature: f32,
+        grammar: Option<&str>,
+    ) -> Result<LlamaSampler, EngineError> {
+        let mut chain = vec![LlamaSampler::penalties(
+            self.model.n_vocab(),
+            64,
+            1.3,
+            0.0,
+            0.0,
+        )];
+        if let Some(grammar) = grammar {
+            chain.push(self.grammar(grammar)?);
+        }
+        if temperature <= 0.0 {
+            chain.push(LlamaSampler::greedy());
+            return Ok(LlamaSampler::chain_simple(chain));
+        }
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        chain.extend([
+            LlamaSampler::top_k(40),
+            LlamaSampler::top_p(0.95, 1),
+            LlamaSampler::min_p(0.05, 1),
+            LlamaSampler::temp(temperature),
+            LlamaSampler::dist(seed),
+        ]);
+        Ok(LlamaSampler::chain_simple(chain))
+    }
+
+    /// llama.cpp's grammar sampler for a GBNF text whose start rule is
+    /// `root`; a text it cannot parse is refused (llama.cpp logs why).
+    pub fn grammar(&self, grammar: &str) -> Result<LlamaSampler, EngineError> {
+        LlamaSampler::grammar(&self.model, grammar, "root").map_err(|e| {
+            EngineError::Grammar(format!(
+                "llama.cpp refused the grammar ({e}); see its log at debug level for the line"
+            ))
+        })
+    }
+}
+
 /// `needed` tokens rounded up to [`CONTEXT_STEP`], at most `window`.
 pub fn context_size(needed: usize, window: u32) -> u32 {
     let step = CONTEXT_STEP as usize;
     let rounded = needed.max(1).div_ceil(step) * step;
     u32::try_from(rounded).unwrap_or(u32::MAX).min(window)
-}
-
-/// Greedy at temperature 0 (reproducible); otherwise llama.cpp's usual
-/// top-k / top-p / min-p chain before the temperature. Both behind a
-/// repetition penalty over the last 64 tokens: without it the 135M model
-/// falls into loops (seen: one comment line repeated to `max_tokens`).
-fn sampler(temperature: f32, n_vocab: i32) -> LlamaSampler {
-    let penalty = || LlamaSampler::penalties(n_vocab, 64, 1.3, 0.0, 0.0);
-    if temperature <= 0.0 {
-        return LlamaSampler::chain_simple([penalty(), LlamaSampler::greedy()]);
-    }
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    LlamaSampler::chain_simple([
-        penalty(),
-        LlamaSampler::top_k(40),
-        LlamaSampler::top_p(0.95, 1),
-        LlamaSampler::min_p(0.05, 1),
-        LlamaSampler::temp(temperature),
-        LlamaSampler::dist(seed),
-    ])
 }
 
 fn ms(since: Instant) -> f64 {
