@@ -29,6 +29,7 @@ on_both_databases!(
     ping_unknown_events_and_unmatched_deliveries,
     the_webhook_needs_no_api_token,
     a_pull_request_that_people_opened_is_tracked_by_its_story_id,
+    a_delivery_replayed_under_a_new_id_changes_nothing,
 );
 
 const SECRET: &str = "It's a Secret to Everybody";
@@ -707,4 +708,30 @@ async fn a_pull_request_that_people_opened_is_tracked_by_its_story_id(db: TestDb
     assert_eq!(reply["workflow_id"], id);
     let (_, checks) = get(&s.app, &format!("/workflows/{id}/pr/checks")).await;
     assert_eq!(checks.as_array().map(Vec::len), Some(1), "{checks}");
+}
+
+async fn a_delivery_replayed_under_a_new_id_changes_nothing(db: TestDb) {
+    let s = setup(&db, &[]).await;
+    let id = webhook_workflow(&db).await;
+    let (status, first) = signed(&s.app, "pull_request", "d-original", PR_CLOSED).await;
+    assert_eq!(
+        (status, first["changed"].as_bool()),
+        (200, Some(true)),
+        "{first}"
+    );
+    let (status, check) = signed(&s.app, "check_run", "d-check", CHECK_COMPLETED).await;
+    assert_eq!(
+        (status, check["changed"].as_bool()),
+        (200, Some(true)),
+        "{check}"
+    );
+    // The same payloads again, as a replay under new delivery ids.
+    let (status, again) = signed(&s.app, "pull_request", "d-replayed", PR_CLOSED).await;
+    assert_eq!(
+        again,
+        json!({"message": "Delivery applied", "workflow_id": id, "changed": false})
+    );
+    assert_eq!(status, 200);
+    let (_, again) = signed(&s.app, "check_run", "d-check-replayed", CHECK_COMPLETED).await;
+    assert_eq!(again["changed"], false, "{again}");
 }

@@ -93,7 +93,10 @@ async fn killed_fifty_times_every_execution_completes_exactly_once(backend: Back
                 | 1
         });
     println!("AI_TEAM_KILL_SEED={seed}");
-    let (kills, executions_n) = (setting("AI_TEAM_KILLS", 50), setting("AI_TEAM_KILL_EXECUTIONS", 10));
+    let (kills, executions_n) = (
+        setting("AI_TEAM_KILLS", 50),
+        setting("AI_TEAM_KILL_EXECUTIONS", 10),
+    );
     let mut rng = Rng(seed);
     let db = TestDb::new(backend).await;
     let llm = FakeLlm::start(Script {

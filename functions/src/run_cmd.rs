@@ -57,6 +57,27 @@ fn progress_line(e: &Event, started: Instant) -> Option<String> {
             d["story"].as_str().unwrap_or("?"),
             d["chars"]
         )),
+        "workflow" if d["step"] == "repository_context" => Some(format!(
+            "{at}  {:<15} {} file(s){}",
+            "repository",
+            d["files"],
+            d["languages"]
+                .as_array()
+                .filter(|l| !l.is_empty())
+                .map(|l| format!(
+                    " ({})",
+                    l.iter()
+                        .filter_map(|p| p[0].as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .unwrap_or_default()
+        )),
+        "verification" => Some(format!(
+            "{at}  {:<15} {}",
+            d["step"].as_str().unwrap_or("verification"),
+            d["summary"].as_str().unwrap_or("?")
+        )),
         "workflow" if d["step"] == "integration" => Some(format!(
             "{at}  integration     branch {} ({} new commit(s))",
             d["delivered"]["branch"].as_str().unwrap_or("?"),

@@ -397,7 +397,11 @@ impl LocalTestRunner {
             }
             Ok((code, log, timed_out, elapsed)) => {
                 let (passed, failed) = parse_counts(&log);
-                let status = if code == Some(0) && !timed_out {
+                // A command that found no test proved nothing: not a pass.
+                let ran_nothing = passed == Some(0) && failed.unwrap_or(0) == 0;
+                let status = if code == Some(0) && !timed_out && ran_nothing {
+                    TestStatus::Skipped
+                } else if code == Some(0) && !timed_out {
                     TestStatus::Passed
                 } else {
                     TestStatus::Failed
@@ -411,8 +415,13 @@ impl LocalTestRunner {
                     failed,
                     duration_ms: elapsed.as_millis() as u64,
                     timed_out,
-                    reason: timed_out
-                        .then(|| format!("stopped after {} s", self.timeout.as_secs())),
+                    reason: if timed_out {
+                        Some(format!("stopped after {} s", self.timeout.as_secs()))
+                    } else if status == TestStatus::Skipped {
+                        Some("the test command ran no tests".into())
+                    } else {
+                        None
+                    },
                     isolation: isolation.to_owned(),
                     tree_hash,
                     tail: tail_lines(&log, 40),
@@ -478,6 +487,19 @@ mod tests {
         assert_eq!(bad.status, TestStatus::Failed);
         assert_eq!((bad.passed, bad.failed), (Some(0), Some(1)));
         assert!(bad.tail.contains("AssertionError"), "{}", bad.tail);
+    }
+
+    #[tokio::test]
+    async fn a_test_command_that_ran_no_tests_is_a_skip() {
+        let r = runner(Duration::from_secs(60));
+        let o = r
+            .run(&run(
+                &[("tests/test_a.py", "def test_a():\n    assert True\n")],
+                None,
+            ))
+            .await;
+        assert_eq!(o.status, TestStatus::Skipped, "{o:?}");
+        assert!(o.reason.unwrap().contains("ran no tests"));
     }
 
     #[tokio::test]

@@ -75,11 +75,19 @@ impl Repo {
             .await
             .map_err(|e| CodeHostError::Unavailable(format!("git: {e}")))?;
         if !out.status.success() {
-            return Err(CodeHostError::Refused(format!(
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let message = format!(
                 "git {} failed: {}",
                 args.first().unwrap_or(&""),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+                stderr.trim()
+            );
+            // A lock held by another git, or a passing shortage, clears up:
+            // the step is retried instead of failing the execution.
+            return Err(if is_transient(&stderr) {
+                CodeHostError::Unavailable(message)
+            } else {
+                CodeHostError::Refused(message)
+            });
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
@@ -189,6 +197,22 @@ impl LocalGit {
         };
         Ok(repo.resolve("HEAD").await.map(|sha| (repo, sha)))
     }
+}
+
+/// Whether git's complaint is one that passes (a lock, a busy resource).
+fn is_transient(stderr: &str) -> bool {
+    let s = stderr.to_ascii_lowercase();
+    [
+        ".lock': file exists",
+        "unable to create",
+        "cannot lock ref",
+        "unable to lock",
+        "resource temporarily unavailable",
+        "too many open files",
+        "another git process",
+    ]
+    .iter()
+    .any(|p| s.contains(p))
 }
 
 /// A private index file per repository and branch, short whatever the
@@ -515,6 +539,17 @@ mod tests {
             .unwrap();
         assert!(ok.pull_request_skipped.is_none());
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_lock_held_by_another_git_is_transient_a_bad_ref_is_not() {
+        assert!(is_transient(
+            "fatal: Unable to create '/r/.git/index.lock': File exists."
+        ));
+        assert!(is_transient(
+            "error: cannot lock ref 'refs/heads/x': is at 1 but expected 2"
+        ));
+        assert!(!is_transient("fatal: not a valid object name: 'nope'"));
     }
 
     #[test]

@@ -186,7 +186,12 @@ macro_rules! impl_delivery_store {
                      url = excluded.url, state = excluded.state, title = excluded.title, head_branch = excluded.head_branch, \
                      base_branch = excluded.base_branch, head_sha = COALESCE(excluded.head_sha, pull_requests.head_sha), \
                      merged = excluded.merged, draft = excluded.draft, updated_at = excluded.updated_at \
-                     WHERE excluded.updated_at >= pull_requests.updated_at \
+                     WHERE excluded.updated_at > pull_requests.updated_at \
+                     OR (excluded.updated_at = pull_requests.updated_at AND (excluded.state <> pull_requests.state \
+                         OR excluded.title <> pull_requests.title OR excluded.merged <> pull_requests.merged \
+                         OR excluded.draft <> pull_requests.draft OR excluded.number <> pull_requests.number \
+                         OR excluded.head_branch <> pull_requests.head_branch \
+                         OR COALESCE(excluded.head_sha, '') <> COALESCE(pull_requests.head_sha, ''))) \
                      RETURNING workflow_id",
                 )
                 .bind(workflow_id)
@@ -224,7 +229,11 @@ macro_rules! impl_delivery_store {
                      started_at = COALESCE(excluded.started_at, checks.started_at), \
                      completed_at = COALESCE(excluded.completed_at, checks.completed_at), \
                      head_sha = COALESCE(excluded.head_sha, checks.head_sha), updated_at = excluded.updated_at \
-                     WHERE {new} > {old} OR ({new} = {old} AND excluded.updated_at >= checks.updated_at) \
+                     WHERE {new} > {old} OR ({new} = {old} AND (excluded.updated_at > checks.updated_at \
+                         OR (excluded.updated_at = checks.updated_at AND (excluded.name <> checks.name \
+                             OR COALESCE(excluded.conclusion, '') <> COALESCE(checks.conclusion, '') \
+                             OR COALESCE(excluded.details_url, '') <> COALESCE(checks.details_url, '') \
+                             OR COALESCE(excluded.head_sha, '') <> COALESCE(checks.head_sha, ''))))) \
                      RETURNING id"
                 );
                 let changed = sqlx::query_scalar::<$db, i64>(&sql)
