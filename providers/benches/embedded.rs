@@ -109,7 +109,10 @@ async fn main() {
     // grammar sampler costs per token.
     let team = ai_team_core::agents::Team::builtin();
     let story = include_str!("../../examples/slugify.md");
-    let task = team.step("implementation").map(|s| s.task.clone()).unwrap_or_default();
+    let task = team
+        .step("implementation")
+        .map(|s| s.task.clone())
+        .unwrap_or_default();
     let ask = format!("## Story\n{story}\n\n## Your task\n{task}");
     let named = ai_team_core::engine::grammar::named_paths(&[story]);
     let grammar = team
