@@ -14,6 +14,7 @@ use std::sync::Arc;
 use ai_team_core::blob::BlobStore;
 use ai_team_core::push::PushChannel;
 use ai_team_core::queue::StepQueue;
+#[cfg(feature = "aws")]
 use ai_team_core::review::REFRESH_QUEUE;
 use ai_team_providers::aws::AwsOverrides;
 use ai_team_providers::azure_blob::{AzureBlobStore, ContainerName, StorageConnection};

@@ -104,6 +104,35 @@ async fn main() {
         );
     }
 
+    // The same generation under the developer's grammar (code_files,
+    // fitted to the files the story names) and without it: what the
+    // grammar sampler costs per token.
+    let team = ai_team_core::agents::Team::builtin();
+    let story = include_str!("../../examples/slugify.md");
+    let task = team
+        .step("implementation")
+        .map(|s| s.task.clone())
+        .unwrap_or_default();
+    let ask = format!("## Story\n{story}\n\n## Your task\n{task}");
+    let named = ai_team_core::engine::grammar::named_paths(&[story]);
+    let grammar = team
+        .grammar("implementation")
+        .map(|g| ai_team_core::engine::grammar::fit("code_files", g, &named));
+    for (label, grammar) in [("without grammar", None), ("with grammar", grammar)] {
+        for _ in 0..2 {
+            let mut r = request(&ask, 256);
+            r.grammar = grammar.clone();
+            let (r, t) = client.chat_timed(&r).await.expect("generate");
+            println!(
+                "code step {label}: {} tokens ({}) in {:.0} ms = {:.1} tokens/s",
+                r.usage.completion_tokens,
+                r.finish_reason.as_deref().unwrap_or("?"),
+                t.generate_ms,
+                r.usage.completion_tokens as f64 / t.generate_ms * 1000.0,
+            );
+        }
+    }
+
     let (hwm, rss) = memory();
     println!("memory: peak RSS {hwm:.0} MiB, RSS now {rss:.0} MiB");
 }
