@@ -130,7 +130,7 @@ impl utoipa::PartialSchema for CreateWorkflow {
         let text = |max: usize| serde_json::json!({"type": ["string", "null"], "maxLength": max});
         let free = serde_json::json!({"type": ["string", "null"]});
         let props = serde_json::json!({
-            "jira_story_id": {"type": "string", "maxLength": 255,
+            "jira_story_id": {"type": "string", "maxLength": ai_team_core::query::StoryId::MAX_CHARS,
                 "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"},
             "description": free,
             "jira_story_description": free,
