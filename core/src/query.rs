@@ -405,7 +405,16 @@ impl NewWorkflow {
         let mut errors = Vec::new();
         let mut field = |name: &str, value: Option<&str>, max: usize| {
             let v = value.filter(|v| !v.trim().is_empty())?;
-            if v.chars().count() > max || v.contains('\0') {
+            if v.contains('\0') {
+                errors.push(FieldError::new(
+                    "body",
+                    name,
+                    format!("{name} must not contain NUL characters"),
+                    "value_error",
+                ));
+                return None;
+            }
+            if v.chars().count() > max {
                 errors.push(FieldError::new(
                     "body",
                     name,

@@ -127,8 +127,9 @@ pub struct CreateWorkflow {
 /// a title to make one from, bounded texts, a remote repository.
 impl utoipa::PartialSchema for CreateWorkflow {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        let text = |max: usize| serde_json::json!({"type": ["string", "null"], "maxLength": max});
-        let free = serde_json::json!({"type": ["string", "null"]});
+        // No NUL: PostgreSQL's text cannot hold it.
+        let text = |max: usize| serde_json::json!({"type": ["string", "null"], "maxLength": max, "pattern": "^[^\\u0000]*$"});
+        let free = serde_json::json!({"type": ["string", "null"], "pattern": "^[^\\u0000]*$"});
         let props = serde_json::json!({
             "jira_story_id": {"type": "string", "maxLength": ai_team_core::query::StoryId::MAX_CHARS,
                 "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"},
@@ -139,10 +140,10 @@ impl utoipa::PartialSchema for CreateWorkflow {
                 "description": "A remote repository (https://github.com/owner/name); never a path on the server"},
             "target_branch": {"type": ["string", "null"], "maxLength": 255,
                 "pattern": "^\\s*$|^[A-Za-z0-9_][A-Za-z0-9._/-]*$"},
-            "test_command": {"type": ["string", "null"], "maxLength": 2000,
+            "test_command": {"type": ["string", "null"], "maxLength": 2000, "pattern": "^[^\\u0000]*$",
                 "description": "The repository's test command (else AI_TEAM_TEST_COMMAND, else found in the repository)"},
         });
-        let named = serde_json::json!({"type": "string", "maxLength": 500, "pattern": "\\S"});
+        let named = serde_json::json!({"type": "string", "maxLength": 500, "pattern": "^[^\\u0000]*\\S[^\\u0000]*$"});
         let with = |extra: &[(&str, serde_json::Value)]| {
             let mut p = props.clone();
             for (k, v) in extra {
