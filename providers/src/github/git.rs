@@ -110,8 +110,12 @@ impl GitHub {
 }
 
 impl GitHub {
-    /// `/repos/{owner}/{name}` of an allowed repository, and its default branch.
-    async fn base_of(&self, repository: &str) -> Result<(String, String), CodeHostError> {
+    /// Owner, name and `/repos/{owner}/{name}` of an allowed repository,
+    /// and what GitHub says of it (its default branch among the rest).
+    async fn repository_info(
+        &self,
+        repository: &str,
+    ) -> Result<(String, String, String, Value), CodeHostError> {
         let (owner, name) = parse_repository(repository).ok_or_else(|| {
             CodeHostError::Refused(format!(
                 "{repository:?} is not a GitHub repository (owner/name or its URL)"
@@ -124,6 +128,12 @@ impl GitHub {
         }
         let repo = format!("/repos/{owner}/{name}");
         let info = self.get(&repo, &[]).await?.ok("repository")?;
+        Ok((owner, name, repo, info))
+    }
+
+    /// The repository's API path and its default branch.
+    async fn base_of(&self, repository: &str) -> Result<(String, String), CodeHostError> {
+        let (_, _, repo, info) = self.repository_info(repository).await?;
         let branch = info["default_branch"].as_str().unwrap_or("main").to_owned();
         Ok((repo, branch))
     }
@@ -205,18 +215,7 @@ impl CodeHost for GitHub {
         commits: &[CommitRequest],
         pull_request: Option<&PullRequestRequest>,
     ) -> Result<Delivered, CodeHostError> {
-        let (owner, name) = parse_repository(repository).ok_or_else(|| {
-            CodeHostError::Refused(format!(
-                "{repository:?} is not a GitHub repository (owner/name or its URL)"
-            ))
-        })?;
-        if !self.settings.allows(&owner, &name) {
-            return Err(CodeHostError::Refused(format!(
-                "{owner}/{name} is not in the allowed repositories (NEGISHI_GITHUB_REPO, AI_TEAM_ALLOWED_REPOSITORIES)"
-            )));
-        }
-        let repo = format!("/repos/{owner}/{name}");
-        let info = self.get(&repo, &[]).await?.ok("repository")?;
+        let (owner, name, repo, info) = self.repository_info(repository).await?;
         let base = pull_request
             .map(|p| p.base.trim())
             .filter(|b| !b.is_empty())

@@ -275,27 +275,15 @@ macro_rules! impl_delivery_store {
                         return Ok(found);
                     }
                 }
-                if let Some(branch) = &target.head_branch {
-                    let found = sqlx::query_scalar::<$db, i64>(
-                        "SELECT workflow_id FROM pull_requests WHERE LOWER(repository) = $1 AND head_branch = $2 \
-                         ORDER BY workflow_id DESC LIMIT 1",
-                    )
+                // Then by head branch, then by head sha (the columns are fixed names).
+                for (column, value) in [("head_branch", &target.head_branch), ("head_sha", &target.head_sha)] {
+                    let Some(value) = value else { continue };
+                    let found = sqlx::query_scalar::<$db, i64>(&format!(
+                        "SELECT workflow_id FROM pull_requests WHERE LOWER(repository) = $1 AND {column} = $2 \
+                         ORDER BY workflow_id DESC LIMIT 1"
+                    ))
                     .bind(&repository)
-                    .bind(branch)
-                    .fetch_optional(&mut **tx)
-                    .await
-                    .map_err(map_sqlx)?;
-                    if found.is_some() {
-                        return Ok(found);
-                    }
-                }
-                if let Some(sha) = &target.head_sha {
-                    let found = sqlx::query_scalar::<$db, i64>(
-                        "SELECT workflow_id FROM pull_requests WHERE LOWER(repository) = $1 AND head_sha = $2 \
-                         ORDER BY workflow_id DESC LIMIT 1",
-                    )
-                    .bind(&repository)
-                    .bind(sha)
+                    .bind(value)
                     .fetch_optional(&mut **tx)
                     .await
                     .map_err(map_sqlx)?;
