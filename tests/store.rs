@@ -26,6 +26,7 @@ on_both_databases!(
     execution_belongs_to_its_workflow,
     recording_calls_keeps_conversation_and_execution_totals,
     every_llm_call_query_matches_a_brute_force_filter,
+    text_search_finds_rows_however_written_and_agrees_across_plans,
     messages_page_in_order_with_their_artifacts,
     event_ids_increase_per_workflow_without_gaps_under_concurrency,
     workflow_detail_lists_conversations_files_and_calls,
@@ -396,6 +397,68 @@ async fn every_llm_call_query_matches_a_brute_force_filter(db: TestDb) {
         checked > 60,
         "most queries must return rows to prove anything ({checked})"
     );
+}
+
+/// The `q` search is served by an index kept by the database (SQLite's
+/// FTS5 triggers, PostgreSQL's trigram GIN): rows inserted or changed by
+/// plain SQL are found, deleted ones are not, a text frequent enough to
+/// take the scan plan (over 1,000 matches on SQLite) and a rare one that
+/// takes the index answer what a substring filter answers, and case is
+/// folded beyond ASCII.
+async fn text_search_finds_rows_however_written_and_agrees_across_plans(db: TestDb) {
+    let wf = seed::workflow(&*db.store, "SEARCH-1").await;
+    let conv = seed::conversation(&*db.store, wf, None, "implementation").await;
+    let mut rng = Lcg::new(7);
+    let mut calls: Vec<NewLlmCall> = (0..1_200).map(|_| seed::call(&mut rng, conv, None)).collect();
+    for (i, c) in calls.iter_mut().enumerate() {
+        c.request_data = json!({"messages": [{"role": "user", "content": format!("Frequent needle {i}")}]});
+    }
+    calls[17].response_data = json!({"content": "a rare ÉTOILE here"});
+    for chunk in calls.chunks(200) {
+        db.store.record_llm_calls(chunk).await.unwrap();
+    }
+    let search = |text: &'static str| {
+        let store = db.store.clone();
+        async move {
+            let q = LlmCallQuery::parse(RawLlmCallQuery {
+                q: Some(text),
+                page_size: Some("5"),
+                ..Default::default()
+            })
+            .unwrap();
+            store.list_llm_calls(conv, &q).await.unwrap()
+        }
+    };
+    // Frequent (scan plan on SQLite): every row, newest first.
+    let page = search("NEEDLE").await;
+    assert_eq!(page.total, 1_200);
+    assert_eq!(page.calls.len(), 5);
+    // Rare (index plan): one row, case folded beyond ASCII.
+    let page = search("étoile").await;
+    assert_eq!(page.total, 1, "{:?}", page.calls);
+    assert_eq!(page.calls[0].response_data, json!({"content": "a rare ÉTOILE here"}));
+    assert_eq!(search("needle 1199").await.total, 1);
+    assert_eq!(search("needle 119").await.total, 11, "119 and 1190..=1199");
+    // Written, changed and deleted by SQL, not through the store.
+    let id = page.calls[0].id;
+    db.execute(&format!(
+        "INSERT INTO llm_calls (conversation_id, model, status, prompt_hash, timestamp, request_data, response_data) \
+         SELECT conversation_id, model, status, prompt_hash, timestamp, '{{\"imported\": \"Zebra crossing\"}}', '{{}}' \
+         FROM llm_calls WHERE id = {id}"
+    ))
+    .await;
+    assert_eq!(search("zebra cross").await.total, 1);
+    db.execute(&format!(
+        "UPDATE llm_calls SET response_data = '{{\"content\": \"a quiet comet\"}}' WHERE id = {id}"
+    ))
+    .await;
+    assert_eq!(search("étoile").await.total, 0);
+    assert_eq!(search("quiet comet").await.total, 1);
+    db.execute(&format!("DELETE FROM llm_calls WHERE id = {id}")).await;
+    assert_eq!(search("quiet comet").await.total, 0);
+    // Shorter than a trigram: the scan answers it.
+    assert_eq!(search("é").await.total, 0);
+    assert_eq!(search("1199").await.total, 1);
 }
 
 async fn messages_page_in_order_with_their_artifacts(db: TestDb) {

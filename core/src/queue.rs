@@ -62,6 +62,13 @@ pub trait StepQueue: Send + Sync + 'static {
 /// hosts receive their batches from the platform instead.
 #[async_trait]
 pub trait JobSource: Send + Sync + 'static {
+    /// Notified (`notify_waiters`) when this process queued a job that is
+    /// visible at once, so an idle worker starts it without waiting for
+    /// its next poll; `None` where the source cannot tell (poll only).
+    fn job_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+
     /// The next visible job of `queue`, hidden from others for `visibility`.
     async fn receive(
         &self,

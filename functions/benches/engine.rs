@@ -2,9 +2,14 @@
 //! second with 100 running at once, over an instant in-process LLM (no
 //! network, no model time), on SQLite and PostgreSQL.
 //!
+//! Also counts the SQL statements each step sends (sqlx's `sqlx::query`
+//! events: every statement is a round trip, `BEGIN`/`COMMIT` included),
+//! and times execute -> first step running on an idle worker.
+//!
 //! `cargo bench -p ai-team-functions --bench engine [-- --backend sqlite|postgres]`
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ai_team_core::Store;
@@ -17,6 +22,20 @@ use ai_team_functions::engine;
 use ai_team_functions::worker::Worker;
 use ai_team_providers::store::{DatabaseUrl, PostgresStore, SqliteStore};
 use async_trait::async_trait;
+
+/// SQL statements sent since start: sqlx logs each one under
+/// `sqlx::query` (at debug, which this layer alone enables).
+static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
+
+struct CountStatements;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountStatements {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == "sqlx::query" {
+            STATEMENTS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Answers each role at once with what it is asked for.
 struct InstantLlm;
@@ -151,15 +170,20 @@ async fn bench(backend: &str) {
     let mut agent_steps = Vec::new();
     let mut all_steps = Vec::new();
     let mut integration = Vec::new();
+    let mut executions = Vec::new();
+    let mut statements = Vec::new();
     for i in 0..20 {
         let wf = workflow(db.store.as_ref(), &format!("SEQ-{i}")).await;
         engine.start(wf).await.unwrap();
+        let mut execution = Duration::ZERO;
         loop {
             let t = Instant::now();
+            let sent = STATEMENTS.load(Ordering::Relaxed);
             let Some(outcome) = worker.try_execute_next().await.unwrap() else {
                 break;
             };
             let took = t.elapsed();
+            let sent = STATEMENTS.load(Ordering::Relaxed) - sent;
             if i < 2 {
                 continue; // warm-up: tokenizer tables, connections
             }
@@ -167,15 +191,31 @@ async fn bench(backend: &str) {
             if let Outcome::Completed { step, .. } = outcome {
                 match step.as_str() {
                     "integration" => integration.push(took),
-                    "story_retrieval" => {}
-                    _ => agent_steps.push(took),
+                    "story_retrieval" => execution += took,
+                    _ => {
+                        agent_steps.push(took);
+                        execution += took;
+                        if matches!(step.as_str(), "analysis" | "architecture" | "implementation") {
+                            statements.push(sent);
+                        }
+                    }
                 }
             }
         }
+        if i >= 2 {
+            executions.push(execution);
+        }
     }
-    for v in [&mut agent_steps, &mut all_steps, &mut integration] {
+    for v in [&mut agent_steps, &mut all_steps, &mut integration, &mut executions] {
         v.sort_unstable();
     }
+    statements.sort_unstable();
+    println!(
+        "{backend:8} SQL statements per agent step (analysis, architecture, implementation; the message's queue receive and ack included): median {}, min {}, max {}",
+        statements[statements.len() / 2],
+        statements[0],
+        statements[statements.len() - 1]
+    );
     println!(
         "{backend:8} per step (all {} steps): median {:.2} ms, p99 {:.2} ms | agent steps: median {:.2} ms, p99 {:.2} ms | integration (git): median {:.2} ms",
         all_steps.len(),
@@ -184,6 +224,48 @@ async fn bench(backend: &str) {
         ms(&agent_steps, 0.5),
         ms(&agent_steps, 0.99),
         ms(&integration, 0.5)
+    );
+    println!(
+        "{backend:8} one execution's overhead (every step but integration's git commit, LLM time 0): median {:.2} ms, p95 {:.2} ms over {}",
+        ms(&executions, 0.5),
+        ms(&executions, 0.95),
+        executions.len()
+    );
+
+    // 2a. Execute -> first step running, on an idle worker (as in `serve`):
+    // the queue's signal wakes it, no poll interval is waited.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(worker.clone().run(1, Duration::from_secs(120), stop_rx));
+    let mut to_running = Vec::new();
+    for i in 0..30 {
+        tokio::time::sleep(Duration::from_millis(50)).await; // idle, waiting
+        let wf = workflow(db.store.as_ref(), &format!("IDLE-{i}")).await;
+        let mut events = db.store.event_signal().expect("the store signals events");
+        let t = Instant::now();
+        let execution = engine.start(wf).await.unwrap().id;
+        loop {
+            let _ = tokio::time::timeout(Duration::from_millis(5), events.recv()).await;
+            let status = engine.store.execution_by_id(execution).await.unwrap().status;
+            if status.as_str() != "pending" {
+                break;
+            }
+        }
+        to_running.push(t.elapsed());
+        while !matches!(
+            engine.store.execution_by_id(execution).await.unwrap().status.as_str(),
+            "completed" | "failed" | "cancelled"
+        ) {
+            let _ = tokio::time::timeout(Duration::from_millis(20), events.recv()).await;
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = background.await;
+    to_running.sort_unstable();
+    println!(
+        "{backend:8} execute -> first step running, idle worker: median {:.2} ms, p95 {:.2} ms over {}",
+        ms(&to_running, 0.5),
+        ms(&to_running, 0.95),
+        to_running.len()
     );
 
     // 2. 100 executions at once, drained by 8 concurrent workers.
@@ -240,6 +322,13 @@ async fn bench(backend: &str) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::{Layer, filter};
+    let counting = CountStatements.with_filter(
+        filter::Targets::new().with_target("sqlx::query", tracing::Level::DEBUG),
+    );
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(counting))
+        .expect("the only subscriber");
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()

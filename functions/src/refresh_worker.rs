@@ -85,6 +85,8 @@ impl RefreshWorker {
         if let Err(e) = self.jobs.release(&self.worker_id).await {
             tracing::warn!(error = %e, "could not release earlier refresh jobs");
         }
-        crate::worker::poll_until_stopped(&mut stop, || self.try_execute_next()).await;
+        let signal = self.jobs.job_signal();
+        crate::worker::poll_until_stopped(&mut stop, signal.as_deref(), || self.try_execute_next())
+            .await;
     }
 }

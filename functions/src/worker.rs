@@ -109,7 +109,8 @@ impl Worker {
             let me = self.clone();
             let mut stop = stop.clone();
             tasks.push(tokio::spawn(async move {
-                poll_until_stopped(&mut stop, || me.try_execute_next()).await;
+                let signal = me.jobs.job_signal();
+                poll_until_stopped(&mut stop, signal.as_deref(), || me.try_execute_next()).await;
             }));
         }
         let me = self.clone();
@@ -145,13 +146,24 @@ pub fn backoff(receive_count: u32) -> Duration {
 }
 
 /// Runs `next` until `stop` turns true, sleeping `POLL_INTERVAL` (or until
-/// stopped) whenever there was nothing to do or the queue was unreachable.
-pub async fn poll_until_stopped<F, Fut, T>(stop: &mut watch::Receiver<bool>, mut next: F)
-where
+/// stopped, or woken by `signal`) whenever there was nothing to do or the
+/// queue was unreachable.
+pub async fn poll_until_stopped<F, Fut, T>(
+    stop: &mut watch::Receiver<bool>,
+    signal: Option<&tokio::sync::Notify>,
+    mut next: F,
+) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
 {
+    let never = tokio::sync::Notify::new();
+    let signal = signal.unwrap_or(&never);
     while !*stop.borrow() {
+        // Registered before looking: a job queued between an empty look
+        // and the wait still wakes this loop.
+        let woken = signal.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         let idle = match next().await {
             Ok(Some(_)) => false,
             Ok(None) => true,
@@ -163,6 +175,7 @@ where
         if idle {
             tokio::select! {
                 () = tokio::time::sleep(crate::engine::POLL_INTERVAL) => {}
+                () = &mut woken => {}
                 _ = stop.changed() => {}
             }
         }

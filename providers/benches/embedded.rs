@@ -124,11 +124,13 @@ async fn main() {
             r.grammar = grammar.clone();
             let (r, t) = client.chat_timed(&r).await.expect("generate");
             println!(
-                "code step {label}: {} tokens ({}) in {:.0} ms = {:.1} tokens/s",
+                "code step {label}: {} tokens ({}) in {:.0} ms = {:.1} tokens/s; \
+                 the grammar filtered the whole vocabulary for {} of them",
                 r.usage.completion_tokens,
                 r.finish_reason.as_deref().unwrap_or("?"),
                 t.generate_ms,
                 r.usage.completion_tokens as f64 / t.generate_ms * 1000.0,
+                t.grammar_filtered,
             );
         }
     }

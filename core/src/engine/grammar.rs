@@ -79,14 +79,28 @@ pub fn fit(name: &str, grammar: &str, paths: &[String]) -> String {
         .filter(|p| language_of(p).is_some())
         .take(MAX_PATHS)
         .collect();
-    if fits.is_empty() {
-        return grammar.to_owned();
-    }
     let lines: Vec<&str> = grammar.lines().collect();
     let is_rule = |l: &str, rule: &str| {
         l.strip_prefix(rule)
             .is_some_and(|rest| rest.trim_start().starts_with("::="))
     };
+    if fits.is_empty() {
+        // The run names the files to write and none of them fits this
+        // grammar: where the grammar has a `none` answer (frontend: "No
+        // user-facing part: ..."), that is the answer; a small model
+        // otherwise takes the file branch and invents a page nobody asked
+        // for (seen: web/example.html for a story with no user interface).
+        let has_none = lines.iter().any(|l| is_rule(l, "none"));
+        let root = lines.iter().position(|l| is_rule(l, "root"));
+        if let (false, true, Some(root)) = (paths.is_empty(), has_none, root) {
+            let mut out: Vec<&str> = lines.clone();
+            out[root] = "root  ::= none";
+            let mut text = out.join("\n");
+            text.push('\n');
+            return text;
+        }
+        return grammar.to_owned();
+    }
     let Some(start) = lines.iter().position(|l| is_rule(l, "info")) else {
         return grammar.to_owned();
     };
@@ -152,6 +166,17 @@ mod tests {
             "{tests}"
         );
         assert!(web.contains("info  ::= \"html web/index.html\"\n"), "{web}");
+    }
+
+    #[test]
+    fn a_run_naming_files_but_no_web_file_gets_the_frontend_none_answer() {
+        let frontend = "root  ::= none | file\nnone  ::= \"No user-facing part: \" [a-z]+\nfile  ::= \"```\" info\ninfo  ::= \"html \" [a-z]+\n";
+        let named = vec!["app/slug.py".to_owned(), "tests/test_slug.py".to_owned()];
+        let fitted = fit("frontend", frontend, &named);
+        assert!(fitted.starts_with("root  ::= none\n"), "{fitted}");
+        assert!(fitted.contains("none  ::= \"No user-facing part: \""), "{fitted}");
+        // Nothing named: the model chooses.
+        assert_eq!(fit("frontend", frontend, &[]), frontend);
     }
 
     #[test]

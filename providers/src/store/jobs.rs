@@ -46,12 +46,19 @@ macro_rules! impl_job_queue {
                 .execute(&self.pool)
                 .await
                 .map_err(queue_err)?;
+                if delay.is_zero() {
+                    self.jobs_signal.notify_waiters();
+                }
                 Ok(())
             }
         }
 
         #[async_trait::async_trait]
         impl ai_team_core::queue::JobSource for $store {
+            fn job_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+                Some(self.jobs_signal.clone())
+            }
+
             async fn receive(
                 &self,
                 queue: &str,

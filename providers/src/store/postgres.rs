@@ -19,7 +19,7 @@ use super::ledger::impl_ledger;
 use super::push::impl_push_connections;
 use super::rows::*;
 use super::sql::{
-    CallNumbers, ExecutionDelta, MAX_CALL_TOKENS, bind_call_filters, call_filters, call_order,
+    CallNumbers, ExecutionDelta, MAX_CALL_TOKENS, TextSearch, bind_call_filters, call_filters, call_order,
     capped_add, id_walk_bound, impl_sql_store, now, saturating_sum,
 };
 
@@ -29,9 +29,19 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Wakes this process's event subscribers after a commit.
     signal: tokio::sync::broadcast::Sender<i64>,
+    /// Wakes this process's idle workers when it queues a job they can
+    /// take at once (other processes find it by polling).
+    jobs_signal: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl PostgresStore {
+    /// `q` is always the `LIKE` form, which the trigram GIN indexes of
+    /// migration 0004 serve (the planner weighs them against the
+    /// listing's own index).
+    async fn text_search(&self, _query: &LlmCallQuery) -> StoreResult<TextSearch> {
+        Ok(TextSearch::Like)
+    }
+
     /// Connects eagerly, so that a wrong URL fails at start-up; later
     /// outages surface as `Unavailable` and the pool reconnects by itself.
     pub async fn connect(url: &str) -> StoreResult<Self> {
@@ -48,6 +58,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             signal: tokio::sync::broadcast::channel(1024).0,
+            jobs_signal: std::sync::Arc::new(tokio::sync::Notify::new()),
         })
     }
 

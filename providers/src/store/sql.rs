@@ -27,9 +27,28 @@ pub fn like_pattern(q: &str) -> String {
     p
 }
 
+/// How the `q` filter of a call listing is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextSearch {
+    /// `LOWER(column) LIKE '%q%'` on the rows the other filters leave:
+    /// PostgreSQL's trigram GIN indexes serve it; on SQLite it scans, which
+    /// is the cheapest plan when the text is frequent (the first page is
+    /// found within a few rows of the listing's own index) or shorter than
+    /// a trigram.
+    Like,
+    /// SQLite's FTS5 trigram index `llm_calls_fts`: the ids of the calls
+    /// whose text holds `q` (few of them: see `SqliteStore::text_search`).
+    Index,
+}
+
+/// An FTS5 query matching `q` as one substring: a phrase of its trigrams.
+pub fn fts_phrase(q: &str) -> String {
+    format!("\"{}\"", q.replace('"', "\"\""))
+}
+
 /// The WHERE clause of a call listing; placeholders from `$2` on, in the
 /// order `bind_call_filters!` binds them. `$1` is the conversation id.
-pub fn call_filters(q: &LlmCallQuery) -> (String, usize) {
+pub fn call_filters(q: &LlmCallQuery, search: TextSearch) -> (String, usize) {
     let mut sql = String::from("conversation_id = $1");
     let mut n = 1;
     let mut next = || {
@@ -47,9 +66,14 @@ pub fn call_filters(q: &LlmCallQuery) -> (String, usize) {
     }
     if q.q.is_some() {
         let i = next();
-        sql += &format!(
-            " AND (LOWER(request_data) LIKE ${i} ESCAPE '\\' OR LOWER(response_data) LIKE ${i} ESCAPE '\\')"
-        );
+        sql += &match search {
+            TextSearch::Like => format!(
+                " AND (LOWER(request_data) LIKE ${i} ESCAPE '\\' OR LOWER(response_data) LIKE ${i} ESCAPE '\\')"
+            ),
+            TextSearch::Index => {
+                format!(" AND id IN (SELECT rowid FROM llm_calls_fts WHERE llm_calls_fts MATCH ${i})")
+            }
+        };
     }
     (sql, n)
 }
@@ -90,7 +114,7 @@ pub fn id_walk_bound(q: &LlmCallQuery) -> &'static str {
 
 /// Binds the optional filters of `call_filters` in order.
 macro_rules! bind_call_filters {
-    ($query:expr, $q:expr) => {{
+    ($query:expr, $q:expr, $search:expr) => {{
         let mut query = $query;
         if let Some(model) = &$q.model {
             query = query.bind(model.clone());
@@ -102,7 +126,10 @@ macro_rules! bind_call_filters {
             query = query.bind(to);
         }
         if let Some(text) = &$q.q {
-            query = query.bind($crate::store::sql::like_pattern(text));
+            query = query.bind(match $search {
+                $crate::store::sql::TextSearch::Like => $crate::store::sql::like_pattern(text),
+                $crate::store::sql::TextSearch::Index => $crate::store::sql::fts_phrase(text),
+            });
         }
         query
     }};
@@ -572,7 +599,8 @@ macro_rules! impl_sql_store {
             #[tracing::instrument(skip(self, query))]
             async fn list_llm_calls(&self, conversation_id: i64, query: &LlmCallQuery) -> StoreResult<LlmCallPage> {
                 let conversation = self.get_conversation(conversation_id).await?;
-                let (filters, last) = call_filters(query);
+                let search = self.text_search(query).await?;
+                let (filters, last) = call_filters(query, search);
                 let filtered = last > 1;
                 let sql = format!(
                     "SELECT {LLM_CALL_COLUMNS} FROM llm_calls WHERE {filters}{} ORDER BY {} LIMIT ${} OFFSET ${}",
@@ -581,7 +609,7 @@ macro_rules! impl_sql_store {
                     last + 1,
                     last + 2
                 );
-                let rows = bind_call_filters!(sqlx::query_as::<$db, LlmCallRow>(&sql).bind(conversation_id), query)
+                let rows = bind_call_filters!(sqlx::query_as::<$db, LlmCallRow>(&sql).bind(conversation_id), query, search)
                     .bind(query.page.limit())
                     .bind(query.page.offset())
                     .fetch_all(&self.pool)
@@ -604,7 +632,7 @@ macro_rules! impl_sql_store {
                     .unwrap_or(0)
                 } else if filtered {
                     let count_sql = format!("SELECT COUNT(*) FROM llm_calls WHERE {filters}");
-                    bind_call_filters!(sqlx::query_scalar::<$db, i64>(&count_sql).bind(conversation_id), query)
+                    bind_call_filters!(sqlx::query_scalar::<$db, i64>(&count_sql).bind(conversation_id), query, search)
                         .fetch_one(&self.pool)
                         .await
                         .map_err(map_sqlx)?
@@ -877,7 +905,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let (sql, last) = call_filters(&q);
+        let (sql, last) = call_filters(&q, TextSearch::Like);
         assert_eq!(last, 4);
         assert!(sql.contains("model = $2"));
         assert!(sql.contains("timestamp <= $3"));

@@ -19,7 +19,7 @@ use super::ledger::impl_ledger;
 use super::push::impl_push_connections;
 use super::rows::*;
 use super::sql::{
-    CallNumbers, ExecutionDelta, MAX_CALL_TOKENS, bind_call_filters, call_filters, call_order,
+    CallNumbers, ExecutionDelta, MAX_CALL_TOKENS, TextSearch, bind_call_filters, call_filters, call_order,
     capped_add, id_walk_bound, impl_sql_store, now, saturating_sum,
 };
 use super::url::DatabaseUrl;
@@ -30,9 +30,41 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Wakes this process's event subscribers after a commit.
     signal: tokio::sync::broadcast::Sender<i64>,
+    /// Wakes this process's idle workers when it queues a job they can
+    /// take at once (other processes find it by polling).
+    jobs_signal: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
+    /// How the `q` of a call listing is served. FTS5 answers a rare text
+    /// at once (its few ids, then the listing's own filters) but a
+    /// frequent one slowly (hundreds of thousands of ids to intersect),
+    /// where the listing's index walk meets a match within a few rows; so
+    /// the index is asked for at most `FTS_PROBE` matches first. Texts
+    /// shorter than a trigram cannot use the index.
+    async fn text_search(&self, query: &LlmCallQuery) -> StoreResult<TextSearch> {
+        const FTS_PROBE: i64 = 1000;
+        let Some(text) = query.q.as_deref() else {
+            return Ok(TextSearch::Like);
+        };
+        if text.chars().count() < 3 {
+            return Ok(TextSearch::Like);
+        }
+        let matches = sqlx::query_scalar::<Sqlite, i64>(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM llm_calls_fts WHERE llm_calls_fts MATCH $1 LIMIT $2)",
+        )
+        .bind(super::sql::fts_phrase(text))
+        .bind(FTS_PROBE + 1)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(if matches > FTS_PROBE {
+            TextSearch::Like
+        } else {
+            TextSearch::Index
+        })
+    }
+
     /// Opens (creating if needed) the file, or a private in-memory database.
     pub async fn connect(url: &DatabaseUrl) -> StoreResult<Self> {
         let (options, max) = match url {
@@ -79,6 +111,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             signal: tokio::sync::broadcast::channel(1024).0,
+            jobs_signal: std::sync::Arc::new(tokio::sync::Notify::new()),
         })
     }
 

@@ -21,8 +21,11 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 
 /// Tokens decoded per `llama_decode` call while reading the prompt.
 const BATCH: u32 = 512;
@@ -67,6 +70,9 @@ pub struct Timings {
     pub prompt_ms: f64,
     /// Generating the completion tokens.
     pub generate_ms: f64,
+    /// Completion tokens for which the grammar had to filter the whole
+    /// vocabulary (the token sampled without it broke it).
+    pub grammar_filtered: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -199,7 +205,12 @@ impl Engine {
         let mut pos = prompt.len();
         while completion_tokens < max_tokens {
             check()?;
-            let token = sampler.sample(&ctx, batch.n_tokens() - 1);
+            let Some(token) = sampler.next(&ctx, batch.n_tokens() - 1) else {
+                // The grammar allows no token (its root is complete and
+                // the vocabulary has no end token it accepts): done.
+                finish = "stop";
+                break;
+            };
             completion_tokens += 1;
             if vocab.is_eog(token) {
                 finish = "stop";
@@ -214,6 +225,7 @@ impl Engine {
             ctx.decode(&mut batch).map_err(|e| failed("decode", &e))?;
         }
         timings.generate_ms = ms(started);
+        timings.grammar_filtered = sampler.grammar_filtered;
 
         Ok(Generation {
             // Pieces are joined as bytes first: a UTF-8 character may span tokens.
@@ -227,17 +239,14 @@ impl Engine {
 }
 
 impl Engine {
-    /// The sampling chain of a call: a repetition penalty over the last 64
+    /// The sampling of a call: a repetition penalty over the last 64
     /// tokens (without it the 135M model falls into loops: one comment
-    /// line repeated to `max_tokens` was seen), then the grammar when the
-    /// request has one (tokens it does not allow get no chance), then
-    /// greedy at temperature 0 (reproducible), else llama.cpp's usual
-    /// top-k / top-p / min-p chain before the temperature.
-    fn sampler(
-        &self,
-        temperature: f32,
-        grammar: Option<&str>,
-    ) -> Result<LlamaSampler, EngineError> {
+    /// line repeated to `max_tokens` was seen), then greedy at temperature
+    /// 0 (reproducible), else llama.cpp's usual top-k / top-p / min-p chain
+    /// before the temperature; and the request's grammar, if any, kept
+    /// apart from that chain (see [`Sampling::next`]).
+    fn sampler(&self, temperature: f32, grammar: Option<&str>) -> Result<Sampling, EngineError> {
+        let grammar = grammar.map(|g| self.grammar(g)).transpose()?;
         let mut chain = vec![LlamaSampler::penalties(
             self.model.n_vocab(),
             64,
@@ -245,25 +254,26 @@ impl Engine {
             0.0,
             0.0,
         )];
-        if let Some(grammar) = grammar {
-            chain.push(self.grammar(grammar)?);
-        }
         if temperature <= 0.0 {
             chain.push(LlamaSampler::greedy());
-            return Ok(LlamaSampler::chain_simple(chain));
+        } else {
+            let seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            chain.extend([
+                LlamaSampler::top_k(40),
+                LlamaSampler::top_p(0.95, 1),
+                LlamaSampler::min_p(0.05, 1),
+                LlamaSampler::temp(temperature),
+                LlamaSampler::dist(seed),
+            ]);
         }
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        chain.extend([
-            LlamaSampler::top_k(40),
-            LlamaSampler::top_p(0.95, 1),
-            LlamaSampler::min_p(0.05, 1),
-            LlamaSampler::temp(temperature),
-            LlamaSampler::dist(seed),
-        ]);
-        Ok(LlamaSampler::chain_simple(chain))
+        Ok(Sampling {
+            chain: LlamaSampler::chain_simple(chain),
+            grammar,
+            grammar_filtered: 0,
+        })
     }
 
     /// llama.cpp's grammar sampler for a GBNF text whose start rule is
@@ -274,6 +284,62 @@ impl Engine {
                 "llama.cpp refused the grammar ({e}); see its log at debug level for the line"
             ))
         })
+    }
+}
+
+/// The samplers of one call.
+struct Sampling {
+    chain: LlamaSampler,
+    grammar: Option<LlamaSampler>,
+    /// Tokens for which the grammar had to filter the whole vocabulary.
+    grammar_filtered: usize,
+}
+
+impl Sampling {
+    /// The next token, accepted by every sampler; `None` when the grammar
+    /// allows none.
+    ///
+    /// Why the grammar is not simply a link of the chain: applied to every
+    /// candidate it matches each of the vocabulary's tokens (49,152 for
+    /// SmolLM2, 262,144 for Gemma 3) against the grammar's stacks on every
+    /// step, which dominated the embedded calls' time. As llama.cpp's own
+    /// `common_sampler_sample` does, the token is first sampled without the
+    /// grammar and checked alone against it; only when the grammar rejects
+    /// it are all candidates filtered and the token sampled again. Under
+    /// greedy sampling both paths pick the most likely token the grammar
+    /// allows, so the answer is the same as with the grammar in the chain.
+    fn next(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> Option<LlamaToken> {
+        let Some(grammar) = self.grammar.as_mut() else {
+            return Some(self.chain.sample(ctx, idx));
+        };
+        let mut candidates = LlamaTokenDataArray::from_iter(ctx.candidates_ith(idx), false);
+        self.chain.apply(&mut candidates);
+        let mut token = candidates.selected_token()?;
+        let mut alone = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 1.0, 0.0)], false);
+        grammar.apply(&mut alone);
+        if !alone.data.first().is_some_and(|t| t.logit().is_finite()) {
+            self.grammar_filtered += 1;
+            let mut candidates = LlamaTokenDataArray::from_iter(ctx.candidates_ith(idx), false);
+            grammar.apply(&mut candidates);
+            if !candidates.data.iter().any(|t| t.logit().is_finite()) {
+                return None;
+            }
+            self.chain.apply(&mut candidates);
+            token = candidates.selected_token()?;
+            // llama.cpp aborts the process on a token its grammar does not
+            // allow; the chain cannot pick one after the filter, but the
+            // check costs nothing.
+            let allowed = candidates
+                .data
+                .iter()
+                .any(|t| t.id() == token && t.logit().is_finite());
+            if !allowed {
+                return None;
+            }
+        }
+        self.chain.accept(token);
+        grammar.accept(token);
+        Some(token)
     }
 }
 
