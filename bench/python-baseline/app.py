@@ -95,6 +95,7 @@ class Execution(Base):
     total_latency_ms: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
     meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
 
 
 class Conversation(Base):
