@@ -409,9 +409,12 @@ async fn text_search_finds_rows_however_written_and_agrees_across_plans(db: Test
     let wf = seed::workflow(&*db.store, "SEARCH-1").await;
     let conv = seed::conversation(&*db.store, wf, None, "implementation").await;
     let mut rng = Lcg::new(7);
-    let mut calls: Vec<NewLlmCall> = (0..1_200).map(|_| seed::call(&mut rng, conv, None)).collect();
+    let mut calls: Vec<NewLlmCall> = (0..1_200)
+        .map(|_| seed::call(&mut rng, conv, None))
+        .collect();
     for (i, c) in calls.iter_mut().enumerate() {
-        c.request_data = json!({"messages": [{"role": "user", "content": format!("Frequent needle {i}")}]});
+        c.request_data =
+            json!({"messages": [{"role": "user", "content": format!("Frequent needle {i}")}]});
     }
     calls[17].response_data = json!({"content": "a rare ÉTOILE here"});
     for chunk in calls.chunks(200) {
@@ -436,7 +439,10 @@ async fn text_search_finds_rows_however_written_and_agrees_across_plans(db: Test
     // Rare (index plan): one row, case folded beyond ASCII.
     let page = search("étoile").await;
     assert_eq!(page.total, 1, "{:?}", page.calls);
-    assert_eq!(page.calls[0].response_data, json!({"content": "a rare ÉTOILE here"}));
+    assert_eq!(
+        page.calls[0].response_data,
+        json!({"content": "a rare ÉTOILE here"})
+    );
     assert_eq!(search("needle 1199").await.total, 1);
     assert_eq!(search("needle 119").await.total, 11, "119 and 1190..=1199");
     // Written, changed and deleted by SQL, not through the store.
@@ -454,7 +460,8 @@ async fn text_search_finds_rows_however_written_and_agrees_across_plans(db: Test
     .await;
     assert_eq!(search("étoile").await.total, 0);
     assert_eq!(search("quiet comet").await.total, 1);
-    db.execute(&format!("DELETE FROM llm_calls WHERE id = {id}")).await;
+    db.execute(&format!("DELETE FROM llm_calls WHERE id = {id}"))
+        .await;
     assert_eq!(search("quiet comet").await.total, 0);
     // Shorter than a trigram: the scan answers it.
     assert_eq!(search("é").await.total, 0);

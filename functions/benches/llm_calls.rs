@@ -300,14 +300,33 @@ async fn run(backend: &str, rows: i64) {
         (
             "model+date (1 day)+q",
             "model=gpt-4o&date_from=2026-01-10&date_to=2026-01-10&q=password",
-            "index, q scans the range",
+            "index, q checked in the range",
         ),
         (
             "model+sort_by=cost",
             "model=gpt-4o&sort_by=cost",
             "partly: model range sorted",
         ),
-        ("q alone", "q=password", "no: substring scan"),
+        (
+            "q alone, frequent (1 row in 5)",
+            "q=password",
+            "listing index, q checked per row; the count scans",
+        ),
+        (
+            "q alone, rare",
+            "q=answer%20123456",
+            "text index (FTS5 / pg_trgm)",
+        ),
+        (
+            "q alone, rare, + model",
+            "q=answer%20123456&model=gpt-4o",
+            "text index (FTS5 / pg_trgm)",
+        ),
+        (
+            "q alone, two letters",
+            "q=zz",
+            "no: shorter than a trigram, a scan",
+        ),
     ];
     for (label, query, served) in filters {
         cases.push((

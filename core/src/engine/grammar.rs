@@ -174,7 +174,10 @@ mod tests {
         let named = vec!["app/slug.py".to_owned(), "tests/test_slug.py".to_owned()];
         let fitted = fit("frontend", frontend, &named);
         assert!(fitted.starts_with("root  ::= none\n"), "{fitted}");
-        assert!(fitted.contains("none  ::= \"No user-facing part: \""), "{fitted}");
+        assert!(
+            fitted.contains("none  ::= \"No user-facing part: \""),
+            "{fitted}"
+        );
         // Nothing named: the model chooses.
         assert_eq!(fit("frontend", frontend, &[]), frontend);
     }

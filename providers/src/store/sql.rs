@@ -71,7 +71,9 @@ pub fn call_filters(q: &LlmCallQuery, search: TextSearch) -> (String, usize) {
                 " AND (LOWER(request_data) LIKE ${i} ESCAPE '\\' OR LOWER(response_data) LIKE ${i} ESCAPE '\\')"
             ),
             TextSearch::Index => {
-                format!(" AND id IN (SELECT rowid FROM llm_calls_fts WHERE llm_calls_fts MATCH ${i})")
+                format!(
+                    " AND id IN (SELECT rowid FROM llm_calls_fts WHERE llm_calls_fts MATCH ${i})"
+                )
             }
         };
     }

@@ -19,8 +19,8 @@ use super::ledger::impl_ledger;
 use super::push::impl_push_connections;
 use super::rows::*;
 use super::sql::{
-    CallNumbers, ExecutionDelta, MAX_CALL_TOKENS, TextSearch, bind_call_filters, call_filters, call_order,
-    capped_add, id_walk_bound, impl_sql_store, now, saturating_sum,
+    CallNumbers, ExecutionDelta, MAX_CALL_TOKENS, TextSearch, bind_call_filters, call_filters,
+    call_order, capped_add, id_walk_bound, impl_sql_store, now, saturating_sum,
 };
 use super::url::DatabaseUrl;
 
