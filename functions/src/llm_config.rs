@@ -46,10 +46,47 @@ pub fn choose(get: &dyn Fn(&str) -> Option<String>) -> Result<LlmProvider, Confi
     Ok(match get("CLOUD_PROVIDER").as_deref().map(str::trim) {
         Some("azure") => LlmProvider::AzureOpenAi,
         Some("aws") => LlmProvider::Bedrock,
-        _ if set("AZURE_OPENAI_ENDPOINT") => LlmProvider::AzureOpenAi,
+        _ if set("AZURE_OPENAI_ENDPOINT") || set("AZURE_OPENAI_RESOURCE_NAME") => {
+            LlmProvider::AzureOpenAi
+        }
         _ if set("OPENAI_BASE_URL") => LlmProvider::OpenAi,
         _ => LlmProvider::Embedded,
     })
+}
+
+/// The Azure OpenAI endpoint: `AZURE_OPENAI_ENDPOINT`, else the one the
+/// original service derives from its `AZURE_OPENAI_RESOURCE_NAME`
+/// (`https://NAME.openai.azure.com`), so that its configuration works
+/// unchanged.
+fn azure_endpoint(optional: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    if let Some(endpoint) = optional("AZURE_OPENAI_ENDPOINT") {
+        return Ok(endpoint);
+    }
+    let Some(name) = optional("AZURE_OPENAI_RESOURCE_NAME") else {
+        return Err(ConfigError {
+            var: "AZURE_OPENAI_ENDPOINT",
+            reason: "is required by the chosen LLM provider (or AZURE_OPENAI_RESOURCE_NAME, \
+                     from which https://NAME.openai.azure.com is made)"
+                .into(),
+        });
+    };
+    // Azure resource names: letters, digits and hyphens, 2 to 64.
+    let valid = (2..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !valid {
+        return Err(ConfigError {
+            var: "AZURE_OPENAI_RESOURCE_NAME",
+            reason: format!(
+                "{name:?} is not an Azure resource name (2-64 letters, digits, hyphens)"
+            ),
+        });
+    }
+    Ok(format!(
+        "https://{}.openai.azure.com",
+        name.to_ascii_lowercase()
+    ))
 }
 
 /// Builds the chosen adapter, once, at start-up (async: the AWS chain is
@@ -87,7 +124,7 @@ pub async fn build(
     };
     match choose(get)? {
         LlmProvider::AzureOpenAi => {
-            let endpoint = required("AZURE_OPENAI_ENDPOINT")?;
+            let endpoint = azure_endpoint(&optional)?;
             let key = required("AZURE_OPENAI_API_KEY")?;
             let deployment = required("AZURE_OPENAI_DEPLOYMENT")?;
             let version =
@@ -200,6 +237,39 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_original_azure_resource_name_gives_the_endpoint() {
+        assert_eq!(
+            azure_endpoint(&env(&[("AZURE_OPENAI_RESOURCE_NAME", "Acme-OpenAI")])),
+            Ok("https://acme-openai.openai.azure.com".to_owned())
+        );
+        assert_eq!(
+            azure_endpoint(&env(&[
+                ("AZURE_OPENAI_ENDPOINT", "https://e.example"),
+                ("AZURE_OPENAI_RESOURCE_NAME", "acme")
+            ])),
+            Ok("https://e.example".to_owned()),
+            "the endpoint wins"
+        );
+        for bad in ["a", "-acme", "acme.evil.com/x", "acme openai"] {
+            assert_eq!(
+                azure_endpoint(&env(&[("AZURE_OPENAI_RESOURCE_NAME", bad)]))
+                    .unwrap_err()
+                    .var,
+                "AZURE_OPENAI_RESOURCE_NAME",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            azure_endpoint(&env(&[])).unwrap_err().var,
+            "AZURE_OPENAI_ENDPOINT"
+        );
+        assert_eq!(
+            choose(&env(&[("AZURE_OPENAI_RESOURCE_NAME", "acme")])),
+            Ok(LlmProvider::AzureOpenAi)
+        );
+    }
+
     #[tokio::test]
     async fn missing_settings_are_named() {
         let e = build(&env(&[
@@ -256,6 +326,15 @@ mod tests {
         .await
         .unwrap();
         assert_eq!((a.provider(), a.model()), ("azure-openai", "gpt4o"));
+        // The original's name for it.
+        let o = build(&env(&[
+            ("AZURE_OPENAI_RESOURCE_NAME", "acme-openai"),
+            ("AZURE_OPENAI_API_KEY", "k"),
+            ("AZURE_OPENAI_DEPLOYMENT", "gpt4o"),
+        ]))
+        .await
+        .unwrap();
+        assert_eq!(o.provider(), "azure-openai");
         #[cfg(feature = "aws")]
         let b = build(&env(&[
             ("CLOUD_PROVIDER", "aws"),
