@@ -255,8 +255,11 @@ fn fast_import_stream(
         }
         for f in &c.files {
             // A path that starts with a quote or holds a control character
-            // would need fast-import's C-style quoting; normalised
-            // repository paths never do, so such a one is quoted plainly.
+            // (a newline would start a command of its own) goes in
+            // fast-import's C-style quotes: Rust's escapes of `"`, `\\`,
+            // `\n`, `\t` are C's; any other control character comes out as
+            // `\u{..}`, which git refuses, failing the delivery rather than
+            // writing another path.
             let path = if f.path.starts_with('"') || f.path.chars().any(char::is_control) {
                 format!("{:?}", f.path)
             } else {
@@ -426,13 +429,7 @@ impl CodeHost for LocalGit {
             // process instead of five per commit (read-tree, hash-object
             // and update-index per file, write-tree, commit-tree), which
             // was most of an execution's own time.
-            let marks = dir.join(".git").join(format!(
-                "ai-team-marks-{}",
-                index_path(&dir, branch)
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("x")
-            ));
+            let marks = repo.index.with_extension("marks");
             let stream = fast_import_stream(
                 &branch_ref,
                 parent.as_deref(),
@@ -497,6 +494,20 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_path_with_a_newline_cannot_add_a_command_to_the_import() {
+        let c = commit("s-1", &[("app/a.py\nM 100644 inline x.py", "x = 1\n")]);
+        let stream =
+            String::from_utf8(fast_import_stream("refs/heads/b", Some("abc"), &[&c], 7)).unwrap();
+        assert!(
+            stream.contains("M 100644 inline \"app/a.py\\nM 100644 inline x.py\"\n"),
+            "{stream}"
+        );
+        assert_eq!(stream.matches("\nM 100644 inline").count(), 1, "{stream}");
+        assert!(stream.starts_with("commit refs/heads/b\nmark :1\ncommitter AI Team"));
+        assert!(stream.contains("from abc\n") && stream.ends_with("done\n"));
     }
 
     #[tokio::test]

@@ -325,17 +325,14 @@ impl Sampling {
                 return None;
             }
             self.chain.apply(&mut candidates);
-            token = candidates.selected_token()?;
             // llama.cpp aborts the process on a token its grammar does not
             // allow; the chain cannot pick one after the filter, but the
-            // check costs nothing.
-            let allowed = candidates
-                .data
-                .iter()
-                .any(|t| t.id() == token && t.logit().is_finite());
-            if !allowed {
+            // check is one lookup.
+            let chosen = candidates.data.get(candidates.selected?)?;
+            if !chosen.logit().is_finite() {
                 return None;
             }
+            token = chosen.id();
         }
         self.chain.accept(token);
         grammar.accept(token);
