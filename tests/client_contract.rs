@@ -105,6 +105,28 @@ async fn the_original_clients_create_form_makes_a_workflow_with_its_title() {
     }
 }
 
+/// Found by the contract fuzz: a title of 499 characters is valid, and so
+/// must be the workflow made from it, though "ID: title" is longer than a
+/// name may be.
+#[tokio::test]
+async fn a_title_as_long_as_allowed_makes_a_workflow_whose_name_is_cut() {
+    let w = world(Backend::Sqlite).await;
+    let title = "t".repeat(499);
+    let r = w
+        .app
+        .post_json(
+            "/workflows",
+            &json!({"jira_story_id": "LONG-1", "jira_story_title": title}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v = body(r).await;
+    assert_eq!(v["jira_story_title"], title.as_str());
+    let name = v["name"].as_str().unwrap();
+    assert_eq!(name.chars().count(), 500);
+    assert!(name.starts_with("LONG-1: ttt"), "{name}");
+}
+
 #[tokio::test]
 async fn a_workflow_needs_a_story_id_and_a_name_or_a_title() {
     let w = world(Backend::Sqlite).await;

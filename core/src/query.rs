@@ -340,6 +340,9 @@ pub struct NewWorkflow {
 }
 
 impl NewWorkflow {
+    /// The longest `name`, in characters.
+    pub const MAX_NAME_CHARS: usize = 500;
+
     /// The same workflow with the secrets of its name and description
     /// redacted (`crate::redact`): what the store keeps when
     /// `AI_TEAM_REDACT_SENSITIVE` is on, so the story's own row holds no
@@ -361,7 +364,7 @@ impl NewWorkflow {
     ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 500 {
+        if name.is_empty() || name.chars().count() > Self::MAX_NAME_CHARS {
             errors.push(FieldError::new(
                 "body",
                 "name",

@@ -216,12 +216,11 @@ pub async fn create_workflow(
             "missing",
         ));
     }
+    // A made-up name is cut to the name's bound: the title (up to 500
+    // characters itself) is kept whole in `jira_story_title`.
     let name = blank(&body.name).or_else(|| {
-        Some(format!(
-            "{}: {}",
-            story.as_deref()?.trim(),
-            title.as_deref()?.trim()
-        ))
+        let made = format!("{}: {}", story.as_deref()?.trim(), title.as_deref()?.trim());
+        Some(made.chars().take(NewWorkflow::MAX_NAME_CHARS).collect())
     });
     if name.is_none() {
         missing.push(FieldError::new(
