@@ -98,12 +98,13 @@ impl RepositoryRef {
         {
             return remote(user_host, path);
         }
-        // owner/name: GitHub.
-        let mut parts = raw.split('/');
+        // owner/name: GitHub (one trailing slash allowed, as in URLs).
+        let bare = raw.strip_suffix('/').unwrap_or(raw);
+        let mut parts = bare.split('/');
         if let (Some(owner), Some(name), None) = (parts.next(), parts.next(), parts.next())
             && segment_ok(owner)
             && segment_ok(name)
-            && !raw.starts_with('.')
+            && !bare.starts_with('.')
         {
             return Ok(RepositoryRef::Remote {
                 host: "github.com".into(),
@@ -181,6 +182,7 @@ mod tests {
             "git@github.com:acme/x.git",
             "ssh://git@github.com/acme/x",
             "acme/x",
+            "acme/x/",
         ] {
             assert_eq!(
                 RepositoryRef::parse(raw),
@@ -192,6 +194,22 @@ mod tests {
             RepositoryRef::parse("https://git.example.com:8443/team/app"),
             Ok(remote("git.example.com:8443", "team", "app"))
         );
+    }
+
+    proptest::proptest! {
+        /// What the OpenAPI pattern lets a client send, the parser takes
+        /// as a remote repository (the contract fuzzer found one it did not).
+        #[test]
+        fn what_the_schema_allows_parses_as_remote(
+            raw in proptest::string::string_regex(
+                REMOTE_PATTERN.trim_start_matches("^$|^").trim_end_matches('$')
+            ).unwrap()
+        ) {
+            proptest::prop_assert!(
+                matches!(RepositoryRef::parse(&raw), Ok(RepositoryRef::Remote { .. })),
+                "{raw:?} -> {:?}", RepositoryRef::parse(&raw)
+            );
+        }
     }
 
     #[test]
