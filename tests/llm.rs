@@ -155,7 +155,7 @@ async fn azure_uses_the_deployment_url_api_version_and_api_key_header() {
         &base,
         "my-gpt4o",
         "2024-10-21",
-        "azure-key",
+        ai_team_providers::llm::AzureAuth::ApiKey("azure-key".into()),
         Duration::from_secs(5),
     )
     .unwrap();

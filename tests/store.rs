@@ -31,6 +31,7 @@ on_both_databases!(
     event_ids_increase_per_workflow_without_gaps_under_concurrency,
     workflow_detail_lists_conversations_files_and_calls,
     unknown_records_are_not_found,
+    the_first_service_secret_stored_is_the_one_every_instance_reads,
 );
 
 fn new_workflow(story: &str) -> NewWorkflow {
@@ -607,4 +608,32 @@ async fn unknown_records_are_not_found(db: TestDb) {
             .unwrap()
             .is_none()
     );
+}
+
+async fn the_first_service_secret_stored_is_the_one_every_instance_reads(db: TestDb) {
+    let store = db.store.clone();
+    let tries = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .service_secret("queue-message-key", &format!("candidate-{i}"))
+                .await
+                .unwrap()
+        })
+    });
+    let mut seen = Vec::new();
+    for t in tries {
+        seen.push(t.await.unwrap());
+    }
+    assert!(seen.iter().all(|s| s == &seen[0]), "{seen:?}");
+    assert!(seen[0].starts_with("candidate-"));
+    assert_eq!(
+        db.store
+            .service_secret("queue-message-key", "late")
+            .await
+            .unwrap(),
+        seen[0]
+    );
+    assert_eq!(db.store.service_secret("other", "x").await.unwrap(), "x");
+    assert_eq!(db.count("service_secrets").await, 2);
 }

@@ -53,6 +53,10 @@ pub trait Store:
     /// A round trip to the database.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// The secret named `name` that every instance shares: `candidate`
+    /// (a fresh random value) if none was stored yet, else the stored one.
+    async fn service_secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
+
     // --- workflows ---
 
     /// Creates the workflow unless one with the same `jira_story_id`

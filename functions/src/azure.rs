@@ -19,7 +19,7 @@ use std::sync::Arc;
 use ai_team_core::engine::{Engine, Outcome};
 use ai_team_core::queue::{STEPS_QUEUE, StepMessage};
 use ai_team_core::review::{REFRESH_QUEUE, RefreshJob, RefreshOutcome, ReviewSource, run_refresh};
-use ai_team_providers::azure_service_bus::{ConnectionString, SIGNATURE_PROPERTY};
+use ai_team_providers::azure_service_bus::{MessageKey, SIGNATURE_PROPERTY};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -45,8 +45,8 @@ struct Trigger {
 }
 
 /// The API router plus the queue trigger route; `review` is where refresh
-/// jobs read from (GitHub), if configured; `signer` is the Service Bus
-/// connection whose key signed the messages.
+/// jobs read from (GitHub), if configured; `signer` is the key the
+/// service's senders sign messages with (`CloudAdapters::message_key`).
 ///
 /// The HTTP trigger forwards every path, `/steps` included, so the queue
 /// route cannot tell the host from a client by its path: every request to
@@ -58,7 +58,7 @@ pub fn handler_app(
     api: Router,
     engine: Engine,
     review: Option<Arc<dyn ReviewSource>>,
-    signer: ConnectionString,
+    signer: MessageKey,
 ) -> Router {
     api.merge(
         Router::new()
@@ -84,7 +84,7 @@ fn signature_of(invocation: &Value) -> Option<&str> {
 }
 
 /// Whether the invocation carries a message signed for its queue.
-pub fn is_signed(signer: &ConnectionString, invocation: &Value) -> bool {
+pub fn is_signed(signer: &MessageKey, invocation: &Value) -> bool {
     let Some(signature) = signature_of(invocation) else {
         return false;
     };
@@ -101,7 +101,7 @@ pub fn is_signed(signer: &ConnectionString, invocation: &Value) -> bool {
 /// Lets through to the queue route only invocations whose message is
 /// signed; every other path passes on to the API (and its auth).
 async fn require_signed_invocation(
-    State(signer): State<Arc<ConnectionString>>,
+    State(signer): State<Arc<MessageKey>>,
     req: Request,
     next: Next,
 ) -> Response {

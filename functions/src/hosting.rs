@@ -25,6 +25,11 @@ pub struct Wired {
     pub sqs: Option<SqsQueue>,
     /// Where events are pushed to gateway-held WebSocket clients.
     pub push: Option<Arc<dyn PushChannel>>,
+    /// On Azure, the key queue messages are signed with.
+    #[cfg(feature = "azure")]
+    pub message_key: Option<ai_team_providers::azure_service_bus::MessageKey>,
+    /// What the cloud configuration resolved to, one line per service.
+    pub resolved: Vec<cloud::Resolved>,
 }
 
 /// Reads the environment and builds the adapters: the database (its
@@ -47,7 +52,7 @@ pub async fn wire() -> Result<Wired, String> {
             db.redacted()
         )
     })?;
-    let adapters = cloud::adapters(&provider, &config, backend.queue.clone())
+    let adapters = cloud::adapters(&provider, &config, backend.queue.clone(), &backend.store)
         .await
         .map_err(|e| e.to_string())?;
     let llm = llm_config::build(&|k| std::env::var(k).ok())
@@ -62,6 +67,16 @@ pub async fn wire() -> Result<Wired, String> {
     )
     .map_err(|e| e.to_string())?;
     crate::log_stream::start(backend.store.clone());
+    let resolved = provider.resolved(&config);
+    tracing::info!(
+        provider = provider.name(),
+        services = %resolved
+            .iter()
+            .map(|r| format!("{}: {} ({})", r.service, r.endpoint, r.credential))
+            .collect::<Vec<_>>()
+            .join("; "),
+        "cloud configuration"
+    );
     Ok(Wired {
         config,
         store: backend.store,
@@ -69,5 +84,8 @@ pub async fn wire() -> Result<Wired, String> {
         #[cfg(feature = "aws")]
         sqs: adapters.sqs,
         push: adapters.push,
+        #[cfg(feature = "azure")]
+        message_key: adapters.message_key,
+        resolved,
     })
 }

@@ -4,6 +4,7 @@
 //! The same router serves `ai-team serve`, tests, the Azure Functions
 //! host, and, one endpoint group per function, the Lambda functions.
 
+#[cfg(feature = "azure")]
 pub mod azure;
 pub mod cloud;
 pub mod configuration;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ai_team_core::llm::LlmClient;
-use ai_team_providers::llm::OpenAiClient;
+use ai_team_providers::llm::{AzureAuth, OpenAiClient};
 #[cfg(feature = "aws")]
 use ai_team_providers::{aws::AwsOverrides, llm::BedrockClient};
 
@@ -28,6 +28,109 @@ pub enum LlmProvider {
 
 /// The GA Azure OpenAI REST version used when none is set.
 pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
+
+/// Azure OpenAI without an API key: an Entra ID bearer token (the
+/// credential `AZURE_CLIENT_SECRET`, a workload identity or the managed
+/// identity make; `cloud::entra_settings`).
+#[cfg(feature = "azure")]
+fn azure_token(get: &dyn Fn(&str) -> Option<String>) -> Result<AzureAuth, ConfigError> {
+    use ai_team_providers::azure_entra::{BearerToken, OPENAI_SCOPE};
+    use ai_team_providers::azure_http;
+    let entra = crate::cloud::entra_settings(get);
+    if let Some(var) = entra.missing() {
+        return Err(ConfigError {
+            var,
+            reason: format!(
+                "is required for the {} of Azure OpenAI (or set AZURE_OPENAI_API_KEY)",
+                entra.kind().as_str()
+            ),
+        });
+    }
+    let http = azure_http::client(azure_http::ca_file_from_env().as_deref()).map_err(|reason| {
+        ConfigError {
+            var: azure_http::CA_FILE_VAR,
+            reason,
+        }
+    })?;
+    let credential = entra.credential(&http).map_err(|reason| ConfigError {
+        var: crate::cloud::keys::CLIENT_ID,
+        reason,
+    })?;
+    Ok(AzureAuth::Token(Arc::new(BearerToken::new(
+        credential,
+        OPENAI_SCOPE,
+    ))))
+}
+
+#[cfg(not(feature = "azure"))]
+fn azure_token(_get: &dyn Fn(&str) -> Option<String>) -> Result<AzureAuth, ConfigError> {
+    Err(ConfigError {
+        var: "AZURE_OPENAI_API_KEY",
+        reason: "is required by the chosen LLM provider (Entra ID tokens need a build \
+                 with `--features azure`, as the Azure handler is)"
+            .into(),
+    })
+}
+
+/// The LLM this configuration resolves to, for `ai-team cloud`: the
+/// provider, where it is, how it is authenticated (never the key).
+pub fn resolved(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::cloud::Resolved, ConfigError> {
+    let optional = |k: &str| {
+        get(k)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let line = |endpoint: String, credential: String| crate::cloud::Resolved {
+        service: "llm",
+        endpoint,
+        credential,
+    };
+    Ok(match choose(get)? {
+        LlmProvider::AzureOpenAi => line(
+            format!(
+                "azure-openai {} deployment {}",
+                azure_endpoint(&optional)?,
+                optional("AZURE_OPENAI_DEPLOYMENT")
+                    .unwrap_or_else(|| "(AZURE_OPENAI_DEPLOYMENT unset)".into())
+            ),
+            azure_openai_credential(get),
+        ),
+        LlmProvider::OpenAi => line(
+            format!(
+                "openai {} model {}",
+                optional("OPENAI_BASE_URL").unwrap_or_default(),
+                optional("OPENAI_MODEL").unwrap_or_default()
+            ),
+            if optional("OPENAI_API_KEY").is_some() {
+                "api key (OPENAI_API_KEY)"
+            } else {
+                "none"
+            }
+            .into(),
+        ),
+        LlmProvider::Bedrock => line(
+            format!(
+                "bedrock {} in {}",
+                optional("BEDROCK_MODEL_ID").unwrap_or_default(),
+                optional("AWS_REGION")
+                    .or_else(|| optional("AWS_DEFAULT_REGION"))
+                    .unwrap_or_else(|| "(default region)".into())
+            ),
+            "AWS default credential chain".into(),
+        ),
+        LlmProvider::Embedded => line("embedded (in-process llama.cpp)".into(), "-".into()),
+    })
+}
+
+/// How the Azure OpenAI client authenticates, for `ai-team cloud`.
+pub fn azure_openai_credential(get: &dyn Fn(&str) -> Option<String>) -> String {
+    match get("AZURE_OPENAI_API_KEY").filter(|k| !k.trim().is_empty()) {
+        Some(_) => "api key (AZURE_OPENAI_API_KEY)".into(),
+        None => crate::cloud::entra_settings(get).kind().as_str().into(),
+    }
+}
 
 pub fn choose(get: &dyn Fn(&str) -> Option<String>) -> Result<LlmProvider, ConfigError> {
     let set = |k: &str| get(k).is_some_and(|v| !v.trim().is_empty());
@@ -125,12 +228,15 @@ pub async fn build(
     match choose(get)? {
         LlmProvider::AzureOpenAi => {
             let endpoint = azure_endpoint(&optional)?;
-            let key = required("AZURE_OPENAI_API_KEY")?;
             let deployment = required("AZURE_OPENAI_DEPLOYMENT")?;
             let version =
                 get("AZURE_OPENAI_API_VERSION").unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.into());
+            let auth = match optional("AZURE_OPENAI_API_KEY") {
+                Some(key) => AzureAuth::ApiKey(key),
+                None => azure_token(get)?,
+            };
             built(
-                OpenAiClient::azure(&endpoint, &deployment, &version, &key, timeout),
+                OpenAiClient::azure(&endpoint, &deployment, &version, auth, timeout),
                 "AZURE_OPENAI_ENDPOINT",
             )
         }

@@ -1,28 +1,38 @@
-//! The `BlobStore` port on Azure Blob Storage through its REST API, with
-//! requests signed by hand with the account key (Shared Key, see
-//! `shared_key`): one container, keys as given (checked by the port's
-//! rules) and percent-encoded per segment, block blobs written whole by
-//! Put Blob. URIs are the blobs' URLs, `{blob endpoint}/{container}/{key}`;
-//! a `get` of a URI of another account, endpoint or container is refused:
-//! this store reads only what it wrote. Against Azurite the endpoint is
-//! path-style (`http://127.0.0.1:10000/devstoreaccount1`).
+//! The `BlobStore` port on Azure Blob Storage through the official Azure
+//! SDK for Rust (`azure_storage_blob`), its requests sent by the
+//! workspace's reqwest client (`azure_http`): one container, keys as given
+//! (checked by the port's rules) and percent-encoded per segment, block
+//! blobs written whole. Three ways to authorise, as Azure offers them: an
+//! Entra ID token (the SDK's bearer policy; the account needs HTTPS), a SAS
+//! token (its query on every URL), or the account key. The SDK has no
+//! Shared Key signing (Azure steers services away from account keys), so
+//! that one is a pipeline policy of ours (`shared_key`), kept for Azurite
+//! and for accounts that still use keys. URIs are the blobs' URLs,
+//! `{blob endpoint}/{container}/{key}`, never with a SAS; a `get` of a URI
+//! of another account, endpoint or container is refused: this store reads
+//! only what it wrote. Against Azurite the endpoint is path-style
+//! (`http://127.0.0.1:10000/devstoreaccount1`).
 
 mod connection;
 mod shared_key;
 
-use std::error::Error as _;
-use std::time::Duration;
+use std::sync::Arc;
 
 use ai_team_core::blob::{BlobError, BlobStore, check_key};
 use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
+use azure_core::error::ErrorKind;
+use azure_core::http::policies::{Policy, PolicyResult};
+use azure_core::http::{Context, Request, RequestContent, StatusCode, Url};
+use azure_storage_blob::{
+    BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
+};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use reqwest::{Method, StatusCode};
 
 pub use connection::{DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, DEV_BLOB_ENDPOINT, StorageConnection};
+/// The endpoint URL type the store takes.
+pub use reqwest::Url as EndpointUrl;
 pub use shared_key::{AccountKey, SignedParts, authorization, string_to_sign};
-
-/// The REST API version every request asks for (Azurite 3.35 serves it).
-pub const API_VERSION: &str = "2021-08-06";
 
 /// Everything but RFC 3986's unreserved characters, as the Azure SDKs
 /// encode a blob name's segments.
@@ -60,63 +70,195 @@ impl ContainerName {
     }
 }
 
-/// One container of one account; the HTTP client is built once.
+/// How the store's requests are authorised.
+#[derive(Clone)]
+pub enum StorageAuth {
+    /// An Entra ID token (scope `https://storage.azure.com/.default`).
+    Entra(Arc<dyn TokenCredential>),
+    /// A SAS token: the query (without `?`) added to every URL.
+    Sas(String),
+    /// The account key (Shared Key), signed per try by `SharedKeyPolicy`.
+    SharedKey { account: String, key: AccountKey },
+}
+
+impl StorageAuth {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            StorageAuth::Entra(_) => "Entra ID bearer token",
+            StorageAuth::Sas(_) => "SAS token",
+            StorageAuth::SharedKey { .. } => "account key (Shared Key)",
+        }
+    }
+}
+
+/// Shared Key: signs each try after the SDK has set its headers (its
+/// `x-ms-version`, the range of a partitioned download), with a fresh
+/// `x-ms-date`.
+#[derive(Debug)]
+struct SharedKeyPolicy {
+    account: String,
+    key: AccountKey,
+}
+
+#[async_trait]
+impl Policy for SharedKeyPolicy {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        let date = chrono::Utc::now()
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        request.insert_header("x-ms-date", date);
+        let length = match request.body() {
+            azure_core::http::Body::Bytes(b) => b.len().to_string(),
+            azure_core::http::Body::SeekableStream(s) => s.len().unwrap_or(0).to_string(),
+        };
+        let mut headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_str().to_owned()))
+            .collect();
+        if !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        {
+            headers.push(("content-length".into(), length));
+        }
+        let query: Vec<(String, String)> = request.url().query_pairs().into_owned().collect();
+        let path = request.url().path().to_owned();
+        let auth = {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            let query: Vec<(&str, &str)> = query
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            authorization(
+                &self.key,
+                &SignedParts {
+                    verb: request.method().as_ref(),
+                    headers: &headers,
+                    account: &self.account,
+                    path: &path,
+                    query: &query,
+                },
+            )
+        };
+        request.insert_header("authorization", auth);
+        next[0].send(ctx, request, &next[1..]).await
+    }
+}
+
+/// One container of one account.
 #[derive(Clone)]
 pub struct AzureBlobStore {
     http: reqwest::Client,
-    account: String,
-    key: AccountKey,
+    auth: StorageAuth,
     container: ContainerName,
     /// `{endpoint}/{container}`: every URI this store writes starts with it
     /// and a `/`.
     container_url: String,
-    /// The same URL's path, as Shared Key signs it.
-    container_path: String,
 }
 
 impl AzureBlobStore {
-    /// With a client of its own (rustls; bodies of a few MB fit the timeout).
-    pub fn connect(conn: StorageConnection, container: ContainerName) -> Result<Self, BlobError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| BlobError::Unavailable(error_chain(&e)))?;
-        Ok(Self::new(http, conn, container))
-    }
-
-    pub fn new(http: reqwest::Client, conn: StorageConnection, container: ContainerName) -> Self {
-        let endpoint = conn.blob_endpoint.as_str().trim_end_matches('/');
-        let endpoint_path = conn.blob_endpoint.path().trim_end_matches('/');
+    /// The container `container` at `blob_endpoint` (`https://{account}.blob.core.windows.net`
+    /// or an emulator's path-style URL).
+    pub fn new(
+        http: reqwest::Client,
+        blob_endpoint: &Url,
+        container: ContainerName,
+        auth: StorageAuth,
+    ) -> Self {
+        let endpoint = blob_endpoint.as_str().trim_end_matches('/');
         Self {
             container_url: format!("{endpoint}/{}", container.as_str()),
-            container_path: format!("{endpoint_path}/{}", container.as_str()),
             http,
-            account: conn.account,
-            key: conn.key,
+            auth,
             container,
         }
     }
 
-    /// Creates the container unless it exists (Create Container; its 409
+    /// With a connection string's account key.
+    pub fn with_connection(
+        http: reqwest::Client,
+        conn: StorageConnection,
+        container: ContainerName,
+    ) -> Self {
+        let auth = StorageAuth::SharedKey {
+            account: conn.account.clone(),
+            key: conn.key.clone(),
+        };
+        Self::new(http, &conn.blob_endpoint, container, auth)
+    }
+
+    /// `url` with the SAS query, the client options and the credential.
+    fn parts(
+        &self,
+        url: &str,
+    ) -> Result<
+        (
+            Url,
+            azure_core::http::ClientOptions,
+            Option<Arc<dyn TokenCredential>>,
+        ),
+        BlobError,
+    > {
+        let mut url =
+            Url::parse(url).map_err(|e| BlobError::Unavailable(format!("blob URL: {e}")))?;
+        let mut options = crate::azure_http::client_options(&self.http);
+        let credential = match &self.auth {
+            StorageAuth::Entra(c) => Some(c.clone()),
+            StorageAuth::Sas(query) => {
+                url.set_query(Some(query.trim_start_matches('?')));
+                None
+            }
+            StorageAuth::SharedKey { account, key } => {
+                options.per_try_policies.push(Arc::new(SharedKeyPolicy {
+                    account: account.clone(),
+                    key: key.clone(),
+                }));
+                None
+            }
+        };
+        Ok((url, options, credential))
+    }
+
+    fn blob(&self, encoded_key: &str) -> Result<BlobClient, BlobError> {
+        let (url, client_options, credential) = self.parts(&self.uri(encoded_key))?;
+        BlobClient::new(
+            url,
+            credential,
+            Some(BlobClientOptions {
+                client_options,
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| failure("Blob client", &e))
+    }
+
+    /// Creates the container unless it exists (its 409
     /// `ContainerAlreadyExists` is success).
     #[tracing::instrument(skip(self), fields(container = %self.container.as_str()))]
     pub async fn ensure_container(&self) -> Result<(), BlobError> {
-        let resp = self
-            .call(
-                Method::PUT,
-                "",
-                &[("restype", "container")],
-                &[],
-                Some(Vec::new()),
-            )
-            .await?;
-        let exists = resp.status() == StatusCode::CONFLICT
-            && error_code(&resp) == Some("ContainerAlreadyExists");
-        if resp.status().is_success() || exists {
-            Ok(())
-        } else {
-            Err(failure("Create Container", &resp))
+        let (url, client_options, credential) = self.parts(&self.container_url)?;
+        let client = BlobContainerClient::new(
+            url,
+            credential,
+            Some(BlobContainerClientOptions {
+                client_options,
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| failure("Container client", &e))?;
+        match client.create(None).await {
+            Ok(_) => Ok(()),
+            Err(e) if error_code(&e) == Some("ContainerAlreadyExists") => Ok(()),
+            Err(e) => Err(failure("Create Container", &e)),
         }
     }
 
@@ -143,57 +285,6 @@ impl AzureBlobStore {
         }
         Ok((key, encoded.to_owned()))
     }
-
-    /// Sends one signed request to `{container}{suffix}`.
-    async fn call(
-        &self,
-        method: Method,
-        suffix: &str,
-        query: &[(&str, &str)],
-        headers: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-    ) -> Result<reqwest::Response, BlobError> {
-        let date = chrono::Utc::now()
-            .format("%a, %d %b %Y %H:%M:%S GMT")
-            .to_string();
-        let length = body.as_ref().map(|b| b.len().to_string());
-        let mut sent: Vec<(&str, &str)> =
-            vec![("x-ms-date", date.as_str()), ("x-ms-version", API_VERSION)];
-        sent.extend_from_slice(headers);
-        // Explicit: hyper leaves it out for an empty body, and the service
-        // requires it on Put Blob and Create Container (even when 0).
-        if let Some(length) = &length {
-            sent.push(("content-length", length));
-        }
-        let path = format!("{}{suffix}", self.container_path);
-        let auth = authorization(
-            &self.key,
-            &SignedParts {
-                verb: method.as_str(),
-                headers: &sent,
-                account: &self.account,
-                path: &path,
-                query,
-            },
-        );
-        let mut url = format!("{}{suffix}", self.container_url);
-        for (i, (name, value)) in query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.extend(utf8_percent_encode(name, SEGMENT));
-            url.push('=');
-            url.extend(utf8_percent_encode(value, SEGMENT));
-        }
-        let mut req = self.http.request(method, url).header("authorization", auth);
-        for (name, value) in sent {
-            req = req.header(name, value);
-        }
-        if let Some(body) = body {
-            req = req.body(body);
-        }
-        req.send()
-            .await
-            .map_err(|e| BlobError::Unavailable(error_chain(&e)))
-    }
 }
 
 #[async_trait]
@@ -202,43 +293,32 @@ impl BlobStore for AzureBlobStore {
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<String, BlobError> {
         check_key(key)?;
         let encoded = encode_key(key);
-        let resp = self
-            .call(
-                Method::PUT,
-                &format!("/{encoded}"),
-                &[],
-                &[
-                    ("x-ms-blob-type", "BlockBlob"),
-                    ("content-type", "application/octet-stream"),
-                ],
-                Some(bytes.to_vec()),
-            )
-            .await?;
+        let content: RequestContent<_, _> = azure_core::Bytes::copy_from_slice(bytes).into();
         // A 404 here is a missing container, not a missing blob: the
         // store is misconfigured, which the caller cannot fix by retrying
         // another key.
-        if resp.status().is_success() {
-            Ok(self.uri(&encoded))
-        } else {
-            Err(failure("Put Blob", &resp))
-        }
+        self.blob(&encoded)?
+            .upload(content, None)
+            .await
+            .map_err(|e| failure("Put Blob", &e))?;
+        Ok(self.uri(&encoded))
     }
 
     #[tracing::instrument(skip(self), fields(container = %self.container.as_str()))]
     async fn get(&self, uri: &str) -> Result<Vec<u8>, BlobError> {
         let (_, encoded) = self.key_of(uri)?;
-        let resp = self
-            .call(Method::GET, &format!("/{encoded}"), &[], &[], None)
-            .await?;
-        match resp.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Err(BlobError::NotFound(uri.to_owned())),
-            _ => return Err(failure("Get Blob", &resp)),
-        }
-        let bytes = resp
-            .bytes()
+        let result = match self.blob(&encoded)?.download(None).await {
+            Ok(r) => r,
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => {
+                return Err(BlobError::NotFound(uri.to_owned()));
+            }
+            Err(e) => return Err(failure("Get Blob", &e)),
+        };
+        let bytes = result
+            .body
+            .collect()
             .await
-            .map_err(|e| BlobError::Unavailable(error_chain(&e)))?;
+            .map_err(|e| failure("Get Blob", &e))?;
         Ok(bytes.to_vec())
     }
 }
@@ -250,35 +330,26 @@ fn encode_key(key: &str) -> String {
         .join("/")
 }
 
-fn error_code(resp: &reqwest::Response) -> Option<&str> {
-    resp.headers()
-        .get("x-ms-error-code")
-        .and_then(|v| v.to_str().ok())
+fn error_code(e: &azure_core::Error) -> Option<&str> {
+    match e.kind() {
+        ErrorKind::HttpResponse { error_code, .. } => error_code.as_deref(),
+        _ => None,
+    }
 }
 
-/// The status and the service's error code; never the URL (it holds the
-/// key) nor the body (an authentication failure echoes the string-to-sign).
-fn failure(operation: &str, resp: &reqwest::Response) -> BlobError {
-    BlobError::Unavailable(format!(
-        "{operation}: HTTP {} {}",
-        resp.status().as_u16(),
-        error_code(resp).unwrap_or("(no x-ms-error-code)")
-    ))
-}
-
-/// A transport error with its causes, without the URL.
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(&format!(" for url ({url})"), "");
-    }
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+/// The status and the service's error code; never the URL (it may hold a
+/// SAS) nor the body (an authentication failure echoes the string-to-sign).
+fn failure(operation: &str, e: &azure_core::Error) -> BlobError {
+    BlobError::Unavailable(match e.kind() {
+        ErrorKind::HttpResponse {
+            status, error_code, ..
+        } => format!(
+            "{operation}: HTTP {} {}",
+            u16::from(*status),
+            error_code.as_deref().unwrap_or("(no x-ms-error-code)")
+        ),
+        _ => format!("{operation}: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -286,7 +357,7 @@ mod tests {
     use super::*;
 
     fn store_on(endpoint: &str) -> AzureBlobStore {
-        AzureBlobStore::new(
+        AzureBlobStore::with_connection(
             reqwest::Client::new(),
             StorageConnection::development_at(endpoint.parse().unwrap()),
             ContainerName::parse("artifacts").unwrap(),
@@ -302,7 +373,6 @@ mod tests {
             "http://127.0.0.1:10000/devstoreaccount1/artifacts/calls/a%20b/%C3%A9.json"
         );
         assert_eq!(s.key_of(&uri).unwrap().0, "calls/a b/é.json");
-        assert_eq!(s.container_path, "/devstoreaccount1/artifacts");
         for bad in [
             "http://127.0.0.1:10000/devstoreaccount1/other/calls/1.json",
             "http://127.0.0.1:10000/devstoreaccount1/artifactsx/a",
@@ -324,7 +394,6 @@ mod tests {
     fn an_azure_endpoint_has_no_path_of_its_own() {
         let s = store_on("https://acme.blob.core.windows.net/");
         assert_eq!(s.uri("k"), "https://acme.blob.core.windows.net/artifacts/k");
-        assert_eq!(s.container_path, "/artifacts");
     }
 
     #[test]

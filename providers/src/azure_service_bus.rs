@@ -1,16 +1,22 @@
 //! The `StepQueue` port on Azure Service Bus through its REST API (there
-//! is no maintained official Rust crate): `POST {endpoint}/{queue}/messages`
-//! with a Shared Access Signature made from the connection string's key
-//! (HMAC-SHA256 over the URL-encoded resource URI and the expiry). The
+//! is no maintained official Rust crate), sent through `azure_core`'s HTTP
+//! pipeline: `POST {endpoint}/{queue}/messages` with an Entra ID bearer
+//! token, or a Shared Access Signature made from the connection string's
+//! key (HMAC-SHA256 over the URL-encoded resource URI and the expiry). The
 //! logical queue name travels as the `ai-team-queue` custom property (an
 //! HTTP header), the dedup key as the `MessageId` broker property (Service
 //! Bus drops duplicates when the queue has duplicate detection), and a
 //! delay as `ScheduledEnqueueTimeUtc`.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ai_team_core::queue::{QueueError, StepQueue};
 use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
+use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
+use azure_core::http::policies::{Policy, PolicyResult};
+use azure_core::http::{Context, Method, Pipeline, PipelineSendOptions, Request, Url};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -79,18 +85,40 @@ impl ConnectionString {
 pub const SIGNATURE_PROPERTY: &str = "ai-team-signature";
 
 impl ConnectionString {
+    /// The key queue messages are signed with: the connection's own.
+    pub fn message_key(&self) -> MessageKey {
+        MessageKey(self.key.as_bytes().to_vec())
+    }
+}
+
+/// The key that signs queue messages (HMAC-SHA256): the connection
+/// string's SAS key, or, where Service Bus is reached with Entra ID and
+/// there is no shared key, one the service keeps in its database.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MessageKey(Vec<u8>);
+
+impl std::fmt::Debug for MessageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MessageKey(***)")
+    }
+}
+
+impl MessageKey {
+    pub fn new(key: impl Into<Vec<u8>>) -> Self {
+        Self(key.into())
+    }
+
     fn message_mac(&self, queue: &str, payload: &serde_json::Value) -> Hmac<Sha256> {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(self.key.as_bytes()).expect("HMAC takes any key");
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
         // `Value::to_string` is canonical here: compact, keys sorted.
         mac.update(format!("{queue}\n{payload}").as_bytes());
         mac
     }
 
     /// The signature of a message for the logical `queue`: HMAC-SHA256
-    /// under the connection's key, lower-case hex. Only holders of the key
-    /// (the service's own senders) can make it, so the queue trigger can
-    /// tell a Service Bus message from a request someone posted.
+    /// under the key, lower-case hex. Only holders of the key (the
+    /// service's own senders) can make it, so the queue trigger can tell a
+    /// Service Bus message from a request someone posted.
     pub fn sign(&self, queue: &str, payload: &serde_json::Value) -> String {
         self.message_mac(queue, payload)
             .finalize()
@@ -144,30 +172,110 @@ pub fn sas_token(resource: &str, key_name: &str, key: &str, expiry: u64) -> Stri
     )
 }
 
-/// Sends to one Service Bus queue; the HTTP client is built once.
+/// How sends are authorised.
+#[derive(Clone)]
+pub enum ServiceBusAuth {
+    /// A SAS token made per request from the connection string's key.
+    Sas(ConnectionString),
+    /// An Entra ID bearer token (scope `https://servicebus.azure.net/.default`).
+    Entra(Arc<dyn TokenCredential>),
+}
+
+impl ServiceBusAuth {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            ServiceBusAuth::Sas(_) => "SAS key (connection string)",
+            ServiceBusAuth::Entra(_) => "Entra ID bearer token",
+        }
+    }
+}
+
+/// Signs each try with a fresh SAS token (a retry may come after the old
+/// one expired).
+#[derive(Debug)]
+struct SasPolicy {
+    conn: ConnectionString,
+    resource: String,
+}
+
+#[async_trait]
+impl Policy for SasPolicy {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        let expiry = (SystemTime::now() + TOKEN_LIFETIME)
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        request.insert_header(
+            "authorization",
+            sas_token(&self.resource, &self.conn.key_name, &self.conn.key, expiry),
+        );
+        next[0].send(ctx, request, &next[1..]).await
+    }
+}
+
+/// Sends to one Service Bus queue through the Azure SDK's HTTP pipeline
+/// (its retry policy and telemetry), on the workspace's reqwest client.
 #[derive(Clone)]
 pub struct ServiceBusQueue {
-    http: reqwest::Client,
-    conn: ConnectionString,
+    pipeline: Pipeline,
+    /// `{endpoint}/{queue}`.
+    resource: String,
     queue: String,
+    signer: MessageKey,
 }
 
 impl ServiceBusQueue {
-    /// With a client of its own (rustls, 30 s timeout).
-    pub fn connect(conn: ConnectionString, queue: impl Into<String>) -> Result<Self, QueueError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| QueueError::Unavailable(e.to_string()))?;
-        Ok(Self::new(http, conn, queue))
+    /// `endpoint` is `https://{namespace}.servicebus.windows.net` (or a
+    /// local fake's URL); messages are signed with `signer`.
+    pub fn new(
+        http: &reqwest::Client,
+        endpoint: &str,
+        queue: impl Into<String>,
+        auth: ServiceBusAuth,
+        signer: MessageKey,
+    ) -> Self {
+        let queue = queue.into();
+        let resource = format!("{}/{queue}", endpoint.trim_end_matches('/'));
+        let auth: Arc<dyn Policy> = match auth {
+            ServiceBusAuth::Sas(conn) => Arc::new(SasPolicy {
+                conn,
+                resource: resource.clone(),
+            }),
+            ServiceBusAuth::Entra(credential) => Arc::new(BearerTokenAuthorizationPolicy::new(
+                credential,
+                [crate::azure_entra::SERVICE_BUS_SCOPE],
+            )),
+        };
+        let pipeline = Pipeline::new(
+            Some("ai-team-service-bus"),
+            option_env!("CARGO_PKG_VERSION"),
+            crate::azure_http::client_options(http),
+            Vec::new(),
+            vec![auth],
+            None,
+        );
+        Self {
+            pipeline,
+            resource,
+            queue,
+            signer,
+        }
     }
 
-    pub fn new(http: reqwest::Client, conn: ConnectionString, queue: impl Into<String>) -> Self {
-        Self {
-            http,
-            conn,
-            queue: queue.into(),
-        }
+    /// With its connection string: the SAS key authorises and signs.
+    pub fn with_connection_string(
+        http: &reqwest::Client,
+        conn: ConnectionString,
+        queue: impl Into<String>,
+    ) -> Self {
+        let endpoint = conn.endpoint.clone();
+        let signer = conn.message_key();
+        Self::new(http, &endpoint, queue, ServiceBusAuth::Sas(conn), signer)
     }
 }
 
@@ -181,47 +289,47 @@ impl StepQueue for ServiceBusQueue {
         dedup_key: Option<&str>,
         delay: Duration,
     ) -> Result<(), QueueError> {
-        let resource = format!("{}/{}", self.conn.endpoint, self.queue);
-        let now = SystemTime::now();
-        let expiry = (now + TOKEN_LIFETIME)
-            .duration_since(UNIX_EPOCH)
-            .map_err(|e| QueueError::Unavailable(e.to_string()))?
-            .as_secs();
+        let unavailable = |e: String| QueueError::Unavailable(e);
         let mut broker = serde_json::Map::new();
         if let Some(key) = dedup_key {
             broker.insert("MessageId".into(), key.into());
         }
         if !delay.is_zero() {
-            let at = chrono::DateTime::<chrono::Utc>::from(now + delay);
+            let at = chrono::DateTime::<chrono::Utc>::from(SystemTime::now() + delay);
             broker.insert(
                 "ScheduledEnqueueTimeUtc".into(),
                 at.format("%a, %d %b %Y %H:%M:%S GMT").to_string().into(),
             );
         }
+        let url = Url::parse(&format!("{}/messages", self.resource))
+            .map_err(|e| unavailable(format!("queue URL: {e}")))?;
+        let mut request = Request::new(url, Method::Post);
+        request.insert_header("content-type", "application/json");
+        request.insert_header(
+            "brokerproperties",
+            serde_json::Value::Object(broker).to_string(),
+        );
+        request.insert_header("ai-team-queue", queue.to_owned());
+        request.insert_header(SIGNATURE_PROPERTY, self.signer.sign(queue, payload));
+        request.set_body(payload.to_string());
         let response = self
-            .http
-            .post(format!("{resource}/messages"))
-            .header(
-                "Authorization",
-                sas_token(&resource, &self.conn.key_name, &self.conn.key, expiry),
+            .pipeline
+            .send(
+                &Context::new(),
+                &mut request,
+                Some(PipelineSendOptions {
+                    skip_checks: true,
+                    ..Default::default()
+                }),
             )
-            .header("Content-Type", "application/json")
-            .header(
-                "BrokerProperties",
-                serde_json::Value::Object(broker).to_string(),
-            )
-            .header("ai-team-queue", queue)
-            .header(SIGNATURE_PROPERTY, self.conn.sign(queue, payload))
-            .json(payload)
-            .send()
             .await
-            .map_err(|e| QueueError::Unavailable(e.to_string()))?;
-        let status = response.status();
-        if status.is_success() {
+            .map_err(|e| unavailable(e.to_string()))?;
+        let status = u16::from(response.status());
+        if (200..300).contains(&status) {
             Ok(())
         } else {
-            let body = response.text().await.unwrap_or_default();
-            Err(QueueError::Unavailable(format!(
+            let body = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+            Err(unavailable(format!(
                 "Service Bus answered {status}: {}",
                 body.chars().take(300).collect::<String>()
             )))
@@ -251,11 +359,13 @@ mod tests {
         let c = ConnectionString::parse(
             "Endpoint=sb://team.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0=",
         )
-        .unwrap();
+        .unwrap()
+        .message_key();
         let other = ConnectionString::parse(
             "Endpoint=sb://team.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=b3RoZXI=",
         )
-        .unwrap();
+        .unwrap()
+        .message_key();
         let m = serde_json::json!({"execution_id": 4, "step": "integration", "attempt": 1});
         let sig = c.sign("steps", &m);
         assert_eq!(sig.len(), 64);

@@ -7,7 +7,8 @@
 //! `embedded` feature, the in-process model (llama.cpp). The AWS adapters
 //! (SQS, S3, API Gateway, Bedrock) need the `aws` feature: the AWS SDK
 //! crates are most of a cold build, and the local binary does without.
-//! Azure needs no feature: its adapters speak REST through reqwest.
+//! The Azure adapters (Service Bus, Blob Storage, Entra ID credentials)
+//! need the `azure` feature: the official Azure SDK crates.
 
 pub mod aws;
 #[cfg(feature = "aws")]
@@ -16,7 +17,12 @@ pub mod aws_apigw;
 pub mod aws_s3;
 #[cfg(feature = "aws")]
 pub mod aws_sqs;
+#[cfg(feature = "azure")]
 pub mod azure_blob;
+pub mod azure_entra;
+#[cfg(feature = "azure")]
+pub mod azure_http;
+#[cfg(feature = "azure")]
 pub mod azure_service_bus;
 pub mod blob;
 pub mod codehost;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use ai_team_functions::cloud::CloudProvider;
 use ai_team_functions::configuration::{Config, keys};
 use ai_team_functions::refresh_worker::RefreshWorker;
 use ai_team_functions::worker::Worker;
@@ -36,6 +37,9 @@ enum Command {
     },
     /// Apply the migrations to DATABASE_URL and exit.
     Migrate,
+    /// Show what the cloud and LLM settings resolve to: the provider, each
+    /// service's endpoint and the kind of credential it uses (no secret).
+    Cloud,
     /// Run the agent team on a story file, end to end, in this process.
     Run {
         /// The story: Markdown, `# KEY-1: Title` on the first line.
@@ -70,6 +74,9 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let mut config = Config::from_env().map_err(|e| e.to_string())?;
+    if matches!(cli.command, Command::Cloud) {
+        return show_cloud(&config);
+    }
     match cli.command {
         Command::Run { .. } => telemetry::init_with(config.log_format, "warn"),
         _ => telemetry::init(config.log_format),
@@ -104,6 +111,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Err("the execution did not complete (see above)".into())
             }
         }
+        Command::Cloud => show_cloud(&config),
         Command::Migrate => {
             tracing::info!(database = db.redacted(), "migrations applied");
             Ok(())
@@ -219,4 +227,18 @@ async fn shutdown() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// `ai-team cloud`: the resolution, without connecting to anything.
+fn show_cloud(config: &Config) -> Result<(), String> {
+    let get = |k: &str| std::env::var(k).ok();
+    let provider = CloudProvider::detect(&get).map_err(|e| e.to_string())?;
+    println!("provider: {}", provider.name());
+    let mut lines = provider.resolved(config);
+    lines.push(llm_config::resolved(&get).map_err(|e| e.to_string())?);
+    let width = lines.iter().map(|l| l.service.len()).max().unwrap_or(0);
+    for l in lines {
+        println!("{:width$}  {}  [{}]", l.service, l.endpoint, l.credential);
+    }
+    Ok(())
 }

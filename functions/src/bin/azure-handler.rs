@@ -5,10 +5,8 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use ai_team_functions::cloud::keys::SERVICE_BUS_CONNECTION;
 use ai_team_functions::configuration::keys;
 use ai_team_functions::{AppState, app, azure, hosting, integrations};
-use ai_team_providers::azure_service_bus::ConnectionString;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -34,17 +32,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The key that signed the queue's messages (the same connection the
-    // service sends with): the queue route runs only signed messages.
-    let signer = match std::env::var(SERVICE_BUS_CONNECTION)
-        .map_err(|e| e.to_string())
-        .and_then(|c| ConnectionString::parse(&c))
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("azure-handler: invalid {SERVICE_BUS_CONNECTION}: {e}");
-            return ExitCode::from(2);
-        }
+    // The key the queue's messages are signed with (the connection
+    // string's, or the one kept in the database under Entra ID): the
+    // queue route runs only signed messages.
+    let Some(signer) = wired.message_key.clone() else {
+        eprintln!(
+            "azure-handler: CLOUD_PROVIDER is not azure: set the Azure settings (README, Configuration)"
+        );
+        return ExitCode::from(2);
     };
     // Every request arrives from the Functions host on loopback, with the
     // client's address appended to X-Forwarded-For by Azure's front end:

@@ -13,4 +13,4 @@ pub mod openai;
 pub use bedrock::BedrockClient;
 #[cfg(feature = "embedded")]
 pub use embedded::{EmbeddedClient, EmbeddedConfig};
-pub use openai::OpenAiClient;
+pub use openai::{AuthHeader, AzureAuth, OpenAiClient, StaticHeader};

@@ -1,9 +1,10 @@
 //! Chat completions over the OpenAI wire format: any OpenAI-compatible
 //! server (`OPENAI_BASE_URL`: OpenAI, Ollama, llama.cpp's server, vLLM)
 //! and Azure OpenAI (`{endpoint}/openai/deployments/{deployment}/chat/
-//! completions?api-version=…` with an `api-key` header). One HTTP client,
-//! built once; a timeout on every request.
+//! completions?api-version=…` with an `api-key` header, or an Entra ID
+//! bearer token). One HTTP client, built once; a timeout on every request.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ai_team_core::llm::{ChatRequest, ChatResponse, LlmClient, LlmError, LlmErrorKind, Usage};
@@ -12,10 +13,36 @@ use serde_json::{Value, json};
 
 use super::classify::{classify, retry_after};
 
+/// Where a request's credential header comes from: a fixed key, or a token
+/// source that renews itself (Entra ID, `azure_entra::BearerToken`).
+#[async_trait]
+pub trait AuthHeader: Send + Sync {
+    /// The header's name and value; an error is the credential's failure.
+    async fn header(&self) -> Result<(&'static str, String), String>;
+}
+
+/// A header that never changes (an API key).
+pub struct StaticHeader(pub &'static str, pub String);
+
+#[async_trait]
+impl AuthHeader for StaticHeader {
+    async fn header(&self) -> Result<(&'static str, String), String> {
+        Ok((self.0, self.1.clone()))
+    }
+}
+
+/// How Azure OpenAI is authenticated.
+pub enum AzureAuth {
+    /// `AZURE_OPENAI_API_KEY`, as the `api-key` header.
+    ApiKey(String),
+    /// A bearer token (Entra ID).
+    Token(Arc<dyn AuthHeader>),
+}
+
 pub struct OpenAiClient {
     http: reqwest::Client,
     url: String,
-    auth: Option<(&'static str, String)>,
+    auth: Option<Arc<dyn AuthHeader>>,
     model: String,
     provider: &'static str,
     /// Azure takes the deployment from the URL, not the body.
@@ -34,7 +61,10 @@ impl OpenAiClient {
         Ok(Self {
             http: http_client(timeout)?,
             url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
-            auth: api_key.map(|k| ("authorization", format!("Bearer {k}"))),
+            auth: api_key.map(|k| {
+                Arc::new(StaticHeader("authorization", format!("Bearer {k}")))
+                    as Arc<dyn AuthHeader>
+            }),
             model: model.to_owned(),
             provider: "openai",
             send_model: true,
@@ -46,7 +76,7 @@ impl OpenAiClient {
         endpoint: &str,
         deployment: &str,
         api_version: &str,
-        api_key: &str,
+        auth: AzureAuth,
         timeout: Duration,
     ) -> Result<Self, String> {
         Ok(Self {
@@ -55,7 +85,10 @@ impl OpenAiClient {
                 "{}/openai/deployments/{deployment}/chat/completions?api-version={api_version}",
                 endpoint.trim_end_matches('/')
             ),
-            auth: Some(("api-key", api_key.to_owned())),
+            auth: Some(match auth {
+                AzureAuth::ApiKey(key) => Arc::new(StaticHeader("api-key", key)),
+                AzureAuth::Token(source) => source,
+            }),
             model: deployment.to_owned(),
             provider: "azure-openai",
             send_model: false,
@@ -160,8 +193,18 @@ impl LlmClient for OpenAiClient {
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let started = Instant::now();
         let mut call = self.http.post(&self.url).json(&self.body(request));
-        if let Some((name, value)) = &self.auth {
-            call = call.header(*name, value);
+        if let Some(auth) = &self.auth {
+            // A credential that cannot get a token now may get one on
+            // the step's next try (the identity endpoint was down).
+            let (name, value) = auth.header().await.map_err(|e| {
+                error(
+                    LlmErrorKind::Retryable,
+                    None,
+                    format!("no credential for the request: {e}"),
+                    started,
+                )
+            })?;
+            call = call.header(name, value);
         }
         let response = call.send().await.map_err(|e| {
             let what = if e.is_timeout() {

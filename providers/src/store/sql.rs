@@ -158,6 +158,23 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn service_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
+                sqlx::query::<$db>(
+                    "INSERT INTO service_secrets (name, secret) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(candidate)
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+                sqlx::query_scalar::<$db, String>("SELECT secret FROM service_secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_sqlx)
+            }
+
             #[tracing::instrument(skip(self, new), fields(story = new.jira_story_id.as_str()))]
             async fn create_workflow(&self, new: &NewWorkflow) -> StoreResult<Created<Workflow>> {
                 let now = now();
