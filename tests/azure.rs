@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use ai_team_core::queue::{QueueError, STEPS_QUEUE, StepQueue};
 use ai_team_functions::{AppState, app, azure};
-use ai_team_providers::azure_service_bus::{ConnectionString, SIGNATURE_PROPERTY, ServiceBusQueue};
+use ai_team_providers::azure_service_bus::{
+    ConnectionString, MessageKey, SIGNATURE_PROPERTY, ServiceBusQueue,
+};
 use ai_team_tests::fake_llm::{FakeLlm, Script};
 use ai_team_tests::harness::{Harness, queue_of, queued_step};
 use ai_team_tests::{TestDb, config_with};
@@ -123,7 +125,8 @@ async fn service_bus_send_is_signed_and_carries_queue_dedup_and_schedule() {
         "Endpoint={base}/;SharedAccessKeyName=send;SharedAccessKey={KEY}"
     ))
     .unwrap();
-    let queue = ServiceBusQueue::new(reqwest::Client::new(), conn, "ai-team-steps");
+    let queue =
+        ServiceBusQueue::with_connection_string(&reqwest::Client::new(), conn, "ai-team-steps");
     let payload = json!({"execution_id": 4, "step": "analysis", "attempt": 1});
 
     // When a step is sent now, and another in 90 seconds
@@ -169,7 +172,8 @@ async fn a_wrong_key_is_refused_and_reported_as_unavailable() {
         "Endpoint={base}/;SharedAccessKeyName=send;SharedAccessKey=d3Jvbmc="
     ))
     .unwrap();
-    let queue = ServiceBusQueue::new(reqwest::Client::new(), conn, "ai-team-steps");
+    let queue =
+        ServiceBusQueue::with_connection_string(&reqwest::Client::new(), conn, "ai-team-steps");
     let err = queue
         .send(STEPS_QUEUE, &json!({}), None, Duration::ZERO)
         .await
@@ -182,11 +186,12 @@ async fn a_wrong_key_is_refused_and_reported_as_unavailable() {
 }
 
 /// The connection whose key signs the test's messages.
-fn signer() -> ConnectionString {
+fn signer() -> MessageKey {
     ConnectionString::parse(&format!(
         "Endpoint=http://127.0.0.1:1/;SharedAccessKeyName=send;SharedAccessKey={KEY}"
     ))
     .unwrap()
+    .message_key()
 }
 
 /// The invocation with its message signed as the service's senders sign it.
@@ -391,7 +396,8 @@ async fn a_request_to_the_queue_route_without_a_signed_message_is_refused() {
     let other = ConnectionString::parse(
         "Endpoint=http://127.0.0.1:1/;SharedAccessKeyName=send;SharedAccessKey=b3RoZXI=",
     )
-    .unwrap();
+    .unwrap()
+    .message_key();
     forged["Metadata"]["UserProperties"][SIGNATURE_PROPERTY] =
         json!(other.sign(STEPS_QUEUE, &first.payload));
     let (wrong_key, _) = post_raw(router.clone(), forged).await;

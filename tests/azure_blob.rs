@@ -246,9 +246,15 @@ async fn azure_settings_build_a_blob_store_on_the_configured_container() {
     let provider = azure_provider(&azurite.connection_string());
 
     // When the adapters are built
-    let adapters = cloud::adapters(&provider, &config_with(&[]), Arc::new(UnusedQueue))
-        .await
-        .expect("adapters");
+    let db = ai_team_tests::TestDb::sqlite().await;
+    let adapters = cloud::adapters(
+        &provider,
+        &config_with(&[]),
+        Arc::new(UnusedQueue),
+        &db.store,
+    )
+    .await
+    .expect("adapters");
 
     // Then their blob store writes to that container
     let blobs = adapters.blobs.expect("an Azure blob store");
@@ -260,10 +266,16 @@ async fn azure_settings_build_a_blob_store_on_the_configured_container() {
 async fn a_bad_storage_connection_string_names_its_variable() {
     let provider = azure_provider("AccountName=acme;AccountKey=not base64!");
 
-    let err = cloud::adapters(&provider, &config_with(&[]), Arc::new(UnusedQueue))
-        .await
-        .err()
-        .expect("a configuration error");
+    let db = ai_team_tests::TestDb::sqlite().await;
+    let err = cloud::adapters(
+        &provider,
+        &config_with(&[]),
+        Arc::new(UnusedQueue),
+        &db.store,
+    )
+    .await
+    .err()
+    .expect("a configuration error");
 
     assert_eq!(err.var, "AZURE_STORAGE_CONNECTION_STRING");
     assert!(!err.to_string().contains("not base64!"), "{err}");

@@ -186,7 +186,7 @@ impl AzureSettings {
 pub enum CloudProvider {
     Local,
     Aws(AwsSettings),
-    Azure(AzureSettings),
+    Azure(Box<AzureSettings>),
 }
 
 /// The Entra ID settings (also the Azure OpenAI client's, without an API key).
@@ -290,7 +290,7 @@ impl CloudProvider {
                 opensearch_domain: value(keys::AWS_OPENSEARCH_DOMAIN),
             })
         } else {
-            Self::Azure(azure_settings(&value)?)
+            Self::Azure(Box::new(azure_settings(&value)?))
         };
         let is_postgres = value(crate::configuration::keys::DATABASE_URL)
             .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));

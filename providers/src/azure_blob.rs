@@ -154,6 +154,13 @@ impl Policy for SharedKeyPolicy {
     }
 }
 
+/// A request's URL (with the SAS query), client options and credential.
+type Parts = (
+    Url,
+    azure_core::http::ClientOptions,
+    Option<Arc<dyn TokenCredential>>,
+);
+
 /// One container of one account.
 #[derive(Clone)]
 pub struct AzureBlobStore {
@@ -183,6 +190,12 @@ impl AzureBlobStore {
         }
     }
 
+    /// With a connection string's account key and a client of its own.
+    pub fn connect(conn: StorageConnection, container: ContainerName) -> Result<Self, BlobError> {
+        let http = crate::azure_http::client(None).map_err(BlobError::Unavailable)?;
+        Ok(Self::with_connection(http, conn, container))
+    }
+
     /// With a connection string's account key.
     pub fn with_connection(
         http: reqwest::Client,
@@ -197,17 +210,7 @@ impl AzureBlobStore {
     }
 
     /// `url` with the SAS query, the client options and the credential.
-    fn parts(
-        &self,
-        url: &str,
-    ) -> Result<
-        (
-            Url,
-            azure_core::http::ClientOptions,
-            Option<Arc<dyn TokenCredential>>,
-        ),
-        BlobError,
-    > {
+    fn parts(&self, url: &str) -> Result<Parts, BlobError> {
         let mut url =
             Url::parse(url).map_err(|e| BlobError::Unavailable(format!("blob URL: {e}")))?;
         let mut options = crate::azure_http::client_options(&self.http);
@@ -348,7 +351,7 @@ fn failure(operation: &str, e: &azure_core::Error) -> BlobError {
             u16::from(*status),
             error_code.as_deref().unwrap_or("(no x-ms-error-code)")
         ),
-        _ => format!("{operation}: {e}"),
+        _ => format!("{operation}: {}", crate::azure_http::sdk_error_text(e)),
     })
 }
 

@@ -129,7 +129,13 @@ impl EntraSettings {
         }
         let tenant = self.tenant_id.clone().unwrap_or_default();
         let client = self.client_id.clone();
-        let shown = |e: azure_core::Error| format!("{}: {e}", self.kind().as_str());
+        let shown = |e: azure_core::Error| {
+            format!(
+                "{}: {}",
+                self.kind().as_str(),
+                crate::azure_http::sdk_error_text(&e)
+            )
+        };
         Ok(match self.kind() {
             EntraKind::ClientSecret => ClientSecretCredential::new(
                 &tenant,
@@ -151,7 +157,6 @@ impl EntraSettings {
                 ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                     user_assigned_id: client.map(UserAssignedId::ClientId),
                     client_options,
-                    ..Default::default()
                 }))
                 .map_err(shown)?
             }
@@ -192,7 +197,7 @@ impl AuthHeader for BearerToken {
             .credential
             .get_token(&[self.scope], None)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::azure_http::sdk_error_text(&e))?;
         Ok(("authorization", format!("Bearer {}", token.token.secret())))
     }
 }

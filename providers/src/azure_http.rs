@@ -130,3 +130,20 @@ pub fn error_text(e: &reqwest::Error) -> String {
     }
     text
 }
+
+/// An SDK error with its causes (the retry policy wraps the credential's
+/// or the transport's error in a context of its own).
+pub fn sdk_error_text(e: &azure_core::Error) -> String {
+    use std::error::Error as _;
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}

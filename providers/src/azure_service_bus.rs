@@ -323,7 +323,7 @@ impl StepQueue for ServiceBusQueue {
                 }),
             )
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
+            .map_err(|e| unavailable(crate::azure_http::sdk_error_text(&e)))?;
         let status = u16::from(response.status());
         if (200..300).contains(&status) {
             Ok(())

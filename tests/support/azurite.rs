@@ -34,6 +34,17 @@ fn azurite_binary() -> PathBuf {
 
 impl Azurite {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Over HTTPS with `tls`'s certificate and `--oauth basic`: bearer
+    /// tokens are accepted (their issuer, audience and times checked, not
+    /// their signature), as well as the account key.
+    pub async fn start_oauth(tls: &crate::entra::Tls) -> Self {
+        Self::start_with(Some(tls)).await
+    }
+
+    async fn start_with(tls: Option<&crate::entra::Tls>) -> Self {
         let binary = azurite_binary();
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
@@ -42,7 +53,16 @@ impl Azurite {
         let dir =
             std::env::temp_dir().join(format!("ai_team_azurite_{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("azurite dir");
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(tls) = tls {
+            command
+                .arg("--cert")
+                .arg(&tls.cert)
+                .arg("--key")
+                .arg(&tls.key)
+                .args(["--oauth", "basic"]);
+        }
+        let child = command
             .args(["--silent", "--disableTelemetry", "--skipApiVersionCheck"])
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
             .arg("--location")
@@ -51,14 +71,15 @@ impl Azurite {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn azurite-blob");
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let azurite = Self {
-            blob_endpoint: format!("http://127.0.0.1:{port}/devstoreaccount1"),
+            blob_endpoint: format!("{scheme}://127.0.0.1:{port}/devstoreaccount1"),
             child,
             dir,
         };
         // Any answer, even a refusal of the unsigned request, means it listens.
         let deadline = Instant::now() + Duration::from_secs(30);
-        let client = reqwest::Client::new();
+        let client = tls.map_or_else(reqwest::Client::new, crate::entra::Tls::client);
         while client
             .get(format!("{}?comp=list", azurite.blob_endpoint))
             .send()

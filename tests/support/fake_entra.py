@@ -5,6 +5,11 @@ Two listeners on 127.0.0.1:
 - HTTPS (azure_identity refuses an authority host without TLS): the
   client-credentials grant, POST /{tenant}/oauth2/v2.0/token, and the
   workload identity's client-assertion grant on the same path;
+- on the same HTTPS listener, a Service Bus namespace's send API,
+  POST /{queue}/messages, that takes a message only with a bearer token
+  whose audience is https://servicebus.azure.net (the SDK's bearer policy
+  sends tokens over HTTPS only, so the fake must be HTTPS too); each
+  accepted message is logged with its headers and body;
 - HTTP: the App Service / Functions managed-identity endpoint
   (IDENTITY_ENDPOINT), GET /msi/token?resource=...&api-version=2019-08-01
   with the X-IDENTITY-HEADER the host sets.
@@ -84,7 +89,10 @@ def main() -> None:
         def do_POST(self):
             path = urllib.parse.urlparse(self.path).path
             length = int(self.headers.get("content-length") or 0)
-            form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+            raw = self.rfile.read(length).decode()
+            if path.endswith("/messages"):
+                return self.service_bus(path, raw)
+            form = urllib.parse.parse_qs(raw)
             field = lambda k: (form.get(k) or [""])[0]
             if path != f"/{args.tenant}/oauth2/v2.0/token":
                 record({"grant": "unknown", "path": path})
@@ -94,13 +102,13 @@ def main() -> None:
             grant = field("grant_type")
             scope = field("scope")
             client = field("client_id")
-            ok = client == args.client_id and (
+            ok = bool(client == args.client_id and (
                 (grant == "client_credentials" and field("client_secret") == args.secret
                  and not field("client_assertion"))
                 or (grant == "client_credentials" and field("client_assertion_type")
                     == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
                     and field("client_assertion"))
-            )
+            ))
             kind = "client_assertion" if field("client_assertion") else "client_secret"
             record({"grant": kind, "client_id": client, "scope": scope, "ok": ok})
             if not ok:
@@ -111,6 +119,24 @@ def main() -> None:
             self.answer(200, {"token_type": "Bearer", "expires_in": args.lifetime,
                               "ext_expires_in": args.lifetime,
                               "access_token": jwt(args.tenant, audience, client, args.lifetime)})
+
+        def service_bus(self, path: str, raw: str) -> None:
+            auth = self.headers.get("authorization") or ""
+            token = auth.removeprefix("Bearer ")
+            try:
+                part = token.split(".")[1]
+                claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+            except Exception:
+                claims = {}
+            if not auth.startswith("Bearer ") or claims.get("aud") != "https://servicebus.azure.net":
+                record({"grant": "service_bus_refused", "path": path})
+                return self.answer(401, {"error": "unauthorized"})
+            record({"grant": "service_bus", "queue": path.strip("/").split("/")[0],
+                    "headers": {k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"},
+                    "body": json.loads(raw)})
+            self.send_response(201)
+            self.send_header("content-length", "0")
+            self.end_headers()
 
         def do_GET(self):
             url = urllib.parse.urlparse(self.path)

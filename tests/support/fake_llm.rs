@@ -46,6 +46,9 @@ pub struct Seen {
     pub at: SystemTime,
     pub body_sha: String,
     pub role: String,
+    /// The credential header as sent: `authorization` (a bearer token) or
+    /// Azure's `api-key`, `name: value`.
+    pub credential: Option<String>,
 }
 
 #[derive(Default)]
@@ -105,7 +108,17 @@ pub fn answer_for(role: &str, user: &str, request_changes: bool) -> String {
     }
 }
 
-async fn complete(State(inner): State<Arc<Inner>>, Json(body): Json<Value>) -> Response {
+async fn complete(
+    State(inner): State<Arc<Inner>>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let credential = ["authorization", "api-key"].iter().find_map(|name| {
+        headers
+            .get(*name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| format!("{name}: {v}"))
+    });
     let script = inner.script.lock().unwrap().clone();
     let system = body["messages"][0]["content"]
         .as_str()
@@ -127,6 +140,7 @@ async fn complete(State(inner): State<Arc<Inner>>, Json(body): Json<Value>) -> R
             at: SystemTime::now(),
             body_sha: body_sha.clone(),
             role: role.clone(),
+            credential,
         });
         seen.len() - 1
     };
@@ -190,6 +204,11 @@ impl FakeLlm {
         });
         let app = axum::Router::new()
             .route("/v1/chat/completions", post(complete))
+            // Azure OpenAI's shape (AZURE_OPENAI_ENDPOINT is the server's root).
+            .route(
+                "/openai/deployments/{deployment}/chat/completions",
+                post(complete),
+            )
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -5,6 +5,7 @@
 //! Azurite).
 
 pub mod azurite;
+pub mod entra;
 pub mod fake_github;
 pub mod fake_jira;
 pub mod fake_llm;
