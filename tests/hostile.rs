@@ -436,7 +436,12 @@ async fn the_api_keeps_answering_under_300_open_streams(db: TestDb) {
     for i in 0..10 {
         let wf = db.workflow(&format!("LOAD-{i}")).await.id;
         let events: Vec<_> = (0..EVENTS)
-            .map(|n| ai_team_core::ledger::NewEvent::new("message", json!({"n": n})))
+            .map(|n| {
+                ai_team_core::ledger::NewEvent::new(
+                    ai_team_core::ledger::EventKind::Message,
+                    json!({"n": n}),
+                )
+            })
             .collect();
         db.store.append_events(wf, None, &events).await.unwrap();
         ids.push(wf);

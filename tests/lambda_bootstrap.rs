@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use ai_team_core::ledger::NewEvent;
+use ai_team_core::ledger::{EventKind, NewEvent};
 use ai_team_tests::TestDb;
 use ai_team_tests::lambda_runtime_api::{RuntimeApi, Seen, lambda_binary};
 use serde_json::{Value, json};
@@ -42,7 +42,7 @@ async fn the_events_bootstrap_streams_its_response_to_the_runtime() {
         .append_events(
             wf.id,
             None,
-            &[NewEvent::new("workflow", json!({"n": "first"}))],
+            &[NewEvent::new(EventKind::Workflow, json!({"n": "first"}))],
         )
         .await
         .unwrap();
@@ -80,7 +80,7 @@ async fn the_events_bootstrap_streams_its_response_to_the_runtime() {
                         .append_events(
                             wf.id,
                             None,
-                            &[NewEvent::new("workflow", json!({"n": "live"}))],
+                            &[NewEvent::new(EventKind::Workflow, json!({"n": "live"}))],
                         )
                         .await
                         .unwrap();

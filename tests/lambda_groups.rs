@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ai_team_core::ledger::NewEvent;
+use ai_team_core::ledger::{EventKind, NewEvent};
 use ai_team_functions::lambda::{api_handler, stream_handler};
 use ai_team_functions::{AppState, RouteGroup, app_for};
 use ai_team_tests::{TestDb, config_with};
@@ -273,7 +273,7 @@ async fn the_events_function_streams_live_events_and_ends_before_its_timeout() {
         .append_events(
             id,
             None,
-            &[NewEvent::new("workflow", json!({"note": "first"}))],
+            &[NewEvent::new(EventKind::Workflow, json!({"note": "first"}))],
         )
         .await
         .unwrap();
@@ -322,7 +322,7 @@ async fn the_events_function_streams_live_events_and_ends_before_its_timeout() {
         .append_events(
             id,
             None,
-            &[NewEvent::new("workflow", json!({"note": "live"}))],
+            &[NewEvent::new(EventKind::Workflow, json!({"note": "live"}))],
         )
         .await
         .unwrap();

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use ai_team_core::ledger::NewEvent;
+use ai_team_core::ledger::{EventKind, NewEvent};
 use ai_team_core::push::PushChannel;
 use ai_team_functions::configuration::Secret;
 use ai_team_functions::lambda::{steps_handler, ws_handler};
@@ -145,7 +145,11 @@ async fn clients_connect_catch_up_get_each_step_s_events_and_leave(db: TestDb) {
     let h = Harness::new(&db, &llm.base_url(), &[]).await;
     let wf = h.workflow("SHOP-30").await;
     db.store
-        .append_events(wf.id, None, &[NewEvent::new("workflow", json!({"n": 1}))])
+        .append_events(
+            wf.id,
+            None,
+            &[NewEvent::new(EventKind::Workflow, json!({"n": 1}))],
+        )
         .await
         .unwrap();
     let (gateway, endpoint) = Gateway::start().await;
@@ -259,7 +263,11 @@ async fn clients_connect_catch_up_get_each_step_s_events_and_leave(db: TestDb) {
         200
     );
     db.store
-        .append_events(wf.id, None, &[NewEvent::new("workflow", json!({"n": 2}))])
+        .append_events(
+            wf.id,
+            None,
+            &[NewEvent::new(EventKind::Workflow, json!({"n": 2}))],
+        )
         .await
         .unwrap();
     ai_team_core::push::push_workflow(store, channel, wf.id)
@@ -284,7 +292,11 @@ async fn a_gone_client_is_forgotten(db: TestDb) {
     // Given two clients of a workflow with one event, one of which has gone
     let wf = db.workflow("SHOP-31").await;
     db.store
-        .append_events(wf.id, None, &[NewEvent::new("workflow", json!({"n": 1}))])
+        .append_events(
+            wf.id,
+            None,
+            &[NewEvent::new(EventKind::Workflow, json!({"n": 1}))],
+        )
         .await
         .unwrap();
     let (gateway, endpoint) = Gateway::start().await;

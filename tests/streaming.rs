@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use ai_team_core::ledger::NewEvent;
+use ai_team_core::ledger::{EventKind, NewEvent};
 use ai_team_functions::AppState;
 use ai_team_functions::events::{Filter, Frame};
 use ai_team_tests::fake_llm::{FakeLlm, Script};
@@ -83,7 +83,10 @@ async fn a_live_client_gets_every_event_of_an_execution_once_in_order(db: TestDb
         .append_events(
             wf.id,
             None,
-            &[NewEvent::new("workflow", json!({"note": "before"}))],
+            &[NewEvent::new(
+                EventKind::Workflow,
+                json!({"note": "before"}),
+            )],
         )
         .await
         .unwrap();
@@ -228,7 +231,11 @@ async fn a_slow_subscriber_is_cut_and_the_others_get_everything(db: TestDb) {
     let started = std::time::Instant::now();
     for i in 0..300 {
         db.store
-            .append_events(wf.id, None, &[NewEvent::new("message", json!({"i": i}))])
+            .append_events(
+                wf.id,
+                None,
+                &[NewEvent::new(EventKind::Message, json!({"i": i}))],
+            )
             .await
             .unwrap();
     }

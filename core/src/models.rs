@@ -390,6 +390,17 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
 }
 
+impl Event {
+    /// The typed kind; `None` for a stored type this build does not know.
+    pub fn kind(&self) -> Option<crate::ledger::EventKind> {
+        crate::ledger::EventKind::parse(&self.event_type)
+    }
+
+    pub fn is(&self, kind: crate::ledger::EventKind) -> bool {
+        self.event_type == kind.as_str()
+    }
+}
+
 /// One page of a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Paged<T> {

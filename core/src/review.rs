@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::codehost::CodeHostError;
 use crate::delivery::{ArtifactUpdate, CheckUpdate, DiffUpdate, PullRequest, PullRequestUpdate};
 use crate::error::StoreError;
-use crate::ledger::NewEvent;
+use crate::ledger::{EventKind, NewEvent};
 use crate::store::Store;
 
 /// The queue that carries refresh jobs.
@@ -98,7 +98,7 @@ fn event(job: &RefreshJob, status: &str, extra: Value) -> NewEvent {
     if let (Some(d), Value::Object(extra)) = (data.as_object_mut(), extra) {
         d.extend(extra);
     }
-    NewEvent::new("workflow", data)
+    NewEvent::new(EventKind::Workflow, data)
 }
 
 /// Appends `events` to the workflow's log (the store logs each one).
@@ -222,7 +222,7 @@ async fn refresh_pr(
         "suites": checks.iter().filter(|c| c.kind == crate::delivery::CheckKind::Suite).count(),
     });
     let checks_event = NewEvent::new(
-        "workflow",
+        EventKind::Workflow,
         json!({"kind": "checks", "job_id": job.job_id, "status": "completed", "source": "refresh",
                "runs": summary["runs"], "suites": summary["suites"],
                "conclusions": conclusions(&checks)}),

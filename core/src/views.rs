@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::agents::Team;
+use crate::ledger::EventKind;
 use crate::models::{
     Agent, CodeFile, ConversationDetail, Event, Execution, ExecutionStatus, LlmCallSummary,
     Message, Workflow, WorkflowDetail, WorkflowStatus,
@@ -254,8 +255,8 @@ fn text(v: &Value) -> Option<String> {
 fn interaction(team: &Team, e: &Event) -> Option<Interaction> {
     let d = &e.data;
     let step = text(&d["step"]).unwrap_or_default();
-    match e.event_type.as_str() {
-        "escalation" => Some(Interaction {
+    match e.kind()? {
+        EventKind::Escalation => Some(Interaction {
             from_agent: agent_name(team, d["agent"].as_str().unwrap_or("")),
             to_agent: "Operator".into(),
             reason: Some(
@@ -268,7 +269,7 @@ fn interaction(team: &Team, e: &Event) -> Option<Interaction> {
             step,
             event_id: e.id,
         }),
-        "collaboration" => Some(Interaction {
+        EventKind::Collaboration => Some(Interaction {
             from_agent: agent_name(team, d["from"].as_str().unwrap_or("")),
             to_agent: agent_name(team, d["to"].as_str().unwrap_or("")),
             reason: None,
@@ -347,11 +348,11 @@ fn conversation_view(
     interactions: &[Event],
 ) -> ConversationView {
     let c = detail.conversation;
-    let mine = |kind: &str| -> Vec<Interaction> {
+    let mine = |kind: EventKind| -> Vec<Interaction> {
         interactions
             .iter()
             .filter(|e| {
-                e.event_type == kind
+                e.is(kind)
                     && e.execution_id == c.execution_id
                     && e.data["step"].as_str() == Some(c.step.as_str())
             })
@@ -371,8 +372,8 @@ fn conversation_view(
             "running".into()
         },
         details: details_line(&c.details),
-        escalations: mine("escalation"),
-        collaborations: mine("collaboration"),
+        escalations: mine(EventKind::Escalation),
+        collaborations: mine(EventKind::Collaboration),
         metadata: c.details,
         prompt: c.prompt,
         output: c.output,

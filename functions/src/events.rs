@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ai_team_core::ledger::EventKind;
 use ai_team_core::models::Event;
 use ai_team_core::views::{StatusInfo, current_status};
 use ai_team_core::{Store, StoreError};
@@ -141,7 +142,7 @@ impl Filter {
     fn wants(self, e: &Event) -> bool {
         match self {
             Filter::All => true,
-            Filter::Status => matches!(e.event_type.as_str(), "workflow" | "execution"),
+            Filter::Status => matches!(e.kind(), Some(EventKind::Workflow | EventKind::Execution)),
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::sync::{Arc, OnceLock};
 
 use ai_team_core::Store;
-use ai_team_core::ledger::NewEvent;
+use ai_team_core::ledger::{EventKind, NewEvent};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::field::{Field, Visit};
@@ -128,7 +128,7 @@ pub fn start(store: Arc<dyn Store>) {
                 .append_events(
                     line.workflow_id,
                     line.execution_id,
-                    &[NewEvent::new("log", data)],
+                    &[NewEvent::new(EventKind::Log, data)],
                 )
                 .await;
         }

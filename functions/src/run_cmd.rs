@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ai_team_core::engine::{Engine, Outcome};
+use ai_team_core::ledger::EventKind;
 use ai_team_core::models::{Event, ExecutionStatus};
 use ai_team_core::query::NewWorkflow;
 use ai_team_core::{StoreError, story};
@@ -25,8 +26,8 @@ fn dollars(v: &serde_json::Value) -> f64 {
 fn progress_line(e: &Event, started: Instant) -> Option<String> {
     let d = &e.data;
     let at = format!("{:>6.1}s", started.elapsed().as_secs_f64());
-    match e.event_type.as_str() {
-        "conversation" => Some(format!(
+    match e.kind()? {
+        EventKind::Conversation => Some(format!(
             "{at}  {:<15} {:<10} {:>6} tokens  ${:.6}  {} file(s){}",
             d["step"].as_str().unwrap_or("?"),
             d["agent"].as_str().unwrap_or("?"),
@@ -39,25 +40,25 @@ fn progress_line(e: &Event, started: Instant) -> Option<String> {
                 ""
             }
         )),
-        "governance" if d["decision"] == "shrunk" => Some(format!(
+        EventKind::Governance if d["decision"] == "shrunk" => Some(format!(
             "{at}  {:<15} prompt shrunk to fit: {}",
             d["step"].as_str().unwrap_or("?"),
             d["truncated_sections"]
         )),
-        "collaboration" => Some(format!(
+        EventKind::Collaboration => Some(format!(
             "{at}  review          reviewer sends the work back to the developer: {} change(s)",
             d["changes"].as_array().map_or(0, Vec::len)
         )),
-        "escalation" => Some(format!(
+        EventKind::Escalation => Some(format!(
             "{at}  ESCALATION: {}",
             d["message"].as_str().unwrap_or("")
         )),
-        "workflow" if d["step"] == "story_retrieval" => Some(format!(
+        EventKind::Workflow if d["step"] == "story_retrieval" => Some(format!(
             "{at}  story_retrieval {} ({} chars)",
             d["story"].as_str().unwrap_or("?"),
             d["chars"]
         )),
-        "workflow" if d["step"] == "repository_context" => Some(format!(
+        EventKind::Workflow if d["step"] == "repository_context" => Some(format!(
             "{at}  {:<15} {} file(s){}",
             "repository",
             d["files"],
@@ -73,12 +74,12 @@ fn progress_line(e: &Event, started: Instant) -> Option<String> {
                 ))
                 .unwrap_or_default()
         )),
-        "verification" => Some(format!(
+        EventKind::Verification => Some(format!(
             "{at}  {:<15} {}",
             d["step"].as_str().unwrap_or("verification"),
             d["summary"].as_str().unwrap_or("?")
         )),
-        "workflow" if d["step"] == "integration" => Some(format!(
+        EventKind::Workflow if d["step"] == "integration" => Some(format!(
             "{at}  integration     branch {} ({} new commit(s))",
             d["delivered"]["branch"].as_str().unwrap_or("?"),
             d["delivered"]["new_commits"]

@@ -23,7 +23,7 @@ use crate::blob::BlobStore;
 use crate::catalog::Catalog;
 use crate::codehost::CodeHost;
 use crate::error::StoreError;
-use crate::ledger::NewEvent;
+use crate::ledger::{EventKind, NewEvent};
 use crate::llm::{LlmClient, RetryPolicy};
 use crate::models::{Execution, ExecutionStatus};
 use crate::queue::{QueueError, StepMessage, StepQueue, send_step};
@@ -205,7 +205,7 @@ impl Engine {
                 workflow_id,
                 Some(execution.id),
                 &[NewEvent::new(
-                    "execution",
+                    EventKind::Execution,
                     json!({"execution_id": execution.id, "status": "pending", "run": 1}),
                 )],
             )
@@ -273,7 +273,7 @@ impl Engine {
             m.remove("resume_hint");
         }
         let events = [NewEvent::new(
-            "execution",
+            EventKind::Execution,
             json!({"execution_id": execution_id, "status": "pending", "run": run, "resumed_from": next, "budgets": budgets}),
         )];
         let reopened = self
@@ -309,7 +309,7 @@ impl Engine {
             resume_path(&execution)
         ));
         let events = [NewEvent::new(
-            "execution",
+            EventKind::Execution,
             json!({"execution_id": execution_id, "status": "cancelled"}),
         )];
         Ok(self
@@ -372,7 +372,7 @@ impl Engine {
             let mut meta = e.meta.clone();
             meta["resume_hint"] = json!(resume_path(&e));
             let events = [NewEvent::new(
-                "error",
+                EventKind::Error,
                 json!({"execution_id": e.id, "status": "failed", "error": error}),
             )];
             match self

@@ -17,7 +17,7 @@ use super::steps::{Step, Transition};
 use super::{Engine, resume_path};
 use crate::codehost::FileChange;
 use crate::delivery::{ArtifactUpdate, CheckKind, CheckUpdate};
-use crate::ledger::NewEvent;
+use crate::ledger::{EventKind, NewEvent};
 use crate::models::{Execution, Workflow};
 use crate::tracking::sha256_hex;
 use crate::verification::{TestRun, TestStatus};
@@ -156,7 +156,7 @@ impl Engine {
                         resume_path(execution)
                     ),
                     event: NewEvent::new(
-                        "error",
+                        EventKind::Error,
                         json!({"step": "repository_context", "error": e.to_string()}),
                     ),
                 });
@@ -200,7 +200,7 @@ impl Engine {
             }
         ));
         let event = NewEvent::new(
-            "workflow",
+            EventKind::Workflow,
             json!({"workflow_id": workflow.id, "step": "repository_context", "files": context.file_count,
                    "languages": context.languages, "base_sha": context.base_sha, "code_host": self.code_host.kind()}),
         );
@@ -374,7 +374,7 @@ impl Engine {
         };
         state.notes.push(format!("{step}: {summary}"));
         let event = NewEvent::new(
-            "verification",
+            EventKind::Verification,
             json!({"step": step.as_str(), "status": outcome.status, "conclusion": outcome.status.conclusion(),
                    "command": outcome.command, "command_source": outcome.command_source, "exit_code": outcome.exit_code,
                    "passed": outcome.passed, "failed": outcome.failed, "duration_ms": outcome.duration_ms,

@@ -15,7 +15,7 @@ use super::{Engine, EngineError, meta_budgets, meta_run, resume_path};
 use crate::codehost::{CommitRequest, PullRequestRequest};
 use crate::error::StoreError;
 use crate::governance::{self, Window};
-use crate::ledger::{Claim, NewEvent, StepCompletion};
+use crate::ledger::{Claim, EventKind, NewEvent, StepCompletion};
 use crate::models::{
     ArtifactRef, Execution, ExecutionStatus, NewCodeFile, NewConversation, NewMessage, Role,
 };
@@ -153,11 +153,11 @@ impl Engine {
                 execution.id,
                 &[
                     NewEvent::new(
-                        "execution",
+                        EventKind::Execution,
                         json!({"execution_id": execution.id, "status": "running"}),
                     ),
                     NewEvent::new(
-                        "workflow",
+                        EventKind::Workflow,
                         json!({"workflow_id": execution.workflow_id, "status": "running"}),
                     ),
                 ],
@@ -207,11 +207,11 @@ impl Engine {
                 let events = [
                     event,
                     NewEvent::new(
-                        "execution",
+                        EventKind::Execution,
                         json!({"execution_id": execution.id, "status": "failed", "step": step.as_str(), "error": error}),
                     ),
                     NewEvent::new(
-                        "workflow",
+                        EventKind::Workflow,
                         json!({"workflow_id": execution.workflow_id, "status": "failed"}),
                     ),
                 ];
@@ -303,11 +303,11 @@ impl Engine {
         if next.is_none() {
             completion.finish = Some(ExecutionStatus::Completed);
             completion.events.push(NewEvent::new(
-                "execution",
+                EventKind::Execution,
                 json!({"execution_id": execution.id, "status": "completed"}),
             ));
             completion.events.push(NewEvent::new(
-                "workflow",
+                EventKind::Workflow,
                 json!({"workflow_id": execution.workflow_id, "status": "completed"}),
             ));
         }
@@ -339,7 +339,7 @@ impl Engine {
         match checkpoint {
             Some(c) => serde_json::from_value(c.summary).map_err(|e| StepStop::Fail {
                 error: format!("the checkpoint cannot be read ({e}); start a new execution"),
-                event: NewEvent::new("error", json!({"error": "unreadable checkpoint"})),
+                event: NewEvent::new(EventKind::Error, json!({"error": "unreadable checkpoint"})),
             }),
             None => Ok(RunState::default()),
         }
@@ -380,7 +380,7 @@ impl Engine {
             messages: vec![],
             files: vec![],
             events: vec![NewEvent::new(
-                "workflow",
+                EventKind::Workflow,
                 json!({"workflow_id": workflow.id, "step": "story_retrieval", "story": workflow.jira_story_id, "chars": state.story.len()}),
             )],
             result: json!({"story_chars": state.story.len()}),
@@ -428,17 +428,17 @@ impl Engine {
     ) -> Result<StepOutput, StepStop> {
         let agent = step.agent().ok_or_else(|| StepStop::Fail {
             error: format!("step {step} has no agent"),
-            event: NewEvent::new("error", json!({"step": step.as_str()})),
+            event: NewEvent::new(EventKind::Error, json!({"step": step.as_str()})),
         })?;
-        let fail = |error: String, event_type: &str, data: Value| StepStop::Fail {
+        let fail = |error: String, kind: EventKind, data: Value| StepStop::Fail {
             error,
-            event: NewEvent::new(event_type, data),
+            event: NewEvent::new(kind, data),
         };
         let (Some(spec), Some(role)) = (self.team.step(step.spec_key()), self.team.role(agent))
         else {
             return Err(fail(
                 format!("the team file does not describe step {step}"),
-                "error",
+                EventKind::Error,
                 json!({"step": step.as_str()}),
             ));
         };
@@ -478,7 +478,7 @@ impl Engine {
         let fitted = governance::fit(sections, window, &count, self.config.max_shrink_attempts).map_err(|e| {
             fail(
                 format!("step {step} ({agent}): {e} Resume with {}.", resume_path(execution)),
-                "governance",
+                EventKind::Governance,
                 json!({"step": step.as_str(), "agent": agent.as_str(), "decision": "does_not_fit", "prompt_tokens": e.prompt_tokens,
                        "max_output_tokens": e.max_output_tokens, "context_window": e.context_window, "cut": e.cut}),
             )
@@ -531,7 +531,7 @@ impl Engine {
                 );
                 return Err(fail(
                     error.clone(),
-                    "escalation",
+                    EventKind::Escalation,
                     json!({"step": step.as_str(), "agent": agent.as_str(), "reason": "budget", "budget": over.budget,
                            "limit": over.limit, "spent": over.spent, "needed": over.needed, "message": error}),
                 ));
@@ -548,7 +548,7 @@ impl Engine {
             .append_events(
                 execution.workflow_id,
                 Some(execution.id),
-                &[NewEvent::new("governance", decision)],
+                &[NewEvent::new(EventKind::Governance, decision)],
             )
             .await?;
         let mut request =
@@ -607,7 +607,7 @@ impl Engine {
                 );
                 return Err(fail(
                     error,
-                    "error",
+                    EventKind::Error,
                     json!({"step": step.as_str(), "agent": agent.as_str(), "error_code": e.code(), "message": e.message}),
                 ));
             }
@@ -617,7 +617,7 @@ impl Engine {
             crate::tracking::prompt_hash(self.llm.provider(), self.llm.model(), &request);
         let mut events = Vec::new();
         for id in &tracked.call_ids {
-            events.push(NewEvent::new("llm_call", json!({"call_id": id, "conversation_id": conversation.id, "step": step.as_str(), "agent": agent.as_str()})));
+            events.push(NewEvent::new(EventKind::LlmCall, json!({"call_id": id, "conversation_id": conversation.id, "step": step.as_str(), "agent": agent.as_str()})));
         }
         let mut files = Vec::new();
         let mut details = json!({
@@ -655,7 +655,7 @@ impl Engine {
                 details["verdict"] = json!(v);
                 if changes_requested && step == Step::Review {
                     events.push(NewEvent::new(
-                        "collaboration",
+                        EventKind::Collaboration,
                         json!({"from": "reviewer", "to": "developer", "step": step.as_str(), "changes": v.changes, "round": 1}),
                     ));
                 }
@@ -674,7 +674,7 @@ impl Engine {
                 if !parsed.refused.is_empty() {
                     details["refused_paths"] = json!(parsed.refused);
                     events.push(NewEvent::new(
-                        "governance",
+                        EventKind::Governance,
                         json!({"step": step.as_str(), "decision": "paths_refused", "paths": parsed.refused}),
                     ));
                 }
@@ -741,7 +741,7 @@ impl Engine {
             },
         ];
         events.push(NewEvent::new(
-            "conversation",
+            EventKind::Conversation,
             json!({"conversation_id": conversation.id, "agent": agent.as_str(), "step": step.as_str(),
                    "prompt_tokens": tracked.response.usage.prompt_tokens, "completion_tokens": tracked.response.usage.completion_tokens,
                    "cost": details["cost"], "cached": tracked.cached, "files": details["files"],
@@ -750,7 +750,7 @@ impl Engine {
                                     "files": details["files"]}}),
         ));
         events.push(NewEvent::new(
-            "message",
+            EventKind::Message,
             json!({"conversation_id": conversation.id, "role": "assistant", "agent": agent.as_str(), "step": step.as_str(), "chars": output.len()}),
         ));
         Ok(StepOutput {
@@ -866,7 +866,7 @@ impl Engine {
                         resume_path(execution)
                     ),
                     event: NewEvent::new(
-                        "error",
+                        EventKind::Error,
                         json!({"step": "integration", "error": e.to_string()}),
                     ),
                 });
@@ -899,7 +899,7 @@ impl Engine {
                 updated_at: pr.updated_at.unwrap_or_else(Utc::now),
             };
             let event = NewEvent::new(
-                "workflow",
+                EventKind::Workflow,
                 json!({"kind": "pr", "source": "integration", "number": pr.number, "url": pr.url, "state": update.state}),
             );
             self.store
@@ -907,7 +907,7 @@ impl Engine {
                 .await?;
         }
         let mut events = vec![NewEvent::new(
-            "workflow",
+            EventKind::Workflow,
             json!({"workflow_id": workflow.id, "step": "integration", "delivered": delivered}),
         )];
         if let Some(reason) = &delivered.pull_request_skipped {
@@ -916,7 +916,7 @@ impl Engine {
                 .notes
                 .push(format!("integration: pull request skipped ({reason})"));
             events.push(NewEvent::new(
-                "workflow",
+                EventKind::Workflow,
                 json!({"workflow_id": workflow.id, "kind": "pr", "status": "skipped", "pr_skipped": true, "reason": reason}),
             ));
         }

@@ -109,7 +109,7 @@ pub async fn create_from_jira(
     if status == StatusCode::CREATED {
         // On the workflow's stream (and so in the log) from its first moment.
         let event = ai_team_core::ledger::NewEvent::new(
-            "workflow",
+            ai_team_core::ledger::EventKind::Workflow,
             json!({"kind": "story", "source": tickets.kind(), "story": story_id, "url": ticket.url}),
         );
         state

@@ -202,7 +202,7 @@ async fn enqueue(
             detail: e.to_string(),
         })?;
     let event = ai_team_core::ledger::NewEvent::new(
-        "workflow",
+        ai_team_core::ledger::EventKind::Workflow,
         json!({"kind": kind.as_str(), "job_id": job.job_id, "status": "queued", "source": "refresh"}),
     );
     ai_team_core::review::emit(state.store.as_ref(), workflow_id, &[event]).await?;

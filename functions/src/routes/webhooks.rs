@@ -8,7 +8,7 @@
 //! The route is open to GitHub without the API token (see `auth`).
 
 use ai_team_core::delivery::{WebhookChange, WebhookDelivery, WebhookOutcome};
-use ai_team_core::ledger::NewEvent;
+use ai_team_core::ledger::{EventKind, NewEvent};
 use ai_team_core::query::FieldError;
 use ai_team_providers::github::webhook::{self, Parsed};
 use axum::body::Bytes;
@@ -62,7 +62,7 @@ fn delivery_event(d: &WebhookDelivery) -> NewEvent {
     if let (Some(d), Value::Object(e)) = (data.as_object_mut(), extra) {
         d.extend(e);
     }
-    NewEvent::new("workflow", data)
+    NewEvent::new(EventKind::Workflow, data)
 }
 
 fn answer(status: StatusCode, body: Value) -> Response {

@@ -65,7 +65,7 @@ macro_rules! impl_ledger {
                     .bind(workflow_id)
                     .bind(id)
                     .bind(execution_id)
-                    .bind(&e.event_type)
+                    .bind(e.kind.as_str())
                     .bind(data.to_string())
                     .bind(created)
                     .execute(&mut **tx)
@@ -75,7 +75,7 @@ macro_rules! impl_ledger {
                         id,
                         workflow_id,
                         execution_id,
-                        event_type: e.event_type.clone(),
+                        event_type: e.kind.as_str().to_owned(),
                         data,
                         created_at: created,
                     });
