@@ -5,9 +5,11 @@
 //! lease's completion, a redelivered finished step only re-sends its
 //! successor, and LLM responses already paid for are reused by prompt hash.
 
+mod agent;
 pub mod grammar;
 pub mod parse;
 pub mod prompt;
+mod pull_request;
 mod repo_steps;
 pub mod run;
 pub mod state;

@@ -6,26 +6,15 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::grammar;
-use super::parse;
-use super::prompt::{self, FileText};
-use super::state::{FileEntry, RunState, Spent, check_budgets};
+use super::pull_request;
+use super::state::{FileEntry, RunState};
 use super::steps::{Step, Transition};
 use super::{Engine, EngineError, meta_budgets, meta_run, resume_path};
-use crate::codehost::{CommitRequest, PullRequestRequest};
+use crate::codehost::PullRequestRequest;
 use crate::error::StoreError;
-use crate::governance::{self, Window};
 use crate::ledger::{Claim, EventKind, NewEvent, StepCompletion};
-use crate::models::{
-    ArtifactRef, Execution, ExecutionStatus, NewCodeFile, NewConversation, NewMessage, Role,
-};
-use crate::money::nanos_to_dollars;
+use crate::models::{Execution, ExecutionStatus, NewCodeFile, NewMessage};
 use crate::queue::{StepMessage, send_step};
-use crate::tracking::{CallContext, Spill, TrackError, sha256_hex, tracked_chat};
-
-/// How much of an answer a `conversation` event carries (the whole answer
-/// is the conversation's `output`).
-const OUTPUT_EXCERPT_CHARS: usize = 2000;
 
 /// What handling a message came to; the host acks or retries by it.
 #[derive(Debug, Clone, PartialEq)]
@@ -420,358 +409,6 @@ impl Engine {
             .collect())
     }
 
-    async fn agent_step(
-        &self,
-        execution: &Execution,
-        step: Step,
-        mut state: RunState,
-    ) -> Result<StepOutput, StepStop> {
-        let agent = step.agent().ok_or_else(|| StepStop::Fail {
-            error: format!("step {step} has no agent"),
-            event: NewEvent::new(EventKind::Error, json!({"step": step.as_str()})),
-        })?;
-        let fail = |error: String, kind: EventKind, data: Value| StepStop::Fail {
-            error,
-            event: NewEvent::new(kind, data),
-        };
-        let (Some(spec), Some(role)) = (self.team.step(step.spec_key()), self.team.role(agent))
-        else {
-            return Err(fail(
-                format!("the team file does not describe step {step}"),
-                EventKind::Error,
-                json!({"step": step.as_str()}),
-            ));
-        };
-        let texts = self.file_texts(execution, &state).await?;
-        let file_views: Vec<FileText<'_>> = texts
-            .iter()
-            .map(|(f, content, lang)| FileText {
-                path: &f.path,
-                language: lang.as_deref(),
-                content,
-            })
-            .collect();
-        let existing = if spec.context.iter().any(|c| c == "existing_files") {
-            self.existing_files(execution, &state).await?
-        } else {
-            vec![]
-        };
-        let existing_views: Vec<FileText<'_>> = existing
-            .iter()
-            .map(|(path, lang, content)| FileText {
-                path,
-                language: lang.as_deref(),
-                content,
-            })
-            .collect();
-        let sections = prompt::sections(role, spec, &state, &file_views, &existing_views);
-        let model = self.catalog.lookup(self.llm.model());
-        let max_output = role.max_output_tokens.min(model.max_output_tokens as u32);
-        let window = Window {
-            context_window: model.context_window as usize,
-            max_output_tokens: max_output as usize,
-            safety_buffer: self.config.safety_buffer,
-        };
-        let counter = self.counter.clone();
-        let tokenizer = model.tokenizer.clone();
-        let count = move |t: &str| counter.count(&tokenizer, t);
-        let fitted = governance::fit(sections, window, &count, self.config.max_shrink_attempts).map_err(|e| {
-            fail(
-                format!("step {step} ({agent}): {e} Resume with {}.", resume_path(execution)),
-                EventKind::Governance,
-                json!({"step": step.as_str(), "agent": agent.as_str(), "decision": "does_not_fit", "prompt_tokens": e.prompt_tokens,
-                       "max_output_tokens": e.max_output_tokens, "context_window": e.context_window, "cut": e.cut}),
-            )
-        })?;
-        let prompt_tokens = fitted.prompt_tokens as i64 + 8; // chat framing
-        let budgets = meta_budgets(&execution.meta, self.config.budgets);
-        let conversation_prompt =
-            prompt::request(&fitted.sections, max_output, self.config.temperature);
-        let conversation = self
-            .store
-            .ensure_conversation(&NewConversation {
-                workflow_id: execution.workflow_id,
-                execution_id: Some(execution.id),
-                agent,
-                step: step.as_str().into(),
-                prompt: self.persisted(conversation_prompt.messages[1].content.clone()),
-                output: None,
-                details: json!({}),
-                timestamp: Utc::now(),
-            })
-            .await?;
-        // Spent before this step: a re-run of the step (after a crash) then
-        // asks for the same output, so its request hashes the same and the
-        // response already paid for is reused rather than bought again.
-        let current = self.store.execution_by_id(execution.id).await?;
-        let this_step = conversation.total_tokens_used;
-        let spent = Spent {
-            step: 0,
-            agent: self
-                .store
-                .agent_tokens(execution.id, agent.as_str())
-                .await?
-                .saturating_sub(this_step),
-            execution: current.total_tokens.saturating_sub(this_step),
-        };
-        let max_tokens = match check_budgets(budgets, spent, prompt_tokens, i64::from(max_output)) {
-            Ok(m) => m,
-            Err(over) => {
-                let error = format!(
-                    "step {step} ({agent}) stopped before calling the model: it {} (prompt {prompt_tokens} + max output {max_output}). \
-                     Raise the budget and resume: {} with {{\"budgets\": {{\"{}_tokens\": {}}}}}.",
-                    over.math(),
-                    resume_path(execution),
-                    over.budget,
-                    over.spent
-                        .saturating_add(prompt_tokens)
-                        .saturating_add(i64::from(max_output))
-                        .max(over.limit.saturating_mul(2))
-                        .min(100_000_000)
-                );
-                return Err(fail(
-                    error.clone(),
-                    EventKind::Escalation,
-                    json!({"step": step.as_str(), "agent": agent.as_str(), "reason": "budget", "budget": over.budget,
-                           "limit": over.limit, "spent": over.spent, "needed": over.needed, "message": error}),
-                ));
-            }
-        };
-        let decision = json!({
-            "step": step.as_str(), "agent": agent.as_str(), "decision": if fitted.truncated_sections.is_empty() { "fits" } else { "shrunk" },
-            "model": model.name, "prompt_tokens": prompt_tokens, "max_tokens": max_tokens, "requested_max_tokens": max_output,
-            "context_window": model.context_window, "safety_buffer": self.config.safety_buffer,
-            "truncated_sections": fitted.truncated_sections, "shrink_attempts": fitted.attempts,
-            "budgets": budgets, "spent": {"step": spent.step, "agent": spent.agent, "execution": spent.execution},
-        });
-        self.store
-            .append_events(
-                execution.workflow_id,
-                Some(execution.id),
-                &[NewEvent::new(EventKind::Governance, decision)],
-            )
-            .await?;
-        let mut request =
-            prompt::request(&fitted.sections, max_tokens as u32, self.config.temperature);
-        // Only a model that samples under a grammar gets one (the embedded
-        // model); remote APIs take none, and their requests hash as before.
-        // Where the story or design names the files, the grammar allows those.
-        if self.llm.accepts_grammar()
-            && let (Some(name), Some(text)) = (&spec.grammar, self.team.grammar(step.as_str()))
-        {
-            let named = grammar::named_paths(&[&state.story, &state.design]);
-            request.grammar = Some(grammar::fit(name, text, &named));
-        }
-        let snapshot = json!({
-            "step_tokens_left": budgets.step_tokens.saturating_sub(spent.step),
-            "agent_tokens_left": budgets.agent_tokens.saturating_sub(spent.agent),
-            "execution_tokens_left": budgets.execution_tokens.saturating_sub(spent.execution),
-            "budgets": budgets,
-        });
-        let ctx = CallContext {
-            conversation_id: conversation.id,
-            execution_id: Some(execution.id),
-            catalog: &self.catalog,
-            budget_snapshot: snapshot,
-            truncated_sections: fitted.truncated_sections.clone(),
-            prompt_tokens_estimate: Some(prompt_tokens),
-            redact: self.config.redact,
-            spill: self.blobs.as_deref().map(|blobs| Spill {
-                blobs,
-                threshold: self.config.spill_threshold,
-            }),
-        };
-        let tracked = match tracked_chat(
-            &self.store,
-            self.llm.as_ref(),
-            &ctx,
-            &request,
-            self.config.retry,
-        )
-        .await
-        {
-            Ok(t) => t,
-            Err(TrackError::Store(e)) => return Err(StepStop::Store(e)),
-            Err(TrackError::Llm(e)) => {
-                let error = format!(
-                    "step {step} ({agent}) failed: the model call failed ({} {}): {}. The attempts are recorded as failed calls. \
-                     Resume with {} once the provider answers.",
-                    e.code(),
-                    if e.is_retryable() {
-                        "after every retry"
-                    } else {
-                        "and retrying cannot help"
-                    },
-                    e.message,
-                    resume_path(execution)
-                );
-                return Err(fail(
-                    error,
-                    EventKind::Error,
-                    json!({"step": step.as_str(), "agent": agent.as_str(), "error_code": e.code(), "message": e.message}),
-                ));
-            }
-        };
-        let output = tracked.response.content.clone();
-        let prompt_hash =
-            crate::tracking::prompt_hash(self.llm.provider(), self.llm.model(), &request);
-        let mut events = Vec::new();
-        for id in &tracked.call_ids {
-            events.push(NewEvent::new(EventKind::LlmCall, json!({"call_id": id, "conversation_id": conversation.id, "step": step.as_str(), "agent": agent.as_str()})));
-        }
-        let mut files = Vec::new();
-        let mut details = json!({
-            "prompt_hash": prompt_hash,
-            "cached": tracked.cached,
-            "truncated_sections": fitted.truncated_sections,
-            "usage": {"prompt_tokens": tracked.response.usage.prompt_tokens, "completion_tokens": tracked.response.usage.completion_tokens,
-                      "estimated": tracked.response.usage.estimated},
-            "cost": nanos_to_dollars(model.cost_nanos(tracked.response.usage.prompt_tokens, tracked.response.usage.completion_tokens)),
-            "finish_reason": tracked.response.finish_reason,
-        });
-        let mut changes_requested = false;
-        match step {
-            Step::Analysis => {
-                state.acceptance_criteria = parse::acceptance_criteria(&output);
-                if state.acceptance_criteria.is_empty() {
-                    state.acceptance_criteria = vec![state.title.clone()];
-                }
-                details["acceptance_criteria"] = json!(state.acceptance_criteria);
-                state.notes.push(format!(
-                    "analysis (pm): {} acceptance criteria",
-                    state.acceptance_criteria.len()
-                ));
-            }
-            Step::Architecture => {
-                state.design = output.trim().chars().take(6000).collect();
-                details["design_chars"] = json!(state.design.len());
-                state
-                    .notes
-                    .push("architecture (architect): design written".into());
-            }
-            Step::Review | Step::FinalReview => {
-                let v = parse::verdict(&output);
-                changes_requested = !v.approved;
-                details["verdict"] = json!(v);
-                if changes_requested && step == Step::Review {
-                    events.push(NewEvent::new(
-                        EventKind::Collaboration,
-                        json!({"from": "reviewer", "to": "developer", "step": step.as_str(), "changes": v.changes, "round": 1}),
-                    ));
-                }
-                state.notes.push(format!(
-                    "{step} (reviewer): {}",
-                    if v.approved {
-                        "approved".to_owned()
-                    } else {
-                        format!("{} changes requested", v.changes.len())
-                    }
-                ));
-                state.review = Some(v);
-            }
-            _ => {
-                let parsed = parse::code_files_with(&output, self.config.paths);
-                if !parsed.refused.is_empty() {
-                    details["refused_paths"] = json!(parsed.refused);
-                    events.push(NewEvent::new(
-                        EventKind::Governance,
-                        json!({"step": step.as_str(), "decision": "paths_refused", "paths": parsed.refused}),
-                    ));
-                }
-                details["files"] = json!(parsed.files.iter().map(|f| &f.path).collect::<Vec<_>>());
-                state
-                    .notes
-                    .push(format!("{step} ({agent}): {} files", parsed.files.len()));
-                for f in parsed.files {
-                    state.put_file(FileEntry {
-                        path: f.path.clone(),
-                        step: step.as_str().into(),
-                        agent: agent.as_str().into(),
-                        conversation_id: conversation.id,
-                        checksum: sha256_hex(f.content.as_bytes()),
-                        size_bytes: f.content.len() as i64,
-                    });
-                    files.push(NewCodeFile {
-                        workflow_id: execution.workflow_id,
-                        conversation_id: Some(conversation.id),
-                        execution_id: Some(execution.id),
-                        checksum: sha256_hex(f.content.as_bytes()),
-                        path: f.path,
-                        language: f.language,
-                        content: f.content,
-                    });
-                }
-            }
-        }
-        let now = Utc::now();
-        let meta = |kind: &str| json!({"agent": agent.as_str(), "step": step.as_str(), "timestamp": now, "kind": kind});
-        let artifacts: Vec<ArtifactRef> = files
-            .iter()
-            .map(|f| ArtifactRef {
-                kind: "code_file".into(),
-                id: f.path.clone(),
-                uri: format!("code_files://{}/{}", execution.id, f.path),
-                checksum: f.checksum.clone(),
-            })
-            .collect();
-        let messages = vec![
-            NewMessage {
-                conversation_id: conversation.id,
-                role: Role::System,
-                content: self.persisted(request.messages[0].content.clone()),
-                artifacts: vec![],
-                message_metadata: meta("system"),
-                created_at: now,
-            },
-            NewMessage {
-                conversation_id: conversation.id,
-                role: Role::User,
-                content: self.persisted(request.messages[1].content.clone()),
-                artifacts: vec![],
-                message_metadata: meta("task"),
-                created_at: now,
-            },
-            NewMessage {
-                conversation_id: conversation.id,
-                role: Role::Assistant,
-                content: self.persisted(output.clone()),
-                artifacts,
-                message_metadata: meta("answer"),
-                created_at: now,
-            },
-        ];
-        events.push(NewEvent::new(
-            EventKind::Conversation,
-            json!({"conversation_id": conversation.id, "agent": agent.as_str(), "step": step.as_str(),
-                   "prompt_tokens": tracked.response.usage.prompt_tokens, "completion_tokens": tracked.response.usage.completion_tokens,
-                   "cost": details["cost"], "cached": tracked.cached, "files": details["files"],
-                   "conversation": {"id": conversation.id, "agent": role.name, "agent_id": agent.as_str(), "step": step.as_str(),
-                                    "output": output.chars().take(OUTPUT_EXCERPT_CHARS).collect::<String>(),
-                                    "files": details["files"]}}),
-        ));
-        events.push(NewEvent::new(
-            EventKind::Message,
-            json!({"conversation_id": conversation.id, "role": "assistant", "agent": agent.as_str(), "step": step.as_str(), "chars": output.len()}),
-        ));
-        Ok(StepOutput {
-            conversation: Some((
-                conversation.id,
-                self.persisted(output),
-                self.persisted_value(details),
-            )),
-            messages,
-            files,
-            result: json!({"calls": tracked.call_ids.len(), "cached": tracked.cached}),
-            events,
-            next: step.next(Transition {
-                changes_requested,
-                max_fix_rounds: self.config.max_fix_rounds,
-                ..Transition::default()
-            }),
-            state,
-        })
-    }
-
     async fn integrate(
         &self,
         execution: &Execution,
@@ -779,71 +416,14 @@ impl Engine {
     ) -> Result<StepOutput, StepStop> {
         let workflow = self.store.get_workflow(execution.workflow_id).await?;
         let texts = self.file_texts(execution, &state).await?;
-        let mut commits: Vec<CommitRequest> = Vec::new();
-        for (entry, content, _) in &texts {
-            let key = format!("execution-{}/{}", execution.id, entry.step);
-            match commits.iter_mut().find(|c| c.step_key == key) {
-                Some(c) => c.files.push(crate::codehost::FileChange {
-                    path: entry.path.clone(),
-                    content: content.clone(),
-                }),
-                None => commits.push(CommitRequest {
-                    step_key: key,
-                    message: format!(
-                        "{} ({}): {} for {}",
-                        entry.step, entry.agent, "files", state.story_key
-                    ),
-                    files: vec![crate::codehost::FileChange {
-                        path: entry.path.clone(),
-                        content: content.clone(),
-                    }],
-                }),
-            }
-        }
-        for c in &mut commits {
-            c.message = format!(
-                "{}: {} file(s) for {} ({})",
-                c.step_key.rsplit('/').next().unwrap_or("step"),
-                c.files.len(),
-                state.story_key,
-                state.title
-            );
-        }
+        let commits = pull_request::commits(execution, &state, &texts);
         let slug = super::repo_steps::slug(&state.story_key);
         let branch = format!("ai-team/{slug}-execution-{}", execution.id);
         let repository = self.repository_of(&workflow, &state.story_key);
         let current = self.store.execution_by_id(execution.id).await?;
-        let body = format!(
-            "Implements {}: {}\n\n## Acceptance criteria\n{}\n\n## Tests\n{}\n\n## The team's work\n{}\n\n## Cost\n{} LLM calls, {} tokens ({} prompt, {} completion), ${:.6}\n\nReview: {}",
-            state.story_key,
-            state.title,
-            state
-                .acceptance_criteria
-                .iter()
-                .map(|c| format!("- {c}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            tests_section(&state),
-            state
-                .notes
-                .iter()
-                .map(|n| format!("- {n}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            current.total_calls,
-            current.total_tokens,
-            current.prompt_tokens,
-            current.completion_tokens,
-            nanos_to_dollars(current.total_cost),
-            match &state.review {
-                Some(v) if v.approved => "approved".to_owned(),
-                Some(v) => format!("open points: {}", v.changes.join("; ")),
-                None => "none".into(),
-            }
-        );
         let pr = PullRequestRequest {
-            title: format!("{}: {}", state.story_key, state.title),
-            body,
+            title: pull_request::title(&state),
+            body: pull_request::body(&state, &current),
             head: branch.clone(),
             base: String::new(),
         };
@@ -890,7 +470,7 @@ impl Engine {
                 } else {
                     pr.state.clone()
                 },
-                title: format!("{}: {}", state.story_key, state.title),
+                title: pull_request::title(&state),
                 head_branch: delivered.branch.clone(),
                 base_branch: delivered.base_branch.clone(),
                 head_sha: Some(delivered.head_sha.clone()),
@@ -932,23 +512,4 @@ impl Engine {
             next: None,
         })
     }
-}
-
-/// The PR body's tests: the last verification's command and counts, and
-/// the end of its output when it failed.
-fn tests_section(state: &RunState) -> String {
-    let Some(v) = state.verifications.last() else {
-        return "No verification ran.".into();
-    };
-    let mut t = format!(
-        "{} ({} verification run(s) in all)",
-        v.summary,
-        state.verifications.len()
-    );
-    if v.status == crate::verification::TestStatus::Failed && !v.tail.is_empty() {
-        let last: Vec<&str> = v.tail.lines().rev().take(20).collect();
-        let last: Vec<&str> = last.into_iter().rev().collect();
-        t.push_str(&format!("\n\n```\n{}\n```", last.join("\n")));
-    }
-    t
 }
