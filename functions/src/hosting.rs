@@ -15,6 +15,44 @@ use crate::cloud::{self, CloudProvider};
 use crate::configuration::{Config, keys};
 use crate::{engine, llm_config, telemetry};
 
+/// What a host that only reads the database holds (the health function).
+pub struct WiredStore {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+}
+
+/// The configuration (all of it checked, the cloud's settings included)
+/// and the database with its migrations applied: what every host needs.
+async fn wire_database() -> Result<(Config, CloudProvider, store::Backend), String> {
+    let mut config = Config::from_env().map_err(|e| e.to_string())?;
+    // Many instances of one function run at once: each needs its own name
+    // on step leases, so a late instance cannot finish a lease another
+    // instance took over after expiry.
+    config.worker_id = format!("{}-{}", config.worker_id, uuid::Uuid::new_v4().simple());
+    telemetry::init(config.log_format);
+    let provider = CloudProvider::from_env().map_err(|e| e.to_string())?;
+    let db = config.database_url.clone();
+    let backend = store::connect_backend(&db, true).await.map_err(|e| {
+        format!(
+            "invalid {}: cannot open {}: {e}",
+            keys::DATABASE_URL,
+            db.redacted()
+        )
+    })?;
+    Ok((config, provider, backend))
+}
+
+/// Only the database: no cloud adapters, no LLM client, no engine (the
+/// health function answers from a ping; building the rest would only
+/// lengthen its cold start).
+pub async fn wire_store() -> Result<WiredStore, String> {
+    let (config, _, backend) = wire_database().await?;
+    Ok(WiredStore {
+        config,
+        store: backend.store,
+    })
+}
+
 /// What a serverless host holds for its lifetime.
 pub struct Wired {
     pub config: Config,
@@ -37,21 +75,7 @@ pub struct Wired {
 /// advisory lock), the cloud's queue and blobs, the LLM, the engine.
 /// The error is one line naming what is wrong.
 pub async fn wire() -> Result<Wired, String> {
-    let mut config = Config::from_env().map_err(|e| e.to_string())?;
-    // Many instances of one function run at once: each needs its own name
-    // on step leases, so a late instance cannot finish a lease another
-    // instance took over after expiry.
-    config.worker_id = format!("{}-{}", config.worker_id, uuid::Uuid::new_v4().simple());
-    telemetry::init(config.log_format);
-    let provider = CloudProvider::from_env().map_err(|e| e.to_string())?;
-    let db = config.database_url.clone();
-    let backend = store::connect_backend(&db, true).await.map_err(|e| {
-        format!(
-            "invalid {}: cannot open {}: {e}",
-            keys::DATABASE_URL,
-            db.redacted()
-        )
-    })?;
+    let (config, provider, backend) = wire_database().await?;
     let adapters = cloud::adapters(&provider, &config, backend.queue.clone(), &backend.store)
         .await
         .map_err(|e| e.to_string())?;

@@ -13,7 +13,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use super::ws::push_after_writes;
 use super::{refresh_handler, steps_handler, ws_handler};
 use crate::groups::RouteGroup;
-use crate::hosting::{Wired, wire};
+use crate::hosting::{Wired, wire, wire_store};
 use crate::{AppState, app_with, integrations};
 use axum::Router;
 
@@ -44,6 +44,18 @@ fn exit(name: &str, result: Result<(), Error>) -> ExitCode {
 /// HTTP API.
 pub async fn serve_group(group: RouteGroup, routes: impl FnOnce() -> Router<AppState>) -> ExitCode {
     let name = group.binary();
+    if group == RouteGroup::Health {
+        // A ping and the API's description: the database only.
+        let wired = match wire_store().await {
+            Ok(w) => w,
+            Err(message) => {
+                eprintln!("{name}: {message}");
+                return ExitCode::from(2);
+            }
+        };
+        let router = app_with(AppState::new(wired.store, wired.config), routes());
+        return exit(name, lambda_http::run(router).await);
+    }
     let wired = match wired(name).await {
         Ok(w) => w,
         Err(code) => return code,
