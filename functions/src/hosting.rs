@@ -30,6 +30,7 @@ async fn wire_database() -> Result<(Config, CloudProvider, store::Backend), Stri
     // instance took over after expiry.
     config.worker_id = format!("{}-{}", config.worker_id, uuid::Uuid::new_v4().simple());
     telemetry::init(config.log_format);
+    crate::integrations::check(&config).map_err(|e| e.to_string())?;
     let provider = CloudProvider::from_env().map_err(|e| e.to_string())?;
     let db = config.database_url.clone();
     let backend = store::connect_backend(&db, true).await.map_err(|e| {

@@ -157,6 +157,17 @@ pub fn review_source(config: &Config) -> Result<Option<Arc<dyn ReviewSource>>, C
     Ok(github(config)?.map(|g| Arc::new(g) as Arc<dyn ReviewSource>))
 }
 
+/// Everything the API state builds from the configuration that can still
+/// be wrong after `Config::from_env` (a Jira client the URL cannot make, a
+/// team file that does not read): checked at start-up so that it stops
+/// the process with the variable's name instead of becoming a log line and
+/// a 503 at the first request.
+pub fn check(config: &Config) -> Result<(), ConfigError> {
+    ticket_source(config)?;
+    crate::engine::team(config)?;
+    Ok(())
+}
+
 /// The ticket source: Jira when configured, else the story folder.
 pub fn ticket_source(config: &Config) -> Result<Option<Arc<dyn TicketSource>>, ConfigError> {
     if let Some(j) = &config.jira {
