@@ -270,7 +270,7 @@ async fn clients_connect_catch_up_get_each_step_s_events_and_leave(db: TestDb) {
         )
         .await
         .unwrap();
-    ai_team_core::push::push_workflow(store, channel, wf.id)
+    ai_team_core::fanout::push_workflow(store, channel, wf.id)
         .await
         .unwrap();
     assert_eq!(gateway.frames_to("A").len(), all.len());
@@ -319,7 +319,7 @@ async fn a_gone_client_is_forgotten(db: TestDb) {
     gateway.gone.lock().unwrap().insert("left".into());
 
     // When events are pushed
-    let pushed = ai_team_core::push::push_workflow(store, &push, wf.id)
+    let pushed = ai_team_core::fanout::push_workflow(store, &push, wf.id)
         .await
         .unwrap();
 

@@ -124,7 +124,7 @@ impl Team {
             }
             team.grammars.insert(g.clone(), text);
         }
-        for step in crate::engine::steps::Step::ALL {
+        for step in crate::steps::Step::ALL {
             if step.agent().is_none() {
                 continue;
             }
@@ -167,7 +167,7 @@ impl Team {
 
     /// The steps `agent` works, in the order of the workflow.
     pub fn steps_of(&self, agent: Agent) -> Vec<&'static str> {
-        let mut out: Vec<&'static str> = crate::engine::steps::Step::ALL
+        let mut out: Vec<&'static str> = crate::steps::Step::ALL
             .iter()
             .map(|s| s.spec_key())
             .filter(|s| self.steps.get(*s).is_some_and(|spec| spec.agent == agent))

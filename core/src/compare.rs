@@ -151,7 +151,7 @@ pub fn compare(a: &Aggregates, b: &Aggregates, with_steps: bool) -> Value {
         }
     });
     if with_steps {
-        let order = crate::engine::steps::Step::ALL;
+        let order = crate::steps::Step::ALL;
         let mut names: Vec<&String> = a.per_step.keys().chain(b.per_step.keys()).collect();
         names.sort_by_key(|n| {
             order

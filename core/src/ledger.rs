@@ -15,79 +15,7 @@ use crate::models::{
     Conversation, Execution, ExecutionStatus, NewCodeFile, NewConversation, NewMessage,
 };
 
-/// What an event says happened: its `type` in the stream contract
-/// (API.md, "Live progress"). One closed set, so a misspelt type is a
-/// compile error, not a silent change of what clients receive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// The workflow's status and delivery (PR, checks, refreshes).
-    Workflow,
-    /// An execution's status, steps and checkpoints.
-    Execution,
-    /// An agent's conversation finished (its output, tokens, cost).
-    Conversation,
-    /// A message of a conversation.
-    Message,
-    /// One LLM call was recorded.
-    LlmCall,
-    /// A budget decision before a call (fits, shrunk, refused).
-    Governance,
-    /// A step needs the operator (budget, unparseable answer).
-    Escalation,
-    /// One agent handed work to another (rework, review).
-    Collaboration,
-    /// The repository's tests ran on the branch.
-    Verification,
-    /// Something failed.
-    Error,
-    /// A log line of the service (the log stream).
-    Log,
-}
-
-impl EventKind {
-    pub const ALL: [EventKind; 11] = [
-        EventKind::Workflow,
-        EventKind::Execution,
-        EventKind::Conversation,
-        EventKind::Message,
-        EventKind::LlmCall,
-        EventKind::Governance,
-        EventKind::Escalation,
-        EventKind::Collaboration,
-        EventKind::Verification,
-        EventKind::Error,
-        EventKind::Log,
-    ];
-
-    /// The stored and streamed spelling.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Workflow => "workflow",
-            EventKind::Execution => "execution",
-            EventKind::Conversation => "conversation",
-            EventKind::Message => "message",
-            EventKind::LlmCall => "llm_call",
-            EventKind::Governance => "governance",
-            EventKind::Escalation => "escalation",
-            EventKind::Collaboration => "collaboration",
-            EventKind::Verification => "verification",
-            EventKind::Error => "error",
-            EventKind::Log => "log",
-        }
-    }
-
-    /// The kind of a stored `type`; `None` for one this build does not know.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for EventKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::models::EventKind;
 
 /// An event to append in the same transaction as a state change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,20 +27,6 @@ pub struct NewEvent {
 impl NewEvent {
     pub fn new(kind: EventKind, data: Value) -> Self {
         Self { kind, data }
-    }
-}
-
-#[cfg(test)]
-mod event_kind_tests {
-    use super::EventKind;
-
-    #[test]
-    fn every_kind_round_trips_through_its_spelling_and_serde_agrees() {
-        for k in EventKind::ALL {
-            assert_eq!(EventKind::parse(k.as_str()), Some(k));
-            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
-        }
-        assert_eq!(EventKind::parse("workflows"), None);
     }
 }
 

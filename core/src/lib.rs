@@ -4,6 +4,7 @@
 //! cloud: the dependency arrows point inwards.
 
 pub mod agents;
+pub mod answers;
 pub mod blob;
 pub mod catalog;
 pub mod codehost;
@@ -12,6 +13,7 @@ pub mod conversation_review;
 pub mod delivery;
 pub mod engine;
 pub mod error;
+pub mod fanout;
 pub mod frames;
 pub mod governance;
 pub mod ledger;
@@ -24,6 +26,7 @@ pub mod queue;
 pub mod redact;
 pub mod repository;
 pub mod review;
+pub mod steps;
 pub mod store;
 pub mod story;
 pub mod ticket;

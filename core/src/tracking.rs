@@ -243,8 +243,7 @@ fn check_usage(
 /// (conversation, checkpoint, later prompts) is stored redacted anyway.
 fn changes_files(stored: &str, original: &str) -> bool {
     stored != original
-        && crate::engine::parse::code_files(stored).files
-            != crate::engine::parse::code_files(original).files
+        && crate::answers::code_files(stored).files != crate::answers::code_files(original).files
 }
 
 /// A stored body, fetched from the blob store when it was moved there;

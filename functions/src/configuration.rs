@@ -1,6 +1,10 @@
 //! Typed configuration, read once from the environment with the names of
 //! API.md. Every failure names its variable; secrets never print.
 
+mod integration_settings;
+
+pub use integration_settings::{GitHubConfig, github_config, jira_settings};
+
 use std::fmt;
 use std::time::Duration;
 
@@ -175,7 +179,7 @@ pub struct Config {
     /// A folder of `{KEY}.md` stories, the ticket source without Jira.
     pub stories_dir: Option<std::path::PathBuf>,
     /// GitHub as the code host, when `USE_REAL_GITHUB` is true.
-    pub github: Option<crate::integrations::GitHubConfig>,
+    pub github: Option<GitHubConfig>,
     /// `GITHUB_WEBHOOK_SECRET`; without it every delivery is refused.
     pub webhook_secret: Option<Secret>,
     /// Whether the agents may write `.github/workflows/…`, `.gitmodules`,
@@ -323,9 +327,9 @@ impl Config {
                 Some(n) => n,
                 None => 5,
             },
-            jira: crate::integrations::jira_settings(&get)?,
+            jira: jira_settings(&get)?,
             stories_dir: get(keys::STORIES_DIR).map(Into::into),
-            github: crate::integrations::github_config(&get)?,
+            github: github_config(&get)?,
             webhook_secret: get(keys::GITHUB_WEBHOOK_SECRET).map(Secret::new),
             allow_ci_paths: parse_bool(keys::ALLOW_CI_PATHS, get(keys::ALLOW_CI_PATHS))?
                 .unwrap_or(false),

@@ -12,8 +12,19 @@ use ai_team_providers::aws_sqs::SqsQueue;
 use ai_team_providers::store;
 
 use crate::cloud::{self, CloudProvider};
-use crate::configuration::{Config, keys};
+use crate::configuration::{Config, ConfigError, keys};
 use crate::{engine, llm_config, telemetry};
+
+/// Everything the API state builds from the configuration that can still
+/// be wrong after `Config::from_env` (a Jira client the URL cannot make, a
+/// team file that does not read): checked at start-up so that it stops
+/// the process with the variable's name instead of becoming a log line and
+/// a 503 at the first request.
+pub fn check_configuration(config: &Config) -> Result<(), ConfigError> {
+    crate::integrations::ticket_source(config)?;
+    crate::engine::team(config)?;
+    Ok(())
+}
 
 /// What a host that only reads the database holds (the health function).
 pub struct WiredStore {
@@ -30,7 +41,7 @@ async fn wire_database() -> Result<(Config, CloudProvider, store::Backend), Stri
     // instance took over after expiry.
     config.worker_id = format!("{}-{}", config.worker_id, uuid::Uuid::new_v4().simple());
     telemetry::init(config.log_format);
-    crate::integrations::check(&config).map_err(|e| e.to_string())?;
+    check_configuration(&config).map_err(|e| e.to_string())?;
     let provider = CloudProvider::from_env().map_err(|e| e.to_string())?;
     let db = config.database_url.clone();
     let backend = store::connect_backend(&db, true).await.map_err(|e| {

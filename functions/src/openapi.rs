@@ -1,8 +1,12 @@
-//! The OpenAPI description (`/openapi.json`) and Swagger UI (`/docs`),
-//! whose assets are vendored into the binary: no outside network.
+//! The OpenAPI description (`/openapi.json`), Swagger UI (`/docs`, its
+//! assets vendored into the binary: no outside network), and the index of
+//! endpoints (`GET /`) made from the same description.
 
-use axum::Router;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
 use utoipa::OpenApi;
+use utoipa::ToSchema;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::routes::{
@@ -16,7 +20,7 @@ use crate::state::AppState;
     info(title = "AI Team", description = "A team of AI agents that implements a user story: workflows, executions, conversations and every LLM call, tracked and governed."),
     paths(
         health::health,
-        agents::index,
+        index,
         agents::list_agents,
         agents::get_agent,
         status::workflow_status,
@@ -73,8 +77,8 @@ use crate::state::AppState;
         crate::routes::workflows::CreateWorkflow,
         crate::routes::agents::AgentInfo,
         crate::routes::agents::AgentDetail,
-        crate::routes::agents::Endpoint,
-        crate::routes::agents::EndpointIndex,
+        Endpoint,
+        EndpointIndex,
         crate::routes::status::Reconciled,
         crate::routes::status::Resumed,
         crate::routes::executions::ExecutionComparison,
@@ -105,9 +109,63 @@ use crate::state::AppState;
 )]
 pub struct ApiDoc;
 
-/// `/openapi.json` and `/docs`.
+/// `/openapi.json`, `/docs` and `GET /`.
 pub fn router() -> Router<AppState> {
-    SwaggerUi::new("/docs")
-        .url("/openapi.json", ApiDoc::openapi())
-        .into()
+    Router::<AppState>::from(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .route("/", get(index))
+}
+
+/// One route of the API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Endpoint {
+    pub path: String,
+    pub method: String,
+    pub description: String,
+}
+
+/// `GET /`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointIndex {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// Every route of the OpenAPI description, with its summary.
+pub fn endpoints() -> Vec<Endpoint> {
+    let doc = crate::openapi::ApiDoc::openapi();
+    let mut out = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        let ops = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("DELETE", &item.delete),
+            ("PATCH", &item.patch),
+        ];
+        for (method, op) in ops {
+            if let Some(op) = op {
+                out.push(Endpoint {
+                    path: path.clone(),
+                    method: method.to_owned(),
+                    description: op
+                        .summary
+                        .clone()
+                        .or_else(|| op.description.clone())
+                        .unwrap_or_default(),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[utoipa::path(get, path = "/", tag = "health",
+    responses((status = 200, description = "The endpoints of this API", body = EndpointIndex)))]
+pub async fn index() -> Json<EndpointIndex> {
+    Json(EndpointIndex {
+        name: "AI Team",
+        version: env!("CARGO_PKG_VERSION"),
+        endpoints: endpoints(),
+    })
 }

@@ -7,13 +7,17 @@
 
 mod agent;
 pub mod grammar;
-pub mod parse;
+/// The answers' parsing lives at the crate root (`crate::answers`): the
+/// call tracking reads answers too.
+pub use crate::answers as parse;
 pub mod prompt;
 mod pull_request;
 mod repo_steps;
 pub mod run;
 pub mod state;
-pub mod steps;
+/// The step list lives at the crate root (`crate::steps`): the team file
+/// names steps too.
+pub use crate::steps;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -77,7 +77,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     if matches!(cli.command, Command::Cloud) {
         return show_cloud(&config);
     }
-    integrations::check(&config).map_err(|e| e.to_string())?;
+    ai_team_functions::hosting::check_configuration(&config).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Run { .. } => telemetry::init_with(config.log_format, "warn"),
         _ => telemetry::init(config.log_format),

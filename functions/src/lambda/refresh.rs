@@ -5,7 +5,8 @@
 //! failed for good is settled (its failure is an event of the workflow).
 
 use ai_team_core::Store;
-use ai_team_core::push::{PushChannel, push_workflow};
+use ai_team_core::fanout::push_workflow;
+use ai_team_core::push::PushChannel;
 use ai_team_core::review::{REFRESH_QUEUE, RefreshJob, RefreshOutcome, ReviewSource, run_refresh};
 use ai_team_providers::aws_sqs::SqsQueue;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};

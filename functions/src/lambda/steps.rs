@@ -8,7 +8,8 @@
 //! `ReportBatchItemFailures`.
 
 use ai_team_core::engine::{Engine, Outcome};
-use ai_team_core::push::{PushChannel, push_execution};
+use ai_team_core::fanout::push_execution;
+use ai_team_core::push::PushChannel;
 use ai_team_core::queue::{STEPS_QUEUE, StepMessage};
 use ai_team_providers::aws_sqs::SqsQueue;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};

@@ -10,7 +10,8 @@
 //! events to them as they commit, and the HTTP functions after each write
 //! about a workflow (`push_after_writes`; `ai_team_core::push`).
 
-use ai_team_core::push::{PushChannel, push_connection};
+use ai_team_core::fanout::push_connection;
+use ai_team_core::push::PushChannel;
 use ai_team_core::{Store, StoreError};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
@@ -187,7 +188,7 @@ pub fn push_after_writes(
                 let workflow = workflow_of(request.uri().path());
                 let response = next.run(request).await;
                 if let (true, Some(id)) = (write && response.status().is_success(), workflow)
-                    && let Err(e) = ai_team_core::push::push_workflow(store.as_ref(), push.as_ref(), id).await
+                    && let Err(e) = ai_team_core::fanout::push_workflow(store.as_ref(), push.as_ref(), id).await
                 {
                     tracing::warn!(workflow_id = id, error = %e, "events not pushed; the next push sends them");
                 }

@@ -1,6 +1,5 @@
-//! The team's roles as the original listed them (`/agents`), and the
-//! index of endpoints (`GET /`). Both come from data: the team file, and
-//! the OpenAPI description the handlers are annotated with.
+//! The team's roles as the original listed them (`/agents`), from the
+//! team file.
 
 use ai_team_core::models::Agent;
 use axum::extract::{Path, State};
@@ -89,60 +88,4 @@ pub async fn get_agent(
         .and_then(|a| info(&state, a))
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("Agent not found".into()))
-}
-
-/// One route of the API.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Endpoint {
-    pub path: String,
-    pub method: String,
-    pub description: String,
-}
-
-/// `GET /`'s answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EndpointIndex {
-    pub name: &'static str,
-    pub version: &'static str,
-    pub endpoints: Vec<Endpoint>,
-}
-
-/// Every route of the OpenAPI description, with its summary.
-pub fn endpoints() -> Vec<Endpoint> {
-    use utoipa::OpenApi;
-    let doc = crate::openapi::ApiDoc::openapi();
-    let mut out = Vec::new();
-    for (path, item) in &doc.paths.paths {
-        let ops = [
-            ("GET", &item.get),
-            ("POST", &item.post),
-            ("PUT", &item.put),
-            ("DELETE", &item.delete),
-            ("PATCH", &item.patch),
-        ];
-        for (method, op) in ops {
-            if let Some(op) = op {
-                out.push(Endpoint {
-                    path: path.clone(),
-                    method: method.to_owned(),
-                    description: op
-                        .summary
-                        .clone()
-                        .or_else(|| op.description.clone())
-                        .unwrap_or_default(),
-                });
-            }
-        }
-    }
-    out
-}
-
-#[utoipa::path(get, path = "/", tag = "health",
-    responses((status = 200, description = "The endpoints of this API", body = EndpointIndex)))]
-pub async fn index() -> Json<EndpointIndex> {
-    Json(EndpointIndex {
-        name: "AI Team",
-        version: env!("CARGO_PKG_VERSION"),
-        endpoints: endpoints(),
-    })
 }

@@ -21,9 +21,7 @@ pub struct Health {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/", get(crate::routes::agents::index))
+    Router::new().route("/health", get(health))
 }
 
 #[utoipa::path(get, path = "/health", tag = "health",
