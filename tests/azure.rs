@@ -3,6 +3,8 @@
 //! the custom handler driven with the invocation payload the Functions
 //! host posts for a Service Bus trigger, and with a forwarded HTTP request.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -5,6 +5,8 @@
 //! lists, unnamed SSE frames, WebSocket frames with the status, and a
 //! workflow with a GitHub URL completing without GitHub.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::time::Duration;
 
 use ai_team_functions::AppState;

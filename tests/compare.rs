@@ -2,6 +2,8 @@
 //! and PostgreSQL: workflow against workflow, execution against execution
 //! (with the steps whose prompt changed), and the error cases.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use ai_team_functions::AppState;
 use ai_team_tests::fake_llm::{FakeLlm, Script};
 use ai_team_tests::harness::Harness;

@@ -5,6 +5,8 @@
 //! out-of-order check runs, pull request changes, unmatched and ignored
 //! deliveries) through the real router.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::sync::Arc;
 
 use ai_team_core::review::RefreshOutcome;

@@ -4,6 +4,8 @@
 //! stop the run with the math and resume finishes it, a dead provider fails
 //! it readably, cancel and resume behave, and the HTTP triggers answer.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

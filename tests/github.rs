@@ -7,6 +7,8 @@
 //! end on SQLite and PostgreSQL, an execution with USE_REAL_GITHUB opens
 //! the pull request and stores it for `GET /workflows/{id}/pr`.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::time::{Duration, Instant};
 
 use ai_team_core::codehost::{

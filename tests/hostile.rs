@@ -6,6 +6,8 @@
 //! the run goes on; a start that crashed before queueing is recovered;
 //! over-long story ids are refused.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::time::{Duration, Instant};
 
 use ai_team_core::models::ExecutionStatus;

@@ -1,6 +1,8 @@
 //! The HTTP contract of API.md against the real router on a random port,
 //! over real SQLite and PostgreSQL databases.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,6 +5,8 @@
 //! and a failing, unreachable or unconfigured Jira a 500 — all with the
 //! original's `{"message": ...}` bodies.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use ai_team_providers::jira::issue;
 use ai_team_tests::fake_jira::{EMAIL, FakeJira, TOKEN, rich_issue};
 use ai_team_tests::{TestApp, TestDb, config_with, on_both_databases};

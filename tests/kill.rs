@@ -5,6 +5,8 @@
 //! and no prompt whose response was stored may reach the model again.
 //! The seed of the kill moments is printed (`AI_TEAM_KILL_SEED` replays it).
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

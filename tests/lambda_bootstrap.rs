@@ -5,6 +5,8 @@
 //! included, and ends by itself; the health function answers buffered and
 //! mounts only its own routes.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::time::{Duration, Instant};
 
 use ai_team_core::ledger::{EventKind, NewEvent};

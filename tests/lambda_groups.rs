@@ -4,6 +4,8 @@
 //! (function URL, `RESPONSE_STREAM`), live events included, and ends each
 //! stream before the function's timeout.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 

@@ -5,6 +5,8 @@
 //! its `POST /{stage}/@connections/{id}` shape (SigV4-signed), by the
 //! catch-up route and by the step function as steps commit.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 

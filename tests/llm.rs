@@ -4,6 +4,8 @@
 //! auth failure, and every retry attempt reported; Bedrock's Converse
 //! API in `llm/bedrock.rs`.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! nothing logged at info about the workflow is missing from the stream.
 //! One test in its own binary, because it installs the global subscriber.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -7,6 +7,8 @@
 //! is wrong, and it fixes it only when shown the failing output. On SQLite
 //! and PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::path::Path;
 use std::process::Command;
 

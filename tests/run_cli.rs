@@ -3,6 +3,8 @@
 //! committing into a fresh git repository; and its failures, each one
 //! clear line and a non-zero exit.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -4,6 +4,8 @@
 //! poison message), and a whole execution whose every step travels
 //! through SQS to the Lambda step handler, on PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -4,6 +4,8 @@
 //! SIGTERM must end the streams and the process within a few seconds,
 //! with no step lease left held by the stopped worker.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,8 @@
 //! database each), through the `Store` port only, with raw row counts
 //! where the port offers no view.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::sync::Arc;
 
 use ai_team_core::StoreError;

@@ -6,6 +6,8 @@
 //! and events written by another process (two `ai-team serve` on one
 //! PostgreSQL database).
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::time::Duration;
 
 use ai_team_core::ledger::{EventKind, NewEvent};

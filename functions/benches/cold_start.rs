@@ -6,6 +6,8 @@
 //! then the idle resident set size after the first request. The first
 //! start, which creates and migrates the database, is reported apart.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

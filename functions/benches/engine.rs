@@ -8,6 +8,8 @@
 //!
 //! `cargo bench -p ai-team-functions --bench engine [-- --backend sqlite|postgres]`
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

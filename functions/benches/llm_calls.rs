@@ -8,6 +8,8 @@
 //! `AI_TEAM_TEST_PG` (default the machine's server); its bench database is
 //! dropped at the end.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,6 +6,8 @@
 //!
 //!   cargo bench -p ai-team-functions --bench repository [-- --runs 10]
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;

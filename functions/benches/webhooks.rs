@@ -10,6 +10,8 @@
 //! seconds each (defaults 32 and 10); it shares the 2 cores with the
 //! server, equally for both measurements.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -640,6 +640,18 @@ pub async fn adapters(
     }
 }
 
+/// The Entra credential a service without a key of its own uses (made
+/// above whenever `uses_entra`).
+#[cfg(feature = "azure")]
+fn entra(
+    credential: &Option<Arc<dyn ai_team_providers::azure_entra::TokenCredential>>,
+) -> Result<Arc<dyn ai_team_providers::azure_entra::TokenCredential>, ConfigError> {
+    credential.clone().ok_or_else(|| ConfigError {
+        var: keys::CLIENT_ID,
+        reason: "no Entra ID credential was made for a service that needs one".into(),
+    })
+}
+
 #[cfg(feature = "azure")]
 async fn azure_adapters(
     azure: &AzureSettings,
@@ -698,7 +710,7 @@ async fn azure_adapters(
                 })?;
             let key = MessageKey::new(key.into_bytes());
             let endpoint = sb.endpoint.clone().unwrap_or_default();
-            let auth = ServiceBusAuth::Entra(credential.clone().expect("Entra in use"));
+            let auth = ServiceBusAuth::Entra(entra(&credential)?);
             (
                 ServiceBusQueue::new(&http, &endpoint, &sb.queue, auth, key.clone()),
                 key,
@@ -751,7 +763,7 @@ async fn azure_adapters(
             StorageAuth::Sas(sas.expose().to_owned()),
         ),
         StorageKey::Entra => {
-            let auth = StorageAuth::Entra(credential.clone().expect("Entra in use"));
+            let auth = StorageAuth::Entra(entra(&credential)?);
             AzureBlobStore::new(http.clone(), &endpoint_of(&st.endpoint)?, container, auth)
         }
     };

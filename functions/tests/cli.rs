@@ -2,6 +2,8 @@
 //! with one line naming the variable; `migrate` builds the schema; `serve`
 //! answers `/health`.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};

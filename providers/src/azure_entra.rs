@@ -18,8 +18,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 #[cfg(feature = "azure")]
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+/// The SDK's credential trait, for the hosts that hold one.
 #[cfg(feature = "azure")]
-use azure_core::credentials::TokenCredential;
+pub use azure_core::credentials::TokenCredential;
 #[cfg(feature = "azure")]
 use azure_identity::{
     ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,

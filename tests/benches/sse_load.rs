@@ -8,6 +8,8 @@
 //! `bash scripts/sse-load` (raises the open-files limit, then runs
 //! `cargo bench -p ai-team-tests --bench sse_load`).
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

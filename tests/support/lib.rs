@@ -4,6 +4,8 @@
 //! outage, deterministic seed data, and the cloud emulators (moto,
 //! Azurite).
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 pub mod azurite;
 pub mod entra;
 pub mod fake_github;
