@@ -251,29 +251,7 @@ async fn a_refused_client_secret_is_a_clear_error_that_shows_no_secret() {
 
 /// `azure-handler` beside the test binary, built with the Azure feature if missing.
 fn handler_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("azure-handler");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "ai-team-functions",
-                "--features",
-                "azure",
-                "--bin",
-                "azure-handler",
-            ])
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building azure-handler failed");
-    }
-    bin
+    ai_team_tests::functions_binary("azure-handler", "azure")
 }
 
 struct Handler {

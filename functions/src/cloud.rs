@@ -591,6 +591,8 @@ pub async fn adapters(
     local_queue: Arc<dyn StepQueue>,
     store: &Arc<dyn Store>,
 ) -> Result<CloudAdapters, ConfigError> {
+    // Only the Azure adapters keep something in the database.
+    #[cfg(not(feature = "azure"))]
     let _ = store;
     match provider {
         CloudProvider::Local => Ok(CloudAdapters {

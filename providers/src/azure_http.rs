@@ -117,33 +117,15 @@ impl HttpClient for ReqwestTransport {
 /// A transport error with its causes, without the URL (a SAS token or a
 /// key may travel in it).
 pub fn error_text(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(&format!(" for url ({url})"), "");
+    let text = crate::error_chain(e);
+    match e.url() {
+        Some(url) => text.replace(&format!(" for url ({url})"), ""),
+        None => text,
     }
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// An SDK error with its causes (the retry policy wraps the credential's
 /// or the transport's error in a context of its own).
 pub fn sdk_error_text(e: &azure_core::Error) -> String {
-    use std::error::Error as _;
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
+    crate::error_chain(e)
 }

