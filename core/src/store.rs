@@ -32,9 +32,15 @@ impl<T> Created<T> {
     }
 }
 
+/// Every port of one database: what the HTTP layer and the engine are
+/// given. Each supertrait is one cohesive part of the records.
 #[async_trait]
 pub trait Store:
-    crate::ledger::StepLedger
+    WorkflowStore
+    + ExecutionStore
+    + CallStore
+    + EventStore
+    + crate::ledger::StepLedger
     + crate::delivery::DeliveryStore
     + crate::push::PushConnections
     + Send
@@ -44,21 +50,17 @@ pub trait Store:
     /// Which database this is ("sqlite" or "postgres").
     fn backend(&self) -> &'static str;
 
-    /// Wakes with a workflow id after events of it were committed by this
-    /// process; `None` where the adapter cannot tell (poll instead).
-    fn event_signal(&self) -> Option<tokio::sync::broadcast::Receiver<i64>> {
-        None
-    }
-
     /// A round trip to the database.
     async fn ping(&self) -> StoreResult<()>;
 
     /// The secret named `name` that every instance shares: `candidate`
     /// (a fresh random value) if none was stored yet, else the stored one.
     async fn service_secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
+}
 
-    // --- workflows ---
-
+/// Workflows: the user's stories and what was delivered for them.
+#[async_trait]
+pub trait WorkflowStore: Send + Sync + 'static {
     /// Creates the workflow unless one with the same `jira_story_id`
     /// exists; race-safe (a unique constraint decides, not a prior read).
     async fn create_workflow(&self, new: &NewWorkflow) -> StoreResult<Created<Workflow>>;
@@ -73,9 +75,11 @@ pub trait Store:
     /// Deletes the workflow and everything under it in one transaction;
     /// `Conflict` while an execution is pending or running.
     async fn delete_workflow(&self, id: i64) -> StoreResult<()>;
+}
 
-    // --- executions ---
-
+/// Executions as the API lists them (the engine's side is `StepLedger`).
+#[async_trait]
+pub trait ExecutionStore: Send + Sync + 'static {
     /// A new pending execution; `Conflict` if one is pending or running
     /// (a partial unique index decides).
     async fn create_execution(&self, workflow_id: i64) -> StoreResult<Execution>;
@@ -86,8 +90,14 @@ pub trait Store:
         page: Option<PageRequest>,
     ) -> StoreResult<Paged<Execution>>;
 
-    // --- conversations, messages, calls, files ---
+    /// The newest execution of each of the workflows that has one.
+    async fn latest_executions(&self, workflow_ids: &[i64]) -> StoreResult<Vec<Execution>>;
+}
 
+/// Conversations, their messages, the LLM calls made in them and the
+/// files they wrote.
+#[async_trait]
+pub trait CallStore: Send + Sync + 'static {
     async fn create_conversation(&self, new: &NewConversation) -> StoreResult<Conversation>;
     async fn get_conversation(&self, id: i64) -> StoreResult<Conversation>;
     async fn add_message(&self, new: &NewMessage) -> StoreResult<Message>;
@@ -113,7 +123,23 @@ pub trait Store:
     ) -> StoreResult<Option<LlmCall>>;
     async fn add_code_file(&self, new: &NewCodeFile) -> StoreResult<CodeFile>;
 
-    // --- events ---
+    /// Every call of a workflow (`execution_id` None) or of one of its
+    /// executions, reduced for comparison, oldest first.
+    async fn call_facts(
+        &self,
+        workflow_id: i64,
+        execution_id: Option<i64>,
+    ) -> StoreResult<Vec<crate::compare::CallFact>>;
+}
+
+/// The per-workflow event log that progress is streamed from.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Wakes with a workflow id after events of it were committed by this
+    /// process; `None` where the adapter cannot tell (poll instead).
+    fn event_signal(&self) -> Option<tokio::sync::broadcast::Receiver<i64>> {
+        None
+    }
 
     /// Appends to the workflow's log; the id is the next of that workflow.
     async fn append_event(
@@ -129,14 +155,6 @@ pub trait Store:
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<Event>>;
-    /// Every call of a workflow (`execution_id` None) or of one of its
-    /// executions, reduced for comparison, oldest first.
-    async fn call_facts(
-        &self,
-        workflow_id: i64,
-        execution_id: Option<i64>,
-    ) -> StoreResult<Vec<crate::compare::CallFact>>;
-
     /// The id of the workflow's newest committed event (0 when none).
     async fn last_event_id(&self, workflow_id: i64) -> StoreResult<i64>;
 
@@ -147,7 +165,13 @@ pub trait Store:
         types: &[&str],
         limit: i64,
     ) -> StoreResult<Vec<Event>>;
+}
 
-    /// The newest execution of each of the workflows that has one.
-    async fn latest_executions(&self, workflow_ids: &[i64]) -> StoreResult<Vec<Execution>>;
+/// Every store port, for `use ai_team_core::store::ports::*` where their
+/// methods are called on a `dyn Store`.
+pub mod ports {
+    pub use super::{CallStore, EventStore, ExecutionStore, Store, WorkflowStore};
+    pub use crate::delivery::DeliveryStore;
+    pub use crate::ledger::StepLedger;
+    pub use crate::push::PushConnections;
 }

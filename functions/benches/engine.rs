@@ -22,7 +22,7 @@ use ai_team_core::queue::{JobSource, StepQueue};
 use ai_team_functions::configuration::Config;
 use ai_team_functions::engine;
 use ai_team_functions::worker::Worker;
-use ai_team_providers::store::{DatabaseUrl, PostgresStore, SqliteStore};
+use ai_team_providers::store::{DatabaseUrl, SqlStore};
 use async_trait::async_trait;
 
 /// SQL statements sent since start: sqlx logs each one under
@@ -95,7 +95,7 @@ struct Db {
 async fn open(backend: &str, dir: &std::path::Path) -> Db {
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     if backend == "sqlite" {
-        let s = SqliteStore::connect(&DatabaseUrl::SqliteFile(dir.join("bench.db")))
+        let s = SqlStore::sqlite(&DatabaseUrl::SqliteFile(dir.join("bench.db")))
             .await
             .unwrap();
         s.migrate().await.unwrap();
@@ -117,9 +117,7 @@ async fn open(backend: &str, dir: &std::path::Path) -> Db {
         .rsplit_once('/')
         .map_or(url.as_str(), |(b, _)| b)
         .to_owned();
-    let s = PostgresStore::connect(&format!("{base}/{name}"))
-        .await
-        .unwrap();
+    let s = SqlStore::postgres(&format!("{base}/{name}")).await.unwrap();
     s.migrate().await.unwrap();
     Db {
         store: Arc::new(s.clone()),

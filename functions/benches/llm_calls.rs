@@ -19,7 +19,7 @@ use ai_team_core::models::{Agent, NewConversation};
 use ai_team_core::query::NewWorkflow;
 use ai_team_functions::configuration::Config;
 use ai_team_functions::{AppState, app};
-use ai_team_providers::store::{DatabaseUrl, PostgresStore, SqliteStore};
+use ai_team_providers::store::{DatabaseUrl, SqlStore};
 use chrono::Utc;
 
 const ITERATIONS: usize = 100;
@@ -50,8 +50,8 @@ const MODEL_COUNTS_SQL: &str = "INSERT INTO llm_call_model_counts (conversation_
     SELECT conversation_id, model, COUNT(*) FROM llm_calls GROUP BY conversation_id, model";
 
 enum Bench {
-    Sqlite(SqliteStore, std::path::PathBuf),
-    Postgres(PostgresStore, String),
+    Sqlite(SqlStore, std::path::PathBuf),
+    Postgres(SqlStore, String),
 }
 
 impl Bench {
@@ -84,7 +84,7 @@ impl Bench {
                     .bind(first)
                     .bind(count)
                     .bind(spread)
-                    .execute(s.pool())
+                    .execute(s.sqlite_pool().expect("sqlite"))
                     .await
                     .unwrap();
             }
@@ -99,7 +99,7 @@ impl Bench {
                     .bind(first)
                     .bind(count)
                     .bind(spread)
-                    .execute(s.pool())
+                    .execute(s.postgres_pool().expect("postgres"))
                     .await
                     .unwrap();
             }
@@ -109,21 +109,30 @@ impl Bench {
     async fn finish_seed(&self) {
         match self {
             Bench::Sqlite(s, _) => {
-                sqlx::query(TOTALS_SQL).execute(s.pool()).await.unwrap();
-                sqlx::query(MODEL_COUNTS_SQL)
-                    .execute(s.pool())
+                sqlx::query(TOTALS_SQL)
+                    .execute(s.sqlite_pool().expect("sqlite"))
                     .await
                     .unwrap();
-                sqlx::query("ANALYZE").execute(s.pool()).await.unwrap();
+                sqlx::query(MODEL_COUNTS_SQL)
+                    .execute(s.sqlite_pool().expect("sqlite"))
+                    .await
+                    .unwrap();
+                sqlx::query("ANALYZE")
+                    .execute(s.sqlite_pool().expect("sqlite"))
+                    .await
+                    .unwrap();
             }
             Bench::Postgres(s, _) => {
-                sqlx::query(TOTALS_SQL).execute(s.pool()).await.unwrap();
+                sqlx::query(TOTALS_SQL)
+                    .execute(s.postgres_pool().expect("postgres"))
+                    .await
+                    .unwrap();
                 sqlx::query(MODEL_COUNTS_SQL)
-                    .execute(s.pool())
+                    .execute(s.postgres_pool().expect("postgres"))
                     .await
                     .unwrap();
                 sqlx::query("VACUUM ANALYZE")
-                    .execute(s.pool())
+                    .execute(s.postgres_pool().expect("postgres"))
                     .await
                     .unwrap();
             }
@@ -133,11 +142,11 @@ impl Bench {
     async fn cleanup(self) {
         match self {
             Bench::Sqlite(s, dir) => {
-                s.pool().close().await;
+                s.sqlite_pool().expect("sqlite").close().await;
                 let _ = std::fs::remove_dir_all(dir);
             }
             Bench::Postgres(s, name) => {
-                s.pool().close().await;
+                s.postgres_pool().expect("postgres").close().await;
                 let admin = sqlx::PgPool::connect(&pg_admin_url()).await.unwrap();
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&admin)
@@ -158,7 +167,7 @@ async fn open(backend: &str) -> Bench {
         "sqlite" => {
             let dir = std::env::temp_dir().join(format!("ai_team_bench_{nonce}"));
             std::fs::create_dir_all(&dir).unwrap();
-            let store = SqliteStore::connect(&DatabaseUrl::SqliteFile(dir.join("bench.db")))
+            let store = SqlStore::sqlite(&DatabaseUrl::SqliteFile(dir.join("bench.db")))
                 .await
                 .unwrap();
             store.migrate().await.unwrap();
@@ -175,9 +184,7 @@ async fn open(backend: &str) -> Bench {
             let base = admin_url
                 .rsplit_once('/')
                 .map_or(admin_url.as_str(), |(b, _)| b);
-            let store = PostgresStore::connect(&format!("{base}/{name}"))
-                .await
-                .unwrap();
+            let store = SqlStore::postgres(&format!("{base}/{name}")).await.unwrap();
             store.migrate().await.unwrap();
             Bench::Postgres(store, name)
         }

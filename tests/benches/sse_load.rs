@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ai_team_core::Store;
-use ai_team_providers::store::{DatabaseUrl, SqliteStore};
+use ai_team_core::store::ports::EventStore;
+use ai_team_providers::store::{DatabaseUrl, SqlStore};
 use ai_team_tests::fake_llm::{FakeLlm, Script};
 use ai_team_tests::sse::SseClient;
 use serde_json::{Value, json};
@@ -188,7 +188,7 @@ async fn main() {
     }
     let wall = t.elapsed();
     let rss_peak = rss_kib(pid);
-    let store = SqliteStore::connect(&DatabaseUrl::SqliteFile(db_path.clone()))
+    let store = SqlStore::sqlite(&DatabaseUrl::SqliteFile(db_path.clone()))
         .await
         .unwrap();
     let mut exact = 0;

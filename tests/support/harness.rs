@@ -11,7 +11,7 @@ use ai_team_core::queue::{JobSource, StepQueue};
 use ai_team_functions::worker::Worker;
 use ai_team_functions::{engine, llm_config};
 
-use crate::{Raw, TestDb, config_with};
+use crate::{TestDb, config_with};
 
 pub struct Harness {
     pub engine: Engine,
@@ -27,10 +27,8 @@ impl Drop for Harness {
 
 /// The queue ports of the test database.
 pub fn queue_of(db: &TestDb) -> (Arc<dyn StepQueue>, Arc<dyn JobSource>) {
-    match &db.raw {
-        Raw::Sqlite(s) => (Arc::new(s.clone()), Arc::new(s.clone())),
-        Raw::Postgres(s) => (Arc::new(s.clone()), Arc::new(s.clone())),
-    }
+    let store = db.raw.store();
+    (Arc::new(store.clone()), Arc::new(store.clone()))
 }
 
 /// The next step message on the database queue (which must have one).

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use ai_team_core::Store;
 use ai_team_functions::configuration::Config;
 use ai_team_functions::{AppState, app};
-use ai_team_providers::store::{DatabaseUrl, PostgresStore, SqliteStore};
+use ai_team_providers::store::{DatabaseUrl, SqlStore};
 
 /// The `ai-team` binary beside the running test's, built if missing
 /// (`cargo test --workspace` builds it already).
@@ -69,8 +69,38 @@ pub enum Backend {
 /// The concrete store, for raw checks the port does not offer.
 #[derive(Clone)]
 pub enum Raw {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
+    Sqlite(RawSqlite),
+    Postgres(RawPostgres),
+}
+
+impl Raw {
+    /// The store itself, whichever database it is on.
+    pub fn store(&self) -> &SqlStore {
+        match self {
+            Raw::Sqlite(s) => &s.0,
+            Raw::Postgres(s) => &s.0,
+        }
+    }
+}
+
+/// A store known to be on SQLite, with its pool.
+#[derive(Clone)]
+pub struct RawSqlite(SqlStore);
+
+impl RawSqlite {
+    pub fn pool(&self) -> &sqlx::SqlitePool {
+        self.0.sqlite_pool().expect("opened on SQLite")
+    }
+}
+
+/// A store known to be on PostgreSQL, with its pool.
+#[derive(Clone)]
+pub struct RawPostgres(SqlStore);
+
+impl RawPostgres {
+    pub fn pool(&self) -> &sqlx::PgPool {
+        self.0.postgres_pool().expect("opened on PostgreSQL")
+    }
 }
 
 /// A database of its own for one test, removed when dropped.
@@ -103,13 +133,13 @@ impl TestDb {
         let dir = std::env::temp_dir().join(unique_name("ai_team_test"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = DatabaseUrl::SqliteFile(dir.join("test.db"));
-        let store = SqliteStore::connect(&url).await.expect("open sqlite");
+        let store = SqlStore::sqlite(&url).await.expect("open sqlite");
         store.migrate().await.expect("migrate sqlite");
         Self {
             backend: Backend::Sqlite,
             url,
             store: Arc::new(store.clone()),
-            raw: Raw::Sqlite(store),
+            raw: Raw::Sqlite(RawSqlite(store)),
             cleanup: Cleanup::Dir(dir),
         }
     }
@@ -128,13 +158,13 @@ impl TestDb {
         let DatabaseUrl::Postgres(u) = &url else {
             unreachable!()
         };
-        let store = PostgresStore::connect(u).await.expect("connect postgres");
+        let store = SqlStore::postgres(u).await.expect("connect postgres");
         store.migrate().await.expect("migrate postgres");
         Self {
             backend: Backend::Postgres,
             url,
             store: Arc::new(store.clone()),
-            raw: Raw::Postgres(store),
+            raw: Raw::Postgres(RawPostgres(store)),
             cleanup: Cleanup::Pg { name },
         }
     }

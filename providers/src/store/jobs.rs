@@ -4,138 +4,141 @@
 //! worker holds it and comes back when its lock expires; after
 //! `MAX_RECEIVES` receives it is dead (kept, with its last error).
 
+use super::SqlStore;
+use super::db::{Db, query, query_as};
+use super::sql::now;
+
 /// Receives after which a job is dead.
 pub const MAX_RECEIVES: i32 = 25;
 
-/// Expands `StepQueue` and `JobSource` for `$store`; `$lock` is the
-/// row-locking clause of the pick (PostgreSQL's `FOR UPDATE SKIP LOCKED`;
-/// SQLite has one writer and needs none).
-macro_rules! impl_job_queue {
-    ($store:ident, $db:ty, $lock:literal) => {
-        fn queue_err(e: sqlx::Error) -> ai_team_core::queue::QueueError {
-            ai_team_core::queue::QueueError::Unavailable(e.to_string())
-        }
-
-        fn receipt_id(receipt: &str) -> Result<i64, ai_team_core::queue::QueueError> {
-            receipt
-                .parse()
-                .map_err(|_| ai_team_core::queue::QueueError::Invalid(format!("bad receipt {receipt:?}")))
-        }
-
-        #[async_trait::async_trait]
-        impl ai_team_core::queue::StepQueue for $store {
-            async fn send(
-                &self,
-                queue: &str,
-                payload: &serde_json::Value,
-                dedup_key: Option<&str>,
-                delay: std::time::Duration,
-            ) -> Result<(), ai_team_core::queue::QueueError> {
-                let at = now();
-                let visible = at + chrono::Duration::from_std(delay).unwrap_or_default();
-                sqlx::query(
-                    "INSERT INTO queue_jobs (queue, payload, dedup_key, status, attempts, visible_at, created_at) \
-                     VALUES ($1, $2, $3, 'ready', 0, $4, $5) \
-                     ON CONFLICT (queue, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING",
-                )
-                .bind(queue)
-                .bind(payload.to_string())
-                .bind(dedup_key)
-                .bind(visible)
-                .bind(at)
-                .execute(&self.pool)
-                .await
-                .map_err(queue_err)?;
-                if delay.is_zero() {
-                    self.jobs_signal.notify_waiters();
-                }
-                Ok(())
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl ai_team_core::queue::JobSource for $store {
-            fn job_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
-                Some(self.jobs_signal.clone())
-            }
-
-            async fn receive(
-                &self,
-                queue: &str,
-                worker: &str,
-                visibility: std::time::Duration,
-            ) -> Result<Option<ai_team_core::queue::Delivery>, ai_team_core::queue::QueueError> {
-                let at = now();
-                let until = at + chrono::Duration::from_std(visibility).unwrap_or_default();
-                let row = sqlx::query_as::<$db, (i64, String, i32)>(concat!(
-                    "UPDATE queue_jobs SET status = 'running', attempts = attempts + 1, locked_by = $2, locked_until = $3 \
-                     WHERE id = (SELECT id FROM queue_jobs WHERE queue = $1 \
-                       AND ((status = 'ready' AND visible_at <= $4) OR (status = 'running' AND locked_until < $4)) \
-                       ORDER BY visible_at, id LIMIT 1 ",
-                    $lock,
-                    ") RETURNING id, payload, attempts"
-                ))
-                .bind(queue)
-                .bind(worker)
-                .bind(until)
-                .bind(at)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(queue_err)?;
-                let Some((id, payload, attempts)) = row else { return Ok(None) };
-                let payload = serde_json::from_str(&payload)
-                    .map_err(|e| ai_team_core::queue::QueueError::Invalid(format!("job {id}: {e}")))?;
-                Ok(Some(ai_team_core::queue::Delivery {
-                    receipt: id.to_string(),
-                    queue: queue.to_owned(),
-                    payload,
-                    receive_count: u32::try_from(attempts).unwrap_or(0),
-                }))
-            }
-
-            async fn ack(&self, receipt: &str) -> Result<(), ai_team_core::queue::QueueError> {
-                sqlx::query("UPDATE queue_jobs SET status = 'done', locked_by = NULL, locked_until = NULL WHERE id = $1")
-                    .bind(receipt_id(receipt)?)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(queue_err)?;
-                Ok(())
-            }
-
-            async fn retry(
-                &self,
-                receipt: &str,
-                delay: std::time::Duration,
-                error: &str,
-            ) -> Result<(), ai_team_core::queue::QueueError> {
-                let visible = now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                sqlx::query(
-                    "UPDATE queue_jobs SET status = CASE WHEN attempts >= $4 THEN 'dead' ELSE 'ready' END, \
-                     visible_at = $2, last_error = $3, locked_by = NULL, locked_until = NULL WHERE id = $1",
-                )
-                .bind(receipt_id(receipt)?)
-                .bind(visible)
-                .bind(error)
-                .bind($crate::store::jobs::MAX_RECEIVES)
-                .execute(&self.pool)
-                .await
-                .map_err(queue_err)?;
-                Ok(())
-            }
-
-            async fn release(&self, worker: &str) -> Result<u64, ai_team_core::queue::QueueError> {
-                Ok(sqlx::query(
-                    "UPDATE queue_jobs SET status = 'ready', visible_at = $2, locked_by = NULL, locked_until = NULL \
-                     WHERE status = 'running' AND locked_by = $1",
-                )
-                .bind(worker)
-                .bind(now())
-                .execute(&self.pool)
-                .await
-                .map_err(queue_err)?
-                .rows_affected())
-            }
-        }
-    };
+fn queue_err(e: sqlx::Error) -> ai_team_core::queue::QueueError {
+    ai_team_core::queue::QueueError::Unavailable(e.to_string())
 }
-pub(crate) use impl_job_queue;
+
+fn receipt_id(receipt: &str) -> Result<i64, ai_team_core::queue::QueueError> {
+    receipt
+        .parse()
+        .map_err(|_| ai_team_core::queue::QueueError::Invalid(format!("bad receipt {receipt:?}")))
+}
+
+#[async_trait::async_trait]
+impl ai_team_core::queue::StepQueue for SqlStore {
+    async fn send(
+        &self,
+        queue: &str,
+        payload: &serde_json::Value,
+        dedup_key: Option<&str>,
+        delay: std::time::Duration,
+    ) -> Result<(), ai_team_core::queue::QueueError> {
+        let at = now();
+        let visible = at + chrono::Duration::from_std(delay).unwrap_or_default();
+        query(
+            "INSERT INTO queue_jobs (queue, payload, dedup_key, status, attempts, visible_at, created_at) \
+             VALUES ($1, $2, $3, 'ready', 0, $4, $5) \
+             ON CONFLICT (queue, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING",
+        )
+        .bind(queue)
+        .bind(payload.to_string())
+        .bind(dedup_key)
+        .bind(visible)
+        .bind(at)
+        .execute(&self.db)
+        .await
+        .map_err(queue_err)?;
+        if delay.is_zero() {
+            self.jobs_signal.notify_waiters();
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl ai_team_core::queue::JobSource for SqlStore {
+    fn job_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        Some(self.jobs_signal.clone())
+    }
+
+    async fn receive(
+        &self,
+        queue: &str,
+        worker: &str,
+        visibility: std::time::Duration,
+    ) -> Result<Option<ai_team_core::queue::Delivery>, ai_team_core::queue::QueueError> {
+        let at = now();
+        let until = at + chrono::Duration::from_std(visibility).unwrap_or_default();
+        // PostgreSQL skips rows other workers hold; SQLite has one writer
+        // and needs no row lock.
+        let lock = match self.db {
+            Db::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+            Db::Sqlite(_) => "",
+        };
+        let sql = format!(
+            "UPDATE queue_jobs SET status = 'running', attempts = attempts + 1, locked_by = $2, locked_until = $3 \
+             WHERE id = (SELECT id FROM queue_jobs WHERE queue = $1 \
+               AND ((status = 'ready' AND visible_at <= $4) OR (status = 'running' AND locked_until < $4)) \
+               ORDER BY visible_at, id LIMIT 1 {lock}) RETURNING id, payload, attempts"
+        );
+        let row = query_as::<(i64, String, i32)>(&sql)
+            .bind(queue)
+            .bind(worker)
+            .bind(until)
+            .bind(at)
+            .fetch_optional(&self.db)
+            .await
+            .map_err(queue_err)?;
+        let Some((id, payload, attempts)) = row else {
+            return Ok(None);
+        };
+        let payload = serde_json::from_str(&payload)
+            .map_err(|e| ai_team_core::queue::QueueError::Invalid(format!("job {id}: {e}")))?;
+        Ok(Some(ai_team_core::queue::Delivery {
+            receipt: id.to_string(),
+            queue: queue.to_owned(),
+            payload,
+            receive_count: u32::try_from(attempts).unwrap_or(0),
+        }))
+    }
+
+    async fn ack(&self, receipt: &str) -> Result<(), ai_team_core::queue::QueueError> {
+        query("UPDATE queue_jobs SET status = 'done', locked_by = NULL, locked_until = NULL WHERE id = $1")
+            .bind(receipt_id(receipt)?)
+            .execute(&self.db)
+            .await
+            .map_err(queue_err)?;
+        Ok(())
+    }
+
+    async fn retry(
+        &self,
+        receipt: &str,
+        delay: std::time::Duration,
+        error: &str,
+    ) -> Result<(), ai_team_core::queue::QueueError> {
+        let visible = now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        query(
+            "UPDATE queue_jobs SET status = CASE WHEN attempts >= $4 THEN 'dead' ELSE 'ready' END, \
+             visible_at = $2, last_error = $3, locked_by = NULL, locked_until = NULL WHERE id = $1",
+        )
+        .bind(receipt_id(receipt)?)
+        .bind(visible)
+        .bind(error)
+        .bind(crate::store::jobs::MAX_RECEIVES)
+        .execute(&self.db)
+        .await
+        .map_err(queue_err)?;
+        Ok(())
+    }
+
+    async fn release(&self, worker: &str) -> Result<u64, ai_team_core::queue::QueueError> {
+        Ok(query(
+            "UPDATE queue_jobs SET status = 'ready', visible_at = $2, locked_by = NULL, locked_until = NULL \
+             WHERE status = 'running' AND locked_by = $1",
+        )
+        .bind(worker)
+        .bind(now())
+        .execute(&self.db)
+        .await
+        .map_err(queue_err)?
+        .rows_affected())
+    }
+}

@@ -4,601 +4,688 @@
 //! locks rows in one order — executions, step_leases, conversations,
 //! workflows — so that PostgreSQL transactions cannot deadlock each other.
 
-/// Expands `StepLedger` (and the in-transaction event append) for `$store`.
-macro_rules! impl_ledger {
-    ($store:ident, $db:ty) => {
-        impl $store {
-            /// Inserts a conversation; `on_conflict` (an `ON CONFLICT …`
-            /// clause, or nothing) decides what a second one of its
-            /// (execution, step, agent) does. `None`: the clause skipped it.
-            async fn insert_conversation(
-                &self,
-                new: &NewConversation,
-                on_conflict: &str,
-            ) -> Result<Option<ConversationRow>, sqlx::Error> {
-                sqlx::query_as::<$db, ConversationRow>(&format!(
-                    "INSERT INTO conversations (workflow_id, execution_id, agent, step, prompt, output, details, timestamp) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) {on_conflict} RETURNING {CONVERSATION_COLUMNS}"
-                ))
-                .bind(new.workflow_id)
-                .bind(new.execution_id)
-                .bind(new.agent.as_str())
-                .bind(&new.step)
-                .bind(&new.prompt)
-                .bind(&new.output)
-                .bind(new.details.to_string())
-                .bind(new.timestamp.trunc_subsecs(6))
-                .fetch_optional(&self.pool)
-                .await
-            }
+use ai_team_core::StoreError;
+use ai_team_core::error::StoreResult;
+use ai_team_core::models::*;
+use ai_team_core::query::PageRequest;
+use ai_team_core::store::WorkflowStore;
+use chrono::SubsecRound;
 
-            /// Appends events to a workflow's log inside `tx`; the ids come
-            /// from the workflow row, locked until commit.
-            async fn append_events_tx(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                workflow_id: i64,
-                execution_id: Option<i64>,
-                events: &[ai_team_core::ledger::NewEvent],
-            ) -> StoreResult<Vec<Event>> {
-                if events.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let n = events.len() as i64;
-                let last = sqlx::query_scalar::<$db, i64>(
-                    "UPDATE workflows SET last_event_id = last_event_id + $2 WHERE id = $1 RETURNING last_event_id",
-                )
-                .bind(workflow_id)
-                .bind(n)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(map_sqlx)?
-                .ok_or(StoreError::NotFound("workflow"))?;
-                let created = now();
-                let mut written = Vec::with_capacity(events.len());
-                for (i, e) in events.iter().enumerate() {
-                    let id = last - n + 1 + i as i64;
-                    // Events are streamed to clients and logged: never a secret.
-                    let data = ai_team_core::redact::redacted_value(&e.data);
-                    sqlx::query(
-                        "INSERT INTO events (workflow_id, id, execution_id, type, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(workflow_id)
-                    .bind(id)
-                    .bind(execution_id)
-                    .bind(e.kind.as_str())
-                    .bind(data.to_string())
-                    .bind(created)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(map_sqlx)?;
-                    written.push(Event {
-                        id,
-                        workflow_id,
-                        execution_id,
-                        event_type: e.kind.as_str().to_owned(),
-                        data,
-                        created_at: created,
-                    });
-                }
-                Ok(written)
-            }
+use super::SqlStore;
+use super::db::{Tx, query, query_as, query_scalar};
+use super::errors::{is_foreign_key_violation, is_unique_violation, map_sqlx};
+use super::rows::*;
+use super::sql::now;
 
-            /// After a commit: each event becomes one log line (the same
-            /// fields as the stream) and in-process subscribers wake.
-            fn published(&self, events: &[Event]) {
-                for e in events {
-                    tracing::info!(
-                        target: "ai_team::events",
-                        workflow_id = e.workflow_id,
-                        execution_id = e.execution_id,
-                        event_id = e.id,
-                        event_type = %e.event_type,
-                        data = %e.data,
-                        created_at = %e.created_at.to_rfc3339(),
-                        "event"
-                    );
-                }
-                if let Some(first) = events.first() {
-                    let _ = self.signal.send(first.workflow_id);
-                }
-            }
+impl SqlStore {
+    /// Inserts a conversation; `on_conflict` (an `ON CONFLICT …`
+    /// clause, or nothing) decides what a second one of its
+    /// (execution, step, agent) does. `None`: the clause skipped it.
+    pub(super) async fn insert_conversation(
+        &self,
+        new: &NewConversation,
+        on_conflict: &str,
+    ) -> Result<Option<ConversationRow>, sqlx::Error> {
+        query_as::<ConversationRow>(&format!(
+            "INSERT INTO conversations (workflow_id, execution_id, agent, step, prompt, output, details, timestamp) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) {on_conflict} RETURNING {CONVERSATION_COLUMNS}"
+        ))
+        .bind(new.workflow_id)
+        .bind(new.execution_id)
+        .bind(new.agent.as_str())
+        .bind(&new.step)
+        .bind(&new.prompt)
+        .bind(&new.output)
+        .bind(new.details.to_string())
+        .bind(new.timestamp.trunc_subsecs(6))
+        .fetch_optional(&self.db)
+        .await
+    }
 
-            async fn set_workflow_status_tx(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                workflow_id: i64,
-                status: &str,
-            ) -> StoreResult<()> {
-                sqlx::query("UPDATE workflows SET status = $2, updated_at = $3 WHERE id = $1")
-                    .bind(workflow_id)
-                    .bind(status)
-                    .bind(now())
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(map_sqlx)?;
-                Ok(())
-            }
-        }
+    pub(super) async fn set_workflow_status_tx(
+        tx: &mut Tx,
+        workflow_id: i64,
+        status: &str,
+    ) -> StoreResult<()> {
+        query("UPDATE workflows SET status = $2, updated_at = $3 WHERE id = $1")
+            .bind(workflow_id)
+            .bind(status)
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(())
+    }
+}
 
-        #[async_trait::async_trait]
-        impl ai_team_core::ledger::StepLedger for $store {
-            async fn execution_by_id(&self, execution_id: i64) -> StoreResult<Execution> {
-                sqlx::query_as::<$db, ExecutionRow>(&format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1"))
-                    .bind(execution_id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(map_sqlx)?
-                    .ok_or(StoreError::NotFound("execution"))?
-                    .try_into()
-            }
+#[async_trait::async_trait]
+impl ai_team_core::ledger::StepLedger for SqlStore {
+    async fn execution_by_id(&self, execution_id: i64) -> StoreResult<Execution> {
+        query_as::<ExecutionRow>(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1"
+        ))
+        .bind(execution_id)
+        .fetch_optional(&self.db)
+        .await
+        .map_err(map_sqlx)?
+        .ok_or(StoreError::NotFound("execution"))?
+        .try_into()
+    }
 
-            #[tracing::instrument(skip(self, events))]
-            async fn mark_running(&self, execution_id: i64, events: &[ai_team_core::ledger::NewEvent]) -> StoreResult<Execution> {
-                let at = now();
-                let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-                let mut written = Vec::new();
-                let started = sqlx::query_scalar::<$db, i64>(
-                    "UPDATE executions SET status = 'running', started_at = COALESCE(started_at, $2), heartbeat_at = $2 \
-                     WHERE id = $1 AND status = 'pending' RETURNING workflow_id",
+    #[tracing::instrument(skip(self, events))]
+    async fn mark_running(
+        &self,
+        execution_id: i64,
+        events: &[ai_team_core::ledger::NewEvent],
+    ) -> StoreResult<Execution> {
+        let at = now();
+        let mut tx = self.db.begin().await.map_err(map_sqlx)?;
+        let mut written = Vec::new();
+        let started = query_scalar::<i64>(
+            "UPDATE executions SET status = 'running', started_at = COALESCE(started_at, $2), heartbeat_at = $2 \
+             WHERE id = $1 AND status = 'pending' RETURNING workflow_id",
+        )
+        .bind(execution_id)
+        .bind(at)
+        .fetch_optional(&mut tx)
+        .await
+        .map_err(map_sqlx)?;
+        match started {
+            Some(workflow_id) => {
+                Self::set_workflow_status_tx(&mut tx, workflow_id, "running").await?;
+                written = Self::append_events_tx(&mut tx, workflow_id, Some(execution_id), events)
+                    .await?;
+            }
+            None => {
+                let beat = query(
+                    "UPDATE executions SET heartbeat_at = $2 WHERE id = $1 AND status = 'running'",
                 )
                 .bind(execution_id)
                 .bind(at)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
-                match started {
-                    Some(workflow_id) => {
-                        Self::set_workflow_status_tx(&mut tx, workflow_id, "running").await?;
-                        written = Self::append_events_tx(&mut tx, workflow_id, Some(execution_id), events).await?;
-                    }
-                    None => {
-                        let beat = sqlx::query("UPDATE executions SET heartbeat_at = $2 WHERE id = $1 AND status = 'running'")
-                            .bind(execution_id)
-                            .bind(at)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(map_sqlx)?
-                            .rows_affected();
-                        if beat == 0 {
-                            tx.rollback().await.map_err(map_sqlx)?;
-                            let e = self.execution_by_id(execution_id).await?;
-                            return Err(StoreError::Conflict(format!("execution {execution_id} is {}", e.status)));
-                        }
-                    }
-                }
-                tx.commit().await.map_err(map_sqlx)?;
-                self.published(&written);
-                self.execution_by_id(execution_id).await
-            }
-
-            #[tracing::instrument(skip(self))]
-            async fn claim_step(
-                &self,
-                execution_id: i64,
-                step: &str,
-                owner: &str,
-                lease: std::time::Duration,
-            ) -> StoreResult<ai_team_core::ledger::Claim> {
-                use ai_team_core::ledger::Claim;
-                let at = now();
-                let until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
-                let claimed = sqlx::query_scalar::<$db, i64>(
-                    "INSERT INTO step_leases (execution_id, step, attempt, status, lease_owner, lease_expires_at, heartbeat_at, started_at) \
-                     VALUES ($1, $2, 1, 'running', $3, $4, $5, $5) \
-                     ON CONFLICT (execution_id, step) DO UPDATE SET attempt = step_leases.attempt + 1, status = 'running', \
-                     lease_owner = excluded.lease_owner, lease_expires_at = excluded.lease_expires_at, heartbeat_at = excluded.heartbeat_at \
-                     WHERE step_leases.status IN ('pending', 'failed') \
-                        OR (step_leases.status = 'running' AND step_leases.lease_expires_at < $5) \
-                     RETURNING CAST(attempt AS BIGINT)",
-                )
-                .bind(execution_id)
-                .bind(step)
-                .bind(owner)
-                .bind(until)
-                .bind(at)
-                .fetch_optional(&self.pool)
-                .await;
-                let claimed = match claimed {
-                    Ok(c) => c,
-                    Err(e) if is_foreign_key_violation(&e) => return Err(StoreError::NotFound("execution")),
-                    Err(e) => return Err(map_sqlx(e)),
-                };
-                if let Some(attempt) = claimed {
-                    return Ok(Claim::Claimed { attempt });
-                }
-                let (status, expires): (String, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as::<$db, (String, Option<chrono::DateTime<chrono::Utc>>)>(
-                    "SELECT status, lease_expires_at FROM step_leases WHERE execution_id = $1 AND step = $2",
-                )
-                .bind(execution_id)
-                .bind(step)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(map_sqlx)?;
-                Ok(match status.as_str() {
-                    "completed" | "skipped" => Claim::Completed,
-                    _ => Claim::Busy { until: expires.unwrap_or(at) },
-                })
-            }
-
-            async fn renew_lease(
-                &self,
-                execution_id: i64,
-                step: &str,
-                owner: &str,
-                lease: std::time::Duration,
-            ) -> StoreResult<bool> {
-                let at = now();
-                let until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
-                let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-                sqlx::query("UPDATE executions SET heartbeat_at = $2 WHERE id = $1 AND status = 'running'")
-                    .bind(execution_id)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_sqlx)?;
-                let n = sqlx::query(
-                    "UPDATE step_leases SET lease_expires_at = $4, heartbeat_at = $5 \
-                     WHERE execution_id = $1 AND step = $2 AND lease_owner = $3 AND status = 'running'",
-                )
-                .bind(execution_id)
-                .bind(step)
-                .bind(owner)
-                .bind(until)
-                .bind(at)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await
                 .map_err(map_sqlx)?
                 .rows_affected();
-                tx.commit().await.map_err(map_sqlx)?;
-                Ok(n == 1)
-            }
-
-            async fn ensure_conversation(&self, new: &NewConversation) -> StoreResult<Conversation> {
-                let inserted = self
-                    .insert_conversation(
-                        new,
-                        "ON CONFLICT (execution_id, step, agent) WHERE execution_id IS NOT NULL DO NOTHING",
-                    )
-                    .await;
-                match inserted {
-                    Ok(Some(row)) => return row.try_into(),
-                    Ok(None) => {}
-                    Err(e) if is_foreign_key_violation(&e) => return Err(StoreError::NotFound("workflow or execution")),
-                    Err(e) => return Err(map_sqlx(e)),
-                }
-                sqlx::query_as::<$db, ConversationRow>(&format!(
-                    "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE execution_id = $1 AND step = $2 AND agent = $3"
-                ))
-                .bind(new.execution_id)
-                .bind(&new.step)
-                .bind(new.agent.as_str())
-                .fetch_one(&self.pool)
-                .await
-                .map_err(map_sqlx)?
-                .try_into()
-            }
-
-            #[tracing::instrument(skip(self, c), fields(execution_id = c.execution_id, step = %c.step))]
-            async fn complete_step(&self, c: &ai_team_core::ledger::StepCompletion) -> StoreResult<bool> {
-                let at = now();
-                let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-                let meta: Option<String> = sqlx::query_scalar::<$db, String>(
-                    "UPDATE executions SET heartbeat_at = $2 WHERE id = $1 RETURNING meta",
-                )
-                .bind(c.execution_id)
-                .bind(at)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
-                let Some(meta) = meta else {
-                    return Err(StoreError::NotFound("execution"));
-                };
-                let owned = sqlx::query(
-                    "UPDATE step_leases SET status = 'completed', finished_at = $4, result = $5, lease_expires_at = NULL \
-                     WHERE execution_id = $1 AND step = $2 AND lease_owner = $3 AND status = 'running'",
-                )
-                .bind(c.execution_id)
-                .bind(&c.step)
-                .bind(&c.owner)
-                .bind(at)
-                .bind(c.result.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_sqlx)?
-                .rows_affected();
-                if owned != 1 {
-                    tx.rollback().await.map_err(map_sqlx)?;
-                    return Ok(false);
-                }
-                if let Some((id, output, details)) = &c.conversation {
-                    sqlx::query("UPDATE conversations SET output = $2, details = $3 WHERE id = $1")
-                        .bind(id)
-                        .bind(output)
-                        .bind(details.to_string())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_sqlx)?;
-                }
-                for m in &c.messages {
-                    sqlx::query(
-                        "INSERT INTO messages (conversation_id, role, content, artifacts, message_metadata, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(m.conversation_id)
-                    .bind(m.role.as_str())
-                    .bind(&m.content)
-                    .bind(serde_json::to_string(&m.artifacts).unwrap_or_else(|_| "[]".into()))
-                    .bind(m.message_metadata.to_string())
-                    .bind(m.created_at.trunc_subsecs(6))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_sqlx)?;
-                }
-                for f in &c.code_files {
-                    sqlx::query(
-                        "INSERT INTO code_files (workflow_id, conversation_id, execution_id, path, language, content, checksum, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                         ON CONFLICT (conversation_id, path) WHERE conversation_id IS NOT NULL DO NOTHING",
-                    )
-                    .bind(f.workflow_id)
-                    .bind(f.conversation_id)
-                    .bind(f.execution_id)
-                    .bind(&f.path)
-                    .bind(&f.language)
-                    .bind(&f.content)
-                    .bind(&f.checksum)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_sqlx)?;
-                }
-                sqlx::query(
-                    "INSERT INTO checkpoints (execution_id, step, summary, artifact_index, budgets, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (execution_id, step) DO UPDATE SET summary = excluded.summary, \
-                     artifact_index = excluded.artifact_index, budgets = excluded.budgets, created_at = excluded.created_at",
-                )
-                .bind(c.execution_id)
-                .bind(&c.step)
-                .bind(c.summary.to_string())
-                .bind(c.artifact_index.to_string())
-                .bind(c.budgets.to_string())
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
-                let mut meta: serde_json::Value = serde_json::from_str(&meta).unwrap_or_else(|_| serde_json::json!({}));
-                meta["checkpoint"] = serde_json::json!(c.step);
-                sqlx::query("UPDATE executions SET meta = $2 WHERE id = $1")
-                    .bind(c.execution_id)
-                    .bind(meta.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_sqlx)?;
-                if let Some(status) = c.finish {
-                    let finished = sqlx::query(
-                        "UPDATE executions SET status = $2, finished_at = $3, error = NULL WHERE id = $1 AND status = 'running'",
-                    )
-                    .bind(c.execution_id)
-                    .bind(status.as_str())
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_sqlx)?
-                    .rows_affected();
-                    if finished == 1 {
-                        let wf = if status == ExecutionStatus::Completed { "completed" } else { "failed" };
-                        Self::set_workflow_status_tx(&mut tx, c.workflow_id, wf).await?;
-                    }
-                }
-                let written = Self::append_events_tx(&mut tx, c.workflow_id, Some(c.execution_id), &c.events).await?;
-                tx.commit().await.map_err(map_sqlx)?;
-                self.published(&written);
-                Ok(true)
-            }
-
-            #[tracing::instrument(skip(self, meta, events))]
-            async fn end_execution(
-                &self,
-                execution_id: i64,
-                step: Option<&str>,
-                status: ExecutionStatus,
-                error: Option<&str>,
-                meta: &serde_json::Value,
-                events: &[ai_team_core::ledger::NewEvent],
-            ) -> StoreResult<Execution> {
-                let at = now();
-                let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-                let workflow_id = sqlx::query_scalar::<$db, i64>(
-                    "UPDATE executions SET status = $2, error = $3, meta = $4, finished_at = $5 \
-                     WHERE id = $1 AND status IN ('pending', 'running') RETURNING workflow_id",
-                )
-                .bind(execution_id)
-                .bind(status.as_str())
-                .bind(error)
-                .bind(meta.to_string())
-                .bind(at)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
-                let Some(workflow_id) = workflow_id else {
+                if beat == 0 {
                     tx.rollback().await.map_err(map_sqlx)?;
                     let e = self.execution_by_id(execution_id).await?;
-                    return Err(StoreError::Conflict(format!("execution {execution_id} is already {}", e.status)));
-                };
-                if let Some(step) = step {
-                    sqlx::query(
-                        "UPDATE step_leases SET status = 'failed', finished_at = $3, lease_expires_at = NULL \
-                         WHERE execution_id = $1 AND step = $2 AND status = 'running'",
-                    )
-                    .bind(execution_id)
-                    .bind(step)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_sqlx)?;
+                    return Err(StoreError::Conflict(format!(
+                        "execution {execution_id} is {}",
+                        e.status
+                    )));
                 }
-                Self::set_workflow_status_tx(&mut tx, workflow_id, "failed").await?;
-                let written = Self::append_events_tx(&mut tx, workflow_id, Some(execution_id), events).await?;
-                tx.commit().await.map_err(map_sqlx)?;
-                self.published(&written);
-                self.execution_by_id(execution_id).await
-            }
-
-            #[tracing::instrument(skip(self, meta, events))]
-            async fn reopen_execution(
-                &self,
-                execution_id: i64,
-                meta: &serde_json::Value,
-                events: &[ai_team_core::ledger::NewEvent],
-            ) -> StoreResult<Execution> {
-                let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-                let reopened = sqlx::query_scalar::<$db, i64>(
-                    "UPDATE executions SET status = 'pending', error = NULL, finished_at = NULL, meta = $2, heartbeat_at = $3 \
-                     WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING workflow_id",
-                )
-                .bind(execution_id)
-                .bind(meta.to_string())
-                .bind(now())
-                .fetch_optional(&mut *tx)
-                .await;
-                let workflow_id = match reopened {
-                    Ok(Some(w)) => w,
-                    Ok(None) => {
-                        tx.rollback().await.map_err(map_sqlx)?;
-                        let e = self.execution_by_id(execution_id).await?;
-                        return Err(StoreError::Conflict(format!(
-                            "execution {execution_id} is {}; only a failed or cancelled execution can be resumed",
-                            e.status
-                        )));
-                    }
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(StoreError::Conflict("another execution of this workflow is running".into()));
-                    }
-                    Err(e) => return Err(map_sqlx(e)),
-                };
-                Self::set_workflow_status_tx(&mut tx, workflow_id, "pending").await?;
-                let written = Self::append_events_tx(&mut tx, workflow_id, Some(execution_id), events).await?;
-                tx.commit().await.map_err(map_sqlx)?;
-                self.published(&written);
-                self.execution_by_id(execution_id).await
-            }
-
-            async fn set_execution_meta(&self, execution_id: i64, meta: &serde_json::Value) -> StoreResult<()> {
-                sqlx::query("UPDATE executions SET meta = $2 WHERE id = $1")
-                    .bind(execution_id)
-                    .bind(meta.to_string())
-                    .execute(&self.pool)
-                    .await
-                    .map_err(map_sqlx)?;
-                Ok(())
-            }
-
-            async fn checkpoint(&self, execution_id: i64, step: &str) -> StoreResult<Option<ai_team_core::ledger::Checkpoint>> {
-                sqlx::query_as::<$db, CheckpointRow>(&format!(
-                    "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE execution_id = $1 AND step = $2"
-                ))
-                .bind(execution_id)
-                .bind(step)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_sqlx)?
-                .map(TryInto::try_into)
-                .transpose()
-            }
-
-            async fn latest_checkpoint(&self, execution_id: i64) -> StoreResult<Option<ai_team_core::ledger::Checkpoint>> {
-                sqlx::query_as::<$db, CheckpointRow>(&format!(
-                    "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE execution_id = $1 ORDER BY id DESC LIMIT 1"
-                ))
-                .bind(execution_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_sqlx)?
-                .map(TryInto::try_into)
-                .transpose()
-            }
-
-            async fn agent_tokens(&self, execution_id: i64, agent: &str) -> StoreResult<i64> {
-                sqlx::query_scalar::<$db, i64>(
-                    "SELECT CAST(COALESCE(SUM(total_tokens_used), 0) AS BIGINT) FROM conversations WHERE execution_id = $1 AND agent = $2",
-                )
-                .bind(execution_id)
-                .bind(agent)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(map_sqlx)
-            }
-
-            async fn stale_executions(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<Vec<Execution>> {
-                convert(
-                    sqlx::query_as::<$db, ExecutionRow>(&format!(
-                        "SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = 'running' AND heartbeat_at < $1"
-                    ))
-                    .bind(before)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(map_sqlx)?,
-                )
-            }
-
-            async fn unstarted_executions(
-                &self,
-                before: chrono::DateTime<chrono::Utc>,
-                workflow_id: Option<i64>,
-            ) -> StoreResult<Vec<Execution>> {
-                convert(
-                    sqlx::query_as::<$db, ExecutionRow>(&format!(
-                        "SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = 'pending' AND created_at < $1 \
-                         AND ($2 IS NULL OR workflow_id = $2) \
-                         AND NOT EXISTS (SELECT 1 FROM step_leases WHERE step_leases.execution_id = executions.id)"
-                    ))
-                    .bind(before)
-                    .bind(workflow_id)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(map_sqlx)?,
-                )
-            }
-
-            async fn release_step(&self, execution_id: i64, step: &str, owner: &str) -> StoreResult<()> {
-                sqlx::query(
-                    "UPDATE step_leases SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL \
-                     WHERE execution_id = $1 AND step = $2 AND lease_owner = $3 AND status = 'running'",
-                )
-                .bind(execution_id)
-                .bind(step)
-                .bind(owner)
-                .execute(&self.pool)
-                .await
-                .map_err(map_sqlx)?;
-                Ok(())
-            }
-
-            async fn release_leases(&self, owner: &str) -> StoreResult<u64> {
-                Ok(sqlx::query(
-                    "UPDATE step_leases SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL \
-                     WHERE status = 'running' AND lease_owner = $1",
-                )
-                .bind(owner)
-                .execute(&self.pool)
-                .await
-                .map_err(map_sqlx)?
-                .rows_affected())
-            }
-
-            async fn append_events(
-                &self,
-                workflow_id: i64,
-                execution_id: Option<i64>,
-                events: &[ai_team_core::ledger::NewEvent],
-            ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-                let written = Self::append_events_tx(&mut tx, workflow_id, execution_id, events).await?;
-                tx.commit().await.map_err(map_sqlx)?;
-                self.published(&written);
-                Ok(())
             }
         }
-    };
+        tx.commit().await.map_err(map_sqlx)?;
+        self.published(&written);
+        self.execution_by_id(execution_id).await
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn claim_step(
+        &self,
+        execution_id: i64,
+        step: &str,
+        owner: &str,
+        lease: std::time::Duration,
+    ) -> StoreResult<ai_team_core::ledger::Claim> {
+        use ai_team_core::ledger::Claim;
+        let at = now();
+        let until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
+        let claimed = query_scalar::<i64>(
+            "INSERT INTO step_leases (execution_id, step, attempt, status, lease_owner, lease_expires_at, heartbeat_at, started_at) \
+             VALUES ($1, $2, 1, 'running', $3, $4, $5, $5) \
+             ON CONFLICT (execution_id, step) DO UPDATE SET attempt = step_leases.attempt + 1, status = 'running', \
+             lease_owner = excluded.lease_owner, lease_expires_at = excluded.lease_expires_at, heartbeat_at = excluded.heartbeat_at \
+             WHERE step_leases.status IN ('pending', 'failed') \
+                OR (step_leases.status = 'running' AND step_leases.lease_expires_at < $5) \
+             RETURNING CAST(attempt AS BIGINT)",
+        )
+        .bind(execution_id)
+        .bind(step)
+        .bind(owner)
+        .bind(until)
+        .bind(at)
+        .fetch_optional(&self.db)
+        .await;
+        let claimed = match claimed {
+            Ok(c) => c,
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotFound("execution"));
+            }
+            Err(e) => return Err(map_sqlx(e)),
+        };
+        if let Some(attempt) = claimed {
+            return Ok(Claim::Claimed { attempt });
+        }
+        let (status, expires): (String, Option<chrono::DateTime<chrono::Utc>>) = query_as::<(String, Option<chrono::DateTime<chrono::Utc>>)>(
+            "SELECT status, lease_expires_at FROM step_leases WHERE execution_id = $1 AND step = $2",
+        )
+        .bind(execution_id)
+        .bind(step)
+        .fetch_one(&self.db)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(match status.as_str() {
+            "completed" | "skipped" => Claim::Completed,
+            _ => Claim::Busy {
+                until: expires.unwrap_or(at),
+            },
+        })
+    }
+
+    async fn renew_lease(
+        &self,
+        execution_id: i64,
+        step: &str,
+        owner: &str,
+        lease: std::time::Duration,
+    ) -> StoreResult<bool> {
+        let at = now();
+        let until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
+        let mut tx = self.db.begin().await.map_err(map_sqlx)?;
+        query("UPDATE executions SET heartbeat_at = $2 WHERE id = $1 AND status = 'running'")
+            .bind(execution_id)
+            .bind(at)
+            .execute(&mut tx)
+            .await
+            .map_err(map_sqlx)?;
+        let n = query(
+            "UPDATE step_leases SET lease_expires_at = $4, heartbeat_at = $5 \
+             WHERE execution_id = $1 AND step = $2 AND lease_owner = $3 AND status = 'running'",
+        )
+        .bind(execution_id)
+        .bind(step)
+        .bind(owner)
+        .bind(until)
+        .bind(at)
+        .execute(&mut tx)
+        .await
+        .map_err(map_sqlx)?
+        .rows_affected();
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(n == 1)
+    }
+
+    async fn ensure_conversation(&self, new: &NewConversation) -> StoreResult<Conversation> {
+        let inserted = self
+            .insert_conversation(
+                new,
+                "ON CONFLICT (execution_id, step, agent) WHERE execution_id IS NOT NULL DO NOTHING",
+            )
+            .await;
+        match inserted {
+            Ok(Some(row)) => return row.try_into(),
+            Ok(None) => {}
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotFound("workflow or execution"));
+            }
+            Err(e) => return Err(map_sqlx(e)),
+        }
+        query_as::<ConversationRow>(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE execution_id = $1 AND step = $2 AND agent = $3"
+        ))
+        .bind(new.execution_id)
+        .bind(&new.step)
+        .bind(new.agent.as_str())
+        .fetch_one(&self.db)
+        .await
+        .map_err(map_sqlx)?
+        .try_into()
+    }
+
+    #[tracing::instrument(skip(self, c), fields(execution_id = c.execution_id, step = %c.step))]
+    async fn complete_step(&self, c: &ai_team_core::ledger::StepCompletion) -> StoreResult<bool> {
+        let at = now();
+        let mut tx = self.db.begin().await.map_err(map_sqlx)?;
+        let meta: Option<String> = query_scalar::<String>(
+            "UPDATE executions SET heartbeat_at = $2 WHERE id = $1 RETURNING meta",
+        )
+        .bind(c.execution_id)
+        .bind(at)
+        .fetch_optional(&mut tx)
+        .await
+        .map_err(map_sqlx)?;
+        let Some(meta) = meta else {
+            return Err(StoreError::NotFound("execution"));
+        };
+        let owned = query(
+            "UPDATE step_leases SET status = 'completed', finished_at = $4, result = $5, lease_expires_at = NULL \
+             WHERE execution_id = $1 AND step = $2 AND lease_owner = $3 AND status = 'running'",
+        )
+        .bind(c.execution_id)
+        .bind(&c.step)
+        .bind(&c.owner)
+        .bind(at)
+        .bind(c.result.to_string())
+        .execute(&mut tx)
+        .await
+        .map_err(map_sqlx)?
+        .rows_affected();
+        if owned != 1 {
+            tx.rollback().await.map_err(map_sqlx)?;
+            return Ok(false);
+        }
+        if let Some((id, output, details)) = &c.conversation {
+            query("UPDATE conversations SET output = $2, details = $3 WHERE id = $1")
+                .bind(id)
+                .bind(output)
+                .bind(details.to_string())
+                .execute(&mut tx)
+                .await
+                .map_err(map_sqlx)?;
+        }
+        for m in &c.messages {
+            query(
+                "INSERT INTO messages (conversation_id, role, content, artifacts, message_metadata, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(m.conversation_id)
+            .bind(m.role.as_str())
+            .bind(&m.content)
+            .bind(serde_json::to_string(&m.artifacts).unwrap_or_else(|_| "[]".into()))
+            .bind(m.message_metadata.to_string())
+            .bind(m.created_at.trunc_subsecs(6))
+            .execute(&mut tx)
+            .await
+            .map_err(map_sqlx)?;
+        }
+        for f in &c.code_files {
+            query(
+                "INSERT INTO code_files (workflow_id, conversation_id, execution_id, path, language, content, checksum, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (conversation_id, path) WHERE conversation_id IS NOT NULL DO NOTHING",
+            )
+            .bind(f.workflow_id)
+            .bind(f.conversation_id)
+            .bind(f.execution_id)
+            .bind(&f.path)
+            .bind(&f.language)
+            .bind(&f.content)
+            .bind(&f.checksum)
+            .bind(at)
+            .execute(&mut tx)
+            .await
+            .map_err(map_sqlx)?;
+        }
+        query(
+            "INSERT INTO checkpoints (execution_id, step, summary, artifact_index, budgets, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (execution_id, step) DO UPDATE SET summary = excluded.summary, \
+             artifact_index = excluded.artifact_index, budgets = excluded.budgets, created_at = excluded.created_at",
+        )
+        .bind(c.execution_id)
+        .bind(&c.step)
+        .bind(c.summary.to_string())
+        .bind(c.artifact_index.to_string())
+        .bind(c.budgets.to_string())
+        .bind(at)
+        .execute(&mut tx)
+        .await
+        .map_err(map_sqlx)?;
+        let mut meta: serde_json::Value =
+            serde_json::from_str(&meta).unwrap_or_else(|_| serde_json::json!({}));
+        meta["checkpoint"] = serde_json::json!(c.step);
+        query("UPDATE executions SET meta = $2 WHERE id = $1")
+            .bind(c.execution_id)
+            .bind(meta.to_string())
+            .execute(&mut tx)
+            .await
+            .map_err(map_sqlx)?;
+        if let Some(status) = c.finish {
+            let finished = query(
+                "UPDATE executions SET status = $2, finished_at = $3, error = NULL WHERE id = $1 AND status = 'running'",
+            )
+            .bind(c.execution_id)
+            .bind(status.as_str())
+            .bind(at)
+            .execute(&mut tx)
+            .await
+            .map_err(map_sqlx)?
+            .rows_affected();
+            if finished == 1 {
+                let wf = if status == ExecutionStatus::Completed {
+                    "completed"
+                } else {
+                    "failed"
+                };
+                Self::set_workflow_status_tx(&mut tx, c.workflow_id, wf).await?;
+            }
+        }
+        let written =
+            Self::append_events_tx(&mut tx, c.workflow_id, Some(c.execution_id), &c.events).await?;
+        tx.commit().await.map_err(map_sqlx)?;
+        self.published(&written);
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip(self, meta, events))]
+    async fn end_execution(
+        &self,
+        execution_id: i64,
+        step: Option<&str>,
+        status: ExecutionStatus,
+        error: Option<&str>,
+        meta: &serde_json::Value,
+        events: &[ai_team_core::ledger::NewEvent],
+    ) -> StoreResult<Execution> {
+        let at = now();
+        let mut tx = self.db.begin().await.map_err(map_sqlx)?;
+        let workflow_id = query_scalar::<i64>(
+            "UPDATE executions SET status = $2, error = $3, meta = $4, finished_at = $5 \
+             WHERE id = $1 AND status IN ('pending', 'running') RETURNING workflow_id",
+        )
+        .bind(execution_id)
+        .bind(status.as_str())
+        .bind(error)
+        .bind(meta.to_string())
+        .bind(at)
+        .fetch_optional(&mut tx)
+        .await
+        .map_err(map_sqlx)?;
+        let Some(workflow_id) = workflow_id else {
+            tx.rollback().await.map_err(map_sqlx)?;
+            let e = self.execution_by_id(execution_id).await?;
+            return Err(StoreError::Conflict(format!(
+                "execution {execution_id} is already {}",
+                e.status
+            )));
+        };
+        if let Some(step) = step {
+            query(
+                "UPDATE step_leases SET status = 'failed', finished_at = $3, lease_expires_at = NULL \
+                 WHERE execution_id = $1 AND step = $2 AND status = 'running'",
+            )
+            .bind(execution_id)
+            .bind(step)
+            .bind(at)
+            .execute(&mut tx)
+            .await
+            .map_err(map_sqlx)?;
+        }
+        Self::set_workflow_status_tx(&mut tx, workflow_id, "failed").await?;
+        let written =
+            Self::append_events_tx(&mut tx, workflow_id, Some(execution_id), events).await?;
+        tx.commit().await.map_err(map_sqlx)?;
+        self.published(&written);
+        self.execution_by_id(execution_id).await
+    }
+
+    #[tracing::instrument(skip(self, meta, events))]
+    async fn reopen_execution(
+        &self,
+        execution_id: i64,
+        meta: &serde_json::Value,
+        events: &[ai_team_core::ledger::NewEvent],
+    ) -> StoreResult<Execution> {
+        let mut tx = self.db.begin().await.map_err(map_sqlx)?;
+        let reopened = query_scalar::<i64>(
+            "UPDATE executions SET status = 'pending', error = NULL, finished_at = NULL, meta = $2, heartbeat_at = $3 \
+             WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING workflow_id",
+        )
+        .bind(execution_id)
+        .bind(meta.to_string())
+        .bind(now())
+        .fetch_optional(&mut tx)
+        .await;
+        let workflow_id = match reopened {
+            Ok(Some(w)) => w,
+            Ok(None) => {
+                tx.rollback().await.map_err(map_sqlx)?;
+                let e = self.execution_by_id(execution_id).await?;
+                return Err(StoreError::Conflict(format!(
+                    "execution {execution_id} is {}; only a failed or cancelled execution can be resumed",
+                    e.status
+                )));
+            }
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(
+                    "another execution of this workflow is running".into(),
+                ));
+            }
+            Err(e) => return Err(map_sqlx(e)),
+        };
+        Self::set_workflow_status_tx(&mut tx, workflow_id, "pending").await?;
+        let written =
+            Self::append_events_tx(&mut tx, workflow_id, Some(execution_id), events).await?;
+        tx.commit().await.map_err(map_sqlx)?;
+        self.published(&written);
+        self.execution_by_id(execution_id).await
+    }
+
+    async fn set_execution_meta(
+        &self,
+        execution_id: i64,
+        meta: &serde_json::Value,
+    ) -> StoreResult<()> {
+        query("UPDATE executions SET meta = $2 WHERE id = $1")
+            .bind(execution_id)
+            .bind(meta.to_string())
+            .execute(&self.db)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn checkpoint(
+        &self,
+        execution_id: i64,
+        step: &str,
+    ) -> StoreResult<Option<ai_team_core::ledger::Checkpoint>> {
+        query_as::<CheckpointRow>(&format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE execution_id = $1 AND step = $2"
+        ))
+        .bind(execution_id)
+        .bind(step)
+        .fetch_optional(&self.db)
+        .await
+        .map_err(map_sqlx)?
+        .map(TryInto::try_into)
+        .transpose()
+    }
+
+    async fn latest_checkpoint(
+        &self,
+        execution_id: i64,
+    ) -> StoreResult<Option<ai_team_core::ledger::Checkpoint>> {
+        query_as::<CheckpointRow>(&format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE execution_id = $1 ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(execution_id)
+        .fetch_optional(&self.db)
+        .await
+        .map_err(map_sqlx)?
+        .map(TryInto::try_into)
+        .transpose()
+    }
+
+    async fn agent_tokens(&self, execution_id: i64, agent: &str) -> StoreResult<i64> {
+        query_scalar::<i64>(
+            "SELECT CAST(COALESCE(SUM(total_tokens_used), 0) AS BIGINT) FROM conversations WHERE execution_id = $1 AND agent = $2",
+        )
+        .bind(execution_id)
+        .bind(agent)
+        .fetch_one(&self.db)
+        .await
+        .map_err(map_sqlx)
+    }
+
+    async fn stale_executions(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<Execution>> {
+        convert(
+            query_as::<ExecutionRow>(&format!(
+                "SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = 'running' AND heartbeat_at < $1"
+            ))
+            .bind(before)
+            .fetch_all(&self.db)
+            .await
+            .map_err(map_sqlx)?,
+        )
+    }
+
+    async fn unstarted_executions(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        workflow_id: Option<i64>,
+    ) -> StoreResult<Vec<Execution>> {
+        convert(
+            query_as::<ExecutionRow>(&format!(
+                "SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = 'pending' AND created_at < $1 \
+                 AND ($2 IS NULL OR workflow_id = $2) \
+                 AND NOT EXISTS (SELECT 1 FROM step_leases WHERE step_leases.execution_id = executions.id)"
+            ))
+            .bind(before)
+            .bind(workflow_id)
+            .fetch_all(&self.db)
+            .await
+            .map_err(map_sqlx)?,
+        )
+    }
+
+    async fn release_step(&self, execution_id: i64, step: &str, owner: &str) -> StoreResult<()> {
+        query(
+            "UPDATE step_leases SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL \
+             WHERE execution_id = $1 AND step = $2 AND lease_owner = $3 AND status = 'running'",
+        )
+        .bind(execution_id)
+        .bind(step)
+        .bind(owner)
+        .execute(&self.db)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn release_leases(&self, owner: &str) -> StoreResult<u64> {
+        Ok(query(
+            "UPDATE step_leases SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL \
+             WHERE status = 'running' AND lease_owner = $1",
+        )
+        .bind(owner)
+        .execute(&self.db)
+        .await
+        .map_err(map_sqlx)?
+        .rows_affected())
+    }
+
+    async fn append_events(
+        &self,
+        workflow_id: i64,
+        execution_id: Option<i64>,
+        events: &[ai_team_core::ledger::NewEvent],
+    ) -> StoreResult<()> {
+        let mut tx = self.db.begin().await.map_err(map_sqlx)?;
+        let written = Self::append_events_tx(&mut tx, workflow_id, execution_id, events).await?;
+        tx.commit().await.map_err(map_sqlx)?;
+        self.published(&written);
+        Ok(())
+    }
 }
-pub(crate) use impl_ledger;
+
+#[async_trait::async_trait]
+impl ai_team_core::store::ExecutionStore for SqlStore {
+    #[tracing::instrument(skip(self))]
+    async fn create_execution(&self, workflow_id: i64) -> StoreResult<Execution> {
+        let result = query_as::<ExecutionRow>(&format!(
+            "INSERT INTO executions (workflow_id, status, created_at) VALUES ($1, 'pending', $2) \
+             RETURNING {EXECUTION_COLUMNS}"
+        ))
+        .bind(workflow_id)
+        .bind(now())
+        .fetch_one(&self.db)
+        .await;
+        match result {
+            Ok(row) => row.try_into(),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(
+                "an execution of this workflow is already running".into(),
+            )),
+            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound("workflow")),
+            Err(e) => Err(map_sqlx(e)),
+        }
+    }
+
+    async fn get_execution(&self, workflow_id: i64, execution_id: i64) -> StoreResult<Execution> {
+        query_as::<ExecutionRow>(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1 AND workflow_id = $2"
+        ))
+        .bind(execution_id)
+        .bind(workflow_id)
+        .fetch_optional(&self.db)
+        .await
+        .map_err(map_sqlx)?
+        .ok_or(StoreError::NotFound("execution"))?
+        .try_into()
+    }
+
+    async fn list_executions(
+        &self,
+        workflow_id: i64,
+        page: Option<PageRequest>,
+    ) -> StoreResult<Paged<Execution>> {
+        self.get_workflow(workflow_id).await?;
+        let base = format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE workflow_id = $1 ORDER BY id DESC"
+        );
+        let rows = match page {
+            None => {
+                query_as::<ExecutionRow>(&base)
+                    .bind(workflow_id)
+                    .fetch_all(&self.db)
+                    .await
+            }
+            Some(p) => {
+                query_as::<ExecutionRow>(&format!("{base} LIMIT $2 OFFSET $3"))
+                    .bind(workflow_id)
+                    .bind(p.limit())
+                    .bind(p.offset())
+                    .fetch_all(&self.db)
+                    .await
+            }
+        }
+        .map_err(map_sqlx)?;
+        let items: Vec<Execution> = convert(rows)?;
+        let total = match page {
+            None => items.len() as i64,
+            Some(_) => {
+                query_scalar::<i64>("SELECT COUNT(*) FROM executions WHERE workflow_id = $1")
+                    .bind(workflow_id)
+                    .fetch_one(&self.db)
+                    .await
+                    .map_err(map_sqlx)?
+            }
+        };
+        let p = page.unwrap_or(PageRequest {
+            page: 1,
+            page_size: items.len() as u32,
+        });
+        Ok(Paged {
+            page: p.page,
+            page_size: p.page_size,
+            total,
+            items,
+        })
+    }
+
+    async fn latest_executions(&self, workflow_ids: &[i64]) -> StoreResult<Vec<Execution>> {
+        let mut out = Vec::with_capacity(workflow_ids.len());
+        // Bounded IN lists: both databases cap the number of parameters.
+        for chunk in workflow_ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id IN \
+                 (SELECT MAX(id) FROM executions WHERE workflow_id IN ({}) GROUP BY workflow_id)",
+                placeholders.join(", ")
+            );
+            let mut query = query_as::<ExecutionRow>(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            out.extend(convert::<_, Execution>(
+                query.fetch_all(&self.db).await.map_err(map_sqlx)?,
+            )?);
+        }
+        Ok(out)
+    }
+}

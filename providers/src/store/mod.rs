@@ -1,9 +1,13 @@
-//! The `Store` port on SQLite (the embedded default) and PostgreSQL. The
-//! SQL is shared (`sql.rs`); each database has its own migrations under
-//! `migrations/` and its own connection set-up.
+//! The `Store` port on SQLite (the embedded default) and PostgreSQL: one
+//! `SqlStore` whose SQL is written once (`db.rs` runs each statement on
+//! either database), one module per port. Each database has its own
+//! migrations under `migrations/` and its own connection set-up.
 
+mod calls;
+mod db;
 mod delivery;
 mod errors;
+mod events;
 mod jobs;
 mod ledger;
 mod postgres;
@@ -12,15 +16,99 @@ mod rows;
 mod sql;
 mod sqlite;
 mod url;
+mod workflows;
 
 use std::sync::Arc;
 
+use ai_team_core::error::StoreResult;
 use ai_team_core::queue::{JobSource, StepQueue};
 use ai_team_core::{Store, StoreError};
+use sqlx::{PgPool, SqlitePool};
 
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+use db::{Db, query, query_scalar};
+use errors::map_sqlx;
 pub use url::DatabaseUrl;
+
+/// The store on one database; every port of `ai_team_core::store` and the
+/// durable local queue (`jobs.rs`) are implemented on it.
+#[derive(Clone)]
+pub struct SqlStore {
+    db: Db,
+    /// Wakes this process's event subscribers after a commit.
+    signal: tokio::sync::broadcast::Sender<i64>,
+    /// Wakes this process's idle workers when it queues a job they can
+    /// take at once (other processes find it by polling).
+    jobs_signal: Arc<tokio::sync::Notify>,
+}
+
+impl SqlStore {
+    fn on(db: Db) -> Self {
+        Self {
+            db,
+            signal: tokio::sync::broadcast::channel(1024).0,
+            jobs_signal: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Applies the database's migrations (`migrations/sqlite` or
+    /// `migrations/postgres`).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match &self.db {
+            Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await,
+            Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await,
+        }
+        .map_err(migrate_error)
+    }
+
+    /// The SQLite pool, for benchmarks and tests that seed in bulk.
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.db {
+            Db::Sqlite(pool) => Some(pool),
+            Db::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL pool, for benchmarks and tests that seed in bulk.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.db {
+            Db::Postgres(pool) => Some(pool),
+            Db::Sqlite(_) => None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        self.db.name()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn ping(&self) -> StoreResult<()> {
+        query("SELECT 1")
+            .execute(&self.db)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn service_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
+        query(
+            "INSERT INTO service_secrets (name, secret) VALUES ($1, $2) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .execute(&self.db)
+        .await
+        .map_err(map_sqlx)?;
+        query_scalar::<String>("SELECT secret FROM service_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.db)
+            .await
+            .map_err(map_sqlx)
+    }
+}
 
 /// One database seen through each port it serves: the store, and the
 /// durable local queue in the same database.
@@ -39,28 +127,17 @@ pub async fn connect(url: &DatabaseUrl, migrate: bool) -> Result<Arc<dyn Store>,
 
 /// `connect`, with the queue ports of the same database.
 pub async fn connect_backend(url: &DatabaseUrl, migrate: bool) -> Result<Backend, StoreError> {
-    fn all<T: Store + StepQueue + JobSource + Clone>(s: T) -> Backend {
-        Backend {
-            store: Arc::new(s.clone()),
-            queue: Arc::new(s.clone()),
-            jobs: Arc::new(s),
-        }
+    let store = match url {
+        DatabaseUrl::Postgres(u) => SqlStore::postgres(u).await?,
+        _ => SqlStore::sqlite(url).await?,
+    };
+    if migrate {
+        store.migrate().await?;
     }
-    Ok(match url {
-        DatabaseUrl::Postgres(u) => {
-            let store = PostgresStore::connect(u).await?;
-            if migrate {
-                store.migrate().await?;
-            }
-            all(store)
-        }
-        _ => {
-            let store = SqliteStore::connect(url).await?;
-            if migrate {
-                store.migrate().await?;
-            }
-            all(store)
-        }
+    Ok(Backend {
+        store: Arc::new(store.clone()),
+        queue: Arc::new(store.clone()),
+        jobs: Arc::new(store),
     })
 }
 

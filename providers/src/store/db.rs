@@ -1,0 +1,333 @@
+//! The one query layer under the store: a statement is written once, with
+//! `$n` placeholders, and runs on SQLite or PostgreSQL (both take `$n`,
+//! `RETURNING`, `ON CONFLICT` and partial indexes). Values are bound as
+//! [`Arg`]s and handed to the database's own sqlx arguments only when the
+//! statement runs, so the store's SQL reads as ordinary functions instead
+//! of being generic over `sqlx::Database` (whose bounds would outweigh the
+//! code) or expanded per database by a macro.
+
+use std::marker::PhantomData;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments, Decode, FromRow, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection};
+use sqlx::{SqlitePool, Type};
+
+/// A database the store runs on.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Db {
+    /// Which database this is ("sqlite" or "postgres").
+    pub fn name(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Starts a transaction; it rolls back when dropped uncommitted.
+    pub async fn begin(&self) -> sqlx::Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+}
+
+/// An open transaction on either database.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> sqlx::Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+
+    pub async fn rollback(self) -> sqlx::Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await,
+            Tx::Postgres(t) => t.rollback().await,
+        }
+    }
+}
+
+/// Where a statement runs: a pool, or inside a transaction.
+pub enum On<'c> {
+    SqlitePool(&'c SqlitePool),
+    PostgresPool(&'c PgPool),
+    SqliteTx(&'c mut SqliteConnection),
+    PostgresTx(&'c mut PgConnection),
+}
+
+impl<'c> From<&'c Db> for On<'c> {
+    fn from(db: &'c Db) -> Self {
+        match db {
+            Db::Sqlite(p) => On::SqlitePool(p),
+            Db::Postgres(p) => On::PostgresPool(p),
+        }
+    }
+}
+
+impl<'c> From<&'c mut Tx> for On<'c> {
+    fn from(tx: &'c mut Tx) -> Self {
+        match tx {
+            Tx::Sqlite(t) => On::SqliteTx(t),
+            Tx::Postgres(t) => On::PostgresTx(t),
+        }
+    }
+}
+
+/// A value bound to a placeholder. `None` binds a typed NULL (PostgreSQL
+/// needs the type, e.g. for `$2 IS NULL OR … = $2`).
+#[derive(Debug, Clone)]
+pub enum Arg<'q> {
+    BigInt(Option<i64>),
+    Int(Option<i32>),
+    Bool(Option<bool>),
+    Text(Option<&'q str>),
+    OwnedText(Option<String>),
+    Time(Option<DateTime<Utc>>),
+}
+
+macro_rules! arg_from {
+    ($($t:ty => $variant:ident $(, $conv:expr)?;)*) => {
+        $(
+            impl<'q> From<$t> for Arg<'q> {
+                fn from(v: $t) -> Self {
+                    Arg::$variant(arg_from!(@conv v $(, $conv)?))
+                }
+            }
+        )*
+    };
+    (@conv $v:ident) => { Some($v) };
+    (@conv $v:ident, $conv:expr) => { $conv($v) };
+}
+
+arg_from! {
+    i64 => BigInt;
+    i32 => Int;
+    bool => Bool;
+    &'q str => Text;
+    String => OwnedText;
+    DateTime<Utc> => Time;
+    &'q String => Text, |v: &'q String| Some(v.as_str());
+    &'q i64 => BigInt, |v: &'q i64| Some(*v);
+    Option<i64> => BigInt, |v| v;
+    Option<i32> => Int, |v| v;
+    Option<bool> => Bool, |v| v;
+    Option<&'q str> => Text, |v| v;
+    Option<String> => OwnedText, |v| v;
+    Option<DateTime<Utc>> => Time, |v| v;
+    &'q Option<String> => Text, |v: &'q Option<String>| v.as_deref();
+}
+
+fn sqlite_args<'q>(args: Vec<Arg<'q>>) -> sqlx::Result<SqliteArguments<'q>> {
+    let mut out = SqliteArguments::default();
+    for arg in args {
+        match arg {
+            Arg::BigInt(v) => out.add(v),
+            Arg::Int(v) => out.add(v),
+            Arg::Bool(v) => out.add(v),
+            Arg::Text(v) => out.add(v),
+            Arg::OwnedText(v) => out.add(v),
+            Arg::Time(v) => out.add(v),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(out)
+}
+
+fn postgres_args(args: Vec<Arg<'_>>) -> sqlx::Result<PgArguments> {
+    let mut out = PgArguments::default();
+    for arg in args {
+        match arg {
+            Arg::BigInt(v) => out.add(v),
+            Arg::Int(v) => out.add(v),
+            Arg::Bool(v) => out.add(v),
+            Arg::Text(v) => out.add(v),
+            Arg::OwnedText(v) => out.add(v),
+            Arg::Time(v) => out.add(v),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(out)
+}
+
+/// A row type both databases can decode.
+pub trait FromEitherRow:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+impl<T> FromEitherRow for T where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+/// A column value both databases can decode.
+pub trait DecodeEither:
+    Type<Sqlite>
+    + for<'r> Decode<'r, Sqlite>
+    + Type<Postgres>
+    + for<'r> Decode<'r, Postgres>
+    + Send
+    + Unpin
+{
+}
+impl<T> DecodeEither for T where
+    T: Type<Sqlite>
+        + for<'r> Decode<'r, Sqlite>
+        + Type<Postgres>
+        + for<'r> Decode<'r, Postgres>
+        + Send
+        + Unpin
+{
+}
+
+/// What a statement returns: nothing (its effect), rows of `R`, or the
+/// first column as `T`.
+pub struct Effect;
+pub struct Rows<R>(PhantomData<fn() -> R>);
+pub struct Scalar<T>(PhantomData<fn() -> T>);
+
+/// One SQL statement and its bound values.
+#[must_use = "a statement does nothing until it runs"]
+pub struct Stmt<'q, O> {
+    sql: &'q str,
+    args: Vec<Arg<'q>>,
+    out: PhantomData<O>,
+}
+
+/// A statement run for its effect.
+pub fn query(sql: &str) -> Stmt<'_, Effect> {
+    Stmt {
+        sql,
+        args: Vec::new(),
+        out: PhantomData,
+    }
+}
+
+/// A statement whose rows decode as `R`.
+pub fn query_as<R: FromEitherRow>(sql: &str) -> Stmt<'_, Rows<R>> {
+    Stmt {
+        sql,
+        args: Vec::new(),
+        out: PhantomData,
+    }
+}
+
+/// A statement whose first column decodes as `T`.
+pub fn query_scalar<T: DecodeEither>(sql: &str) -> Stmt<'_, Scalar<T>> {
+    Stmt {
+        sql,
+        args: Vec::new(),
+        out: PhantomData,
+    }
+}
+
+impl<'q, O> Stmt<'q, O> {
+    /// Binds the next placeholder.
+    pub fn bind(mut self, value: impl Into<Arg<'q>>) -> Self {
+        self.args.push(value.into());
+        self
+    }
+
+    /// Binds the next placeholder if there is a value (for an optional
+    /// clause whose placeholder exists only with it).
+    pub fn bind_some(self, value: Option<impl Into<Arg<'q>>>) -> Self {
+        match value {
+            Some(v) => self.bind(v),
+            None => self,
+        }
+    }
+}
+
+/// Runs one sqlx call on whichever database `$on` is, with the statement's
+/// arguments converted for it.
+macro_rules! run {
+    ($stmt:expr, $on:expr, |$make:ident| $call:ident) => {{
+        let Stmt { sql, args, .. } = $stmt;
+        match $on.into() {
+            On::SqlitePool(p) => run!(@sqlite sql, args, $make).$call(p).await,
+            On::SqliteTx(c) => run!(@sqlite sql, args, $make).$call(c).await,
+            On::PostgresPool(p) => run!(@postgres sql, args, $make).$call(p).await,
+            On::PostgresTx(c) => run!(@postgres sql, args, $make).$call(c).await,
+        }
+    }};
+    (@sqlite $sql:ident, $args:ident, $make:ident) => {
+        sqlx::$make::<Sqlite, _, _>($sql, sqlite_args($args)?)
+    };
+    (@postgres $sql:ident, $args:ident, $make:ident) => {
+        sqlx::$make::<Postgres, _, _>($sql, postgres_args($args)?)
+    };
+}
+
+/// What a statement run for its effect did.
+#[derive(Debug, Clone, Copy)]
+pub struct Done {
+    rows_affected: u64,
+}
+
+impl Done {
+    pub fn rows_affected(&self) -> u64 {
+        self.rows_affected
+    }
+}
+
+impl<'q> Stmt<'q, Effect> {
+    pub async fn execute<'c>(self, on: impl Into<On<'c>>) -> sqlx::Result<Done> {
+        let Stmt { sql, args, .. } = self;
+        let rows_affected = match on.into() {
+            On::SqlitePool(p) => sqlx::query_with(sql, sqlite_args(args)?)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            On::SqliteTx(c) => sqlx::query_with(sql, sqlite_args(args)?)
+                .execute(c)
+                .await?
+                .rows_affected(),
+            On::PostgresPool(p) => sqlx::query_with(sql, postgres_args(args)?)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            On::PostgresTx(c) => sqlx::query_with(sql, postgres_args(args)?)
+                .execute(c)
+                .await?
+                .rows_affected(),
+        };
+        Ok(Done { rows_affected })
+    }
+}
+
+impl<'q, R: FromEitherRow> Stmt<'q, Rows<R>> {
+    pub async fn fetch_one<'c>(self, on: impl Into<On<'c>>) -> sqlx::Result<R> {
+        run!(self, on, |query_as_with| fetch_one)
+    }
+
+    pub async fn fetch_optional<'c>(self, on: impl Into<On<'c>>) -> sqlx::Result<Option<R>> {
+        run!(self, on, |query_as_with| fetch_optional)
+    }
+
+    pub async fn fetch_all<'c>(self, on: impl Into<On<'c>>) -> sqlx::Result<Vec<R>> {
+        run!(self, on, |query_as_with| fetch_all)
+    }
+}
+
+impl<'q, T: DecodeEither> Stmt<'q, Scalar<T>> {
+    pub async fn fetch_one<'c>(self, on: impl Into<On<'c>>) -> sqlx::Result<T> {
+        run!(self, on, |query_scalar_with| fetch_one)
+    }
+
+    pub async fn fetch_optional<'c>(self, on: impl Into<On<'c>>) -> sqlx::Result<Option<T>> {
+        run!(self, on, |query_scalar_with| fetch_optional)
+    }
+}
