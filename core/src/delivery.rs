@@ -381,6 +381,26 @@ pub trait DeliveryStore: Send + Sync + 'static {
     ) -> StoreResult<WebhookOutcome>;
 }
 
+/// What a refresh job fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefreshKind {
+    /// The pull request, its check runs and check suites.
+    Pr,
+    Diffs,
+    Artifacts,
+}
+
+impl RefreshKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshKind::Pr => "pr",
+            RefreshKind::Diffs => "diffs",
+            RefreshKind::Artifacts => "artifacts",
+        }
+    }
+}
+
 #[cfg(test)]
 mod story_mention_tests {
     use super::mentions_story;

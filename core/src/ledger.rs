@@ -25,6 +25,8 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
+    /// An event of any shape, for tests and tools: what the service
+    /// itself writes is a [`crate::WorkflowEvent`].
     pub fn new(kind: EventKind, data: Value) -> Self {
         Self { kind, data }
     }

@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod answers;
 pub mod blob;
+pub mod budgets;
 pub mod catalog;
 pub mod codehost;
 pub mod compare;
@@ -33,6 +34,8 @@ pub mod ticket;
 pub mod tracking;
 pub mod verification;
 pub mod views;
+pub mod workflow_event;
 
 pub use error::StoreError;
 pub use store::Store;
+pub use workflow_event::WorkflowEvent;

@@ -10,10 +10,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::codehost::CodeHostError;
+pub use crate::delivery::RefreshKind;
 use crate::delivery::{ArtifactUpdate, CheckUpdate, DiffUpdate, PullRequest, PullRequestUpdate};
 use crate::error::StoreError;
-use crate::ledger::{EventKind, NewEvent};
+use crate::ledger::NewEvent;
 use crate::store::Store;
+use crate::workflow_event::{RefreshProgress, WorkflowEvent};
 
 /// The queue that carries refresh jobs.
 pub const REFRESH_QUEUE: &str = "refresh";
@@ -47,26 +49,6 @@ pub trait ReviewSource: Send + Sync + 'static {
     ) -> Result<Vec<ArtifactUpdate>, CodeHostError>;
 }
 
-/// What a refresh job fetches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RefreshKind {
-    /// The pull request, its check runs and check suites.
-    Pr,
-    Diffs,
-    Artifacts,
-}
-
-impl RefreshKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefreshKind::Pr => "pr",
-            RefreshKind::Diffs => "diffs",
-            RefreshKind::Artifacts => "artifacts",
-        }
-    }
-}
-
 /// The payload of a refresh job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshJob {
@@ -93,12 +75,13 @@ pub enum RefreshOutcome {
 }
 
 /// The event of a refresh's progress, also logged.
-fn event(job: &RefreshJob, status: &str, extra: Value) -> NewEvent {
-    let mut data = json!({"kind": job.kind.as_str(), "job_id": job.job_id, "status": status, "source": "refresh"});
-    if let (Some(d), Value::Object(extra)) = (data.as_object_mut(), extra) {
-        d.extend(extra);
+fn event(job: &RefreshJob, progress: RefreshProgress) -> NewEvent {
+    WorkflowEvent::Refresh {
+        kind: job.kind,
+        job_id: job.job_id.clone(),
+        progress,
     }
-    NewEvent::new(EventKind::Workflow, data)
+    .into()
 }
 
 /// Appends `events` to the workflow's log (the store logs each one).
@@ -131,7 +114,12 @@ pub async fn run_refresh(
         emit(
             store,
             job.workflow_id,
-            &[event(job, "failed", json!({"error": error}))],
+            &[event(
+                job,
+                RefreshProgress::Failed {
+                    error: error.clone(),
+                },
+            )],
         )
         .await?;
         Ok::<_, StoreError>(RefreshOutcome::Failed { error })
@@ -151,7 +139,12 @@ pub async fn run_refresh(
     let Some(pr) = store.get_pull_request(job.workflow_id).await? else {
         return fail("the workflow has no pull request yet".into()).await;
     };
-    emit(store, job.workflow_id, &[event(job, "started", json!({}))]).await?;
+    emit(
+        store,
+        job.workflow_id,
+        &[event(job, RefreshProgress::Started)],
+    )
+    .await?;
     let result = match job.kind {
         RefreshKind::Pr => refresh_pr(store, source, job, &pr).await,
         RefreshKind::Diffs => refresh_diffs(store, source, job, &pr).await,
@@ -167,8 +160,10 @@ pub async fn run_refresh(
                 job.workflow_id,
                 &[event(
                     job,
-                    "retrying",
-                    json!({"error": e.to_string(), "retry_in_secs": delay.as_secs()}),
+                    RefreshProgress::Retrying {
+                        error: e.to_string(),
+                        retry_in: delay,
+                    },
                 )],
             )
             .await?;
@@ -211,21 +206,24 @@ async fn refresh_pr(
     };
     let pr_event = event(
         job,
-        "completed",
-        json!({"number": fresh.number, "state": fresh.state, "merged": fresh.merged, "head_sha": fresh.head_sha}),
+        RefreshProgress::PullRequest {
+            number: fresh.number,
+            state: fresh.state.clone(),
+            merged: fresh.merged,
+            head_sha: fresh.head_sha.clone(),
+        },
     );
     store
         .upsert_pull_request(job.workflow_id, &fresh, &[pr_event])
         .await?;
-    let summary = json!({
-        "runs": checks.iter().filter(|c| c.kind == crate::delivery::CheckKind::Run).count(),
-        "suites": checks.iter().filter(|c| c.kind == crate::delivery::CheckKind::Suite).count(),
-    });
-    let checks_event = NewEvent::new(
-        EventKind::Workflow,
-        json!({"kind": "checks", "job_id": job.job_id, "status": "completed", "source": "refresh",
-               "runs": summary["runs"], "suites": summary["suites"],
-               "conclusions": conclusions(&checks)}),
+    let count = |kind| checks.iter().filter(|c| c.kind == kind).count();
+    let checks_event = event(
+        job,
+        RefreshProgress::Checks {
+            runs: count(crate::delivery::CheckKind::Run),
+            suites: count(crate::delivery::CheckKind::Suite),
+            conclusions: conclusions(&checks),
+        },
     );
     let changed = store
         .upsert_checks(job.workflow_id, &checks, &[checks_event])
@@ -236,7 +234,7 @@ async fn refresh_pr(
 }
 
 /// `{conclusion or status: count}` of the check runs.
-fn conclusions(checks: &[CheckUpdate]) -> Value {
+fn conclusions(checks: &[CheckUpdate]) -> serde_json::Map<String, Value> {
     let mut counts = serde_json::Map::new();
     for c in checks
         .iter()
@@ -246,7 +244,7 @@ fn conclusions(checks: &[CheckUpdate]) -> Value {
         let n = counts.get(&key).and_then(Value::as_i64).unwrap_or(0);
         counts.insert(key, json!(n + 1));
     }
-    Value::Object(counts)
+    counts
 }
 
 async fn refresh_diffs(
@@ -261,8 +259,11 @@ async fn refresh_diffs(
     let deletions: i64 = files.iter().map(|f| f.deletions).sum();
     let done = event(
         job,
-        "completed",
-        json!({"files": files.len(), "additions": additions, "deletions": deletions}),
+        RefreshProgress::Diffs {
+            files: files.len(),
+            additions,
+            deletions,
+        },
     );
     store
         .replace_diffs(job.workflow_id, &files, &[done])
@@ -280,7 +281,12 @@ async fn refresh_artifacts(
         return Ok(json!({"artifacts": 0}));
     };
     let artifacts = source.artifacts(&pr.repository, sha).await?;
-    let done = event(job, "completed", json!({"artifacts": artifacts.len()}));
+    let done = event(
+        job,
+        RefreshProgress::Artifacts {
+            artifacts: artifacts.len(),
+        },
+    );
     let new = store
         .upsert_artifacts(job.workflow_id, &artifacts, &[done])
         .await?;

@@ -162,7 +162,7 @@ pub trait EventStore: Send + Sync + 'static {
     async fn events_of_types(
         &self,
         workflow_id: i64,
-        types: &[&str],
+        types: &[crate::models::EventKind],
         limit: i64,
     ) -> StoreResult<Vec<Event>>;
 }

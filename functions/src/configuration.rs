@@ -170,7 +170,7 @@ pub struct Config {
     pub worker_id: String,
     pub worker_concurrency: usize,
     pub step_lease: Duration,
-    pub budgets: ai_team_core::engine::state::Budgets,
+    pub budgets: ai_team_core::budgets::Budgets,
     pub agents_file: Option<std::path::PathBuf>,
     pub spill_bytes: usize,
     pub llm_max_attempts: u32,
@@ -296,8 +296,8 @@ impl Config {
             .unwrap_or(16),
             step_lease: seconds(keys::STEP_LEASE_SECONDS, get(keys::STEP_LEASE_SECONDS), 60)?,
             budgets: {
-                let d = ai_team_core::engine::state::Budgets::default();
-                ai_team_core::engine::state::Budgets {
+                let d = ai_team_core::budgets::Budgets::default();
+                ai_team_core::budgets::Budgets {
                     step_tokens: positive(keys::STEP_TOKEN_BUDGET, get(keys::STEP_TOKEN_BUDGET))?
                         .unwrap_or(d.step_tokens),
                     agent_tokens: positive(

@@ -8,7 +8,7 @@
 use std::sync::{Arc, OnceLock};
 
 use ai_team_core::Store;
-use ai_team_core::ledger::{EventKind, NewEvent};
+use ai_team_core::WorkflowEvent;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::field::{Field, Visit};
@@ -111,25 +111,21 @@ pub fn start(store: Arc<dyn Store>) {
     }
     tokio::spawn(async move {
         while let Some(line) = rx.recv().await {
-            let mut data = json!({
-                "type": "log",
-                "level": line.level,
-                "message": ai_team_core::redact::redact_text(&line.message),
-                "timestamp": chrono::Utc::now(),
-            });
-            if !line.fields.is_empty() {
+            let fields = (!line.fields.is_empty()).then(|| {
                 let mut fields = serde_json::Value::Object(line.fields);
                 ai_team_core::redact::redact_value(&mut fields);
-                data["fields"] = fields;
-            }
+                fields
+            });
+            let event = WorkflowEvent::Log {
+                level: line.level.to_string(),
+                message: ai_team_core::redact::redact_text(&line.message),
+                timestamp: chrono::Utc::now(),
+                fields,
+            };
             // A line about a workflow that is gone (or a store that is
             // down) is only a log line.
             let _ = store
-                .append_events(
-                    line.workflow_id,
-                    line.execution_id,
-                    &[NewEvent::new(EventKind::Log, data)],
-                )
+                .append_events(line.workflow_id, line.execution_id, &[event.into()])
                 .await;
         }
     });

@@ -12,29 +12,31 @@ use super::grammar;
 use super::parse::{self, PathPolicy};
 use super::prompt::{self, FileText};
 use super::run::{StepOutput, StepStop};
-use super::state::{Budgets, FileEntry, RunState, Spent, check_budgets};
+use super::state::{FileEntry, RunState};
 use super::steps::{Step, Transition};
 use super::{Engine, meta_budgets, resume_path};
 use crate::agents::{Role as AgentRole, StepSpec};
+use crate::budgets::{Budgets, Spent, check_budgets};
 use crate::catalog::ModelInfo;
 use crate::governance::{self, Fitted, Window};
-use crate::ledger::{EventKind, NewEvent};
+use crate::ledger::NewEvent;
 use crate::llm::ChatRequest;
 use crate::models::{
     Agent, ArtifactRef, Conversation, Execution, NewCodeFile, NewConversation, NewMessage, Role,
 };
 use crate::money::nanos_to_dollars;
 use crate::tracking::{CallContext, Spill, TrackError, Tracked, sha256_hex, tracked_chat};
+use crate::workflow_event::{Admission, ConversationFinished, WorkflowEvent};
 
 /// How much of an answer a `conversation` event carries (the whole answer
 /// is the conversation's `output`).
 const OUTPUT_EXCERPT_CHARS: usize = 2000;
 
 /// A step that stops the run, with the event saying why.
-fn failure(error: String, kind: EventKind, data: Value) -> StepStop {
+fn failure(error: String, event: WorkflowEvent) -> StepStop {
     StepStop::Fail {
         error,
-        event: NewEvent::new(kind, data),
+        event: event.into(),
     }
 }
 
@@ -73,16 +75,20 @@ impl Engine {
         let agent = step.agent().ok_or_else(|| {
             failure(
                 format!("step {step} has no agent"),
-                EventKind::Error,
-                json!({"step": step.as_str()}),
+                WorkflowEvent::StepFailed {
+                    step: Some(step),
+                    error: None,
+                },
             )
         })?;
         let (Some(spec), Some(role)) = (self.team.step(step.spec_key()), self.team.role(agent))
         else {
             return Err(failure(
                 format!("the team file does not describe step {step}"),
-                EventKind::Error,
-                json!({"step": step.as_str()}),
+                WorkflowEvent::StepFailed {
+                    step: Some(step),
+                    error: None,
+                },
             ));
         };
         let prompt = self
@@ -135,11 +141,14 @@ impl Engine {
         let mut events: Vec<NewEvent> = tracked
             .call_ids
             .iter()
-            .map(|id| {
-                NewEvent::new(
-                    EventKind::LlmCall,
-                    json!({"call_id": id, "conversation_id": conversation.id, "step": step.as_str(), "agent": agent.as_str()}),
-                )
+            .map(|&call_id| {
+                WorkflowEvent::LlmCallRecorded {
+                    call_id,
+                    conversation_id: conversation.id,
+                    step,
+                    agent,
+                }
+                .into()
             })
             .collect();
         let answer = read_answer(
@@ -230,14 +239,20 @@ impl Engine {
         let counter = self.counter.clone();
         let tokenizer = model.tokenizer.clone();
         let count = move |t: &str| counter.count(&tokenizer, t);
-        let fitted = governance::fit(sections, window, &count, self.config.max_shrink_attempts).map_err(|e| {
-            failure(
-                format!("step {step} ({agent}): {e} Resume with {}.", resume_path(execution)),
-                EventKind::Governance,
-                json!({"step": step.as_str(), "agent": agent.as_str(), "decision": "does_not_fit", "prompt_tokens": e.prompt_tokens,
-                       "max_output_tokens": e.max_output_tokens, "context_window": e.context_window, "cut": e.cut}),
-            )
-        })?;
+        let fitted = governance::fit(sections, window, &count, self.config.max_shrink_attempts)
+            .map_err(|e| {
+                failure(
+                    format!(
+                        "step {step} ({agent}): {e} Resume with {}.",
+                        resume_path(execution)
+                    ),
+                    WorkflowEvent::PromptDoesNotFit {
+                        step,
+                        agent,
+                        error: e,
+                    },
+                )
+            })?;
         let prompt_tokens = fitted.prompt_tokens as i64 + 8; // chat framing
         Ok(Prompt {
             fitted,
@@ -290,26 +305,36 @@ impl Engine {
                 );
                 return Err(failure(
                     error.clone(),
-                    EventKind::Escalation,
-                    json!({"step": step.as_str(), "agent": agent.as_str(), "reason": "budget", "budget": over.budget,
-                           "limit": over.limit, "spent": over.spent, "needed": over.needed, "message": error}),
+                    WorkflowEvent::OverBudget {
+                        step,
+                        agent,
+                        over,
+                        message: error,
+                    },
                 ));
             }
         };
         let fitted = &prompt.fitted;
         let model = &prompt.model;
-        let decision = json!({
-            "step": step.as_str(), "agent": agent.as_str(), "decision": if fitted.truncated_sections.is_empty() { "fits" } else { "shrunk" },
-            "model": model.name, "prompt_tokens": prompt_tokens, "max_tokens": max_tokens, "requested_max_tokens": max_output,
-            "context_window": model.context_window, "safety_buffer": self.config.safety_buffer,
-            "truncated_sections": fitted.truncated_sections, "shrink_attempts": fitted.attempts,
-            "budgets": budgets, "spent": {"step": spent.step, "agent": spent.agent, "execution": spent.execution},
-        });
+        let decision = WorkflowEvent::BudgetAdmitted(Box::new(Admission {
+            step,
+            agent,
+            model: model.name.clone(),
+            prompt_tokens,
+            max_tokens,
+            requested_max_tokens: max_output,
+            context_window: model.context_window,
+            safety_buffer: self.config.safety_buffer,
+            truncated_sections: fitted.truncated_sections.clone(),
+            shrink_attempts: fitted.attempts,
+            budgets,
+            spent,
+        }));
         self.store
             .append_events(
                 execution.workflow_id,
                 Some(execution.id),
-                &[NewEvent::new(EventKind::Governance, decision)],
+                &[decision.into()],
             )
             .await?;
         Ok(Admitted {
@@ -393,8 +418,12 @@ impl Engine {
                 );
                 Err(failure(
                     error,
-                    EventKind::Error,
-                    json!({"step": step.as_str(), "agent": agent.as_str(), "error_code": e.code(), "message": e.message}),
+                    WorkflowEvent::ModelFailed {
+                        step,
+                        agent,
+                        error_code: e.code(),
+                        message: e.message,
+                    },
                 ))
             }
         }
@@ -443,19 +472,26 @@ impl Engine {
         ];
         let usage = &tracked.response.usage;
         let events = vec![
-            NewEvent::new(
-                EventKind::Conversation,
-                json!({"conversation_id": conversation.id, "agent": agent.as_str(), "step": step.as_str(),
-                       "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-                       "cost": details["cost"], "cached": tracked.cached, "files": details["files"],
-                       "conversation": {"id": conversation.id, "agent": role.name, "agent_id": agent.as_str(), "step": step.as_str(),
-                                        "output": output.chars().take(OUTPUT_EXCERPT_CHARS).collect::<String>(),
-                                        "files": details["files"]}}),
-            ),
-            NewEvent::new(
-                EventKind::Message,
-                json!({"conversation_id": conversation.id, "role": "assistant", "agent": agent.as_str(), "step": step.as_str(), "chars": output.len()}),
-            ),
+            WorkflowEvent::ConversationFinished(Box::new(ConversationFinished {
+                conversation_id: conversation.id,
+                step,
+                agent,
+                agent_name: role.name.clone(),
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                cost: details["cost"].clone(),
+                cached: tracked.cached,
+                files: details["files"].clone(),
+                output_excerpt: output.chars().take(OUTPUT_EXCERPT_CHARS).collect(),
+            }))
+            .into(),
+            WorkflowEvent::AnswerWritten {
+                conversation_id: conversation.id,
+                step,
+                agent,
+                chars: output.len(),
+            }
+            .into(),
         ];
         (messages, events)
     }
@@ -501,10 +537,13 @@ fn read_answer(
             answer.changes_requested = !v.approved;
             details.insert("verdict".into(), json!(v));
             if answer.changes_requested && step == Step::Review {
-                answer.events.push(NewEvent::new(
-                    EventKind::Collaboration,
-                    json!({"from": "reviewer", "to": "developer", "step": step.as_str(), "changes": v.changes, "round": 1}),
-                ));
+                answer.events.push(
+                    WorkflowEvent::ChangesRequested {
+                        step,
+                        changes: v.changes.clone(),
+                    }
+                    .into(),
+                );
             }
             state.notes.push(format!(
                 "{step} (reviewer): {}",
@@ -520,10 +559,13 @@ fn read_answer(
             let parsed = parse::code_files_with(output, paths);
             if !parsed.refused.is_empty() {
                 details.insert("refused_paths".into(), json!(parsed.refused));
-                answer.events.push(NewEvent::new(
-                    EventKind::Governance,
-                    json!({"step": step.as_str(), "decision": "paths_refused", "paths": parsed.refused}),
-                ));
+                answer.events.push(
+                    WorkflowEvent::PathsRefused {
+                        step,
+                        paths: parsed.refused.clone(),
+                    }
+                    .into(),
+                );
             }
             details.insert(
                 "files".into(),

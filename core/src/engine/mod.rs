@@ -29,15 +29,16 @@ use crate::blob::BlobStore;
 use crate::catalog::Catalog;
 use crate::codehost::CodeHost;
 use crate::error::StoreError;
-use crate::ledger::{EventKind, NewEvent};
+use crate::ledger::NewEvent;
 use crate::llm::{LlmClient, RetryPolicy};
 use crate::models::{Execution, ExecutionStatus};
 use crate::queue::{QueueError, StepMessage, StepQueue, send_step};
 use crate::store::Store;
+use crate::workflow_event::WorkflowEvent;
 
+use crate::budgets::{BudgetPatch, Budgets};
 pub use repo_steps::repo_context;
 pub use run::Outcome;
-use state::{BudgetPatch, Budgets};
 use steps::Step;
 
 /// Counts tokens under a catalog tokenizer name (tiktoken lives in the
@@ -210,10 +211,12 @@ impl Engine {
             .append_events(
                 workflow_id,
                 Some(execution.id),
-                &[NewEvent::new(
-                    EventKind::Execution,
-                    json!({"execution_id": execution.id, "status": "pending", "run": 1}),
-                )],
+                &[WorkflowEvent::ExecutionQueued {
+                    execution_id: execution.id,
+                    run: 1,
+                    resumed: None,
+                }
+                .into()],
             )
             .await?;
         let first = StepMessage {
@@ -271,6 +274,12 @@ impl Engine {
         let Some(next) = next else {
             return Err(StoreError::Conflict("every step of this execution is done".into()).into());
         };
+        let Some(next_step) = Step::parse(&next) else {
+            return Err(StoreError::Conflict(format!(
+                "the last checkpoint names an unknown next step {next:?}; start a new execution"
+            ))
+            .into());
+        };
         let mut meta = execution.meta.clone();
         meta["run"] = json!(run);
         meta["budgets"] = json!(budgets);
@@ -278,10 +287,12 @@ impl Engine {
         if let Some(m) = meta.as_object_mut() {
             m.remove("resume_hint");
         }
-        let events = [NewEvent::new(
-            EventKind::Execution,
-            json!({"execution_id": execution_id, "status": "pending", "run": run, "resumed_from": next, "budgets": budgets}),
-        )];
+        let events: [NewEvent; 1] = [WorkflowEvent::ExecutionQueued {
+            execution_id,
+            run,
+            resumed: Some((next_step, budgets)),
+        }
+        .into()];
         let reopened = self
             .store
             .reopen_execution(execution_id, &meta, &events)
@@ -314,10 +325,11 @@ impl Engine {
             "{} continues from the last checkpoint",
             resume_path(&execution)
         ));
-        let events = [NewEvent::new(
-            EventKind::Execution,
-            json!({"execution_id": execution_id, "status": "cancelled"}),
-        )];
+        let events: [NewEvent; 1] = [WorkflowEvent::ExecutionStatus {
+            execution_id,
+            status: ExecutionStatus::Cancelled,
+        }
+        .into()];
         Ok(self
             .store
             .end_execution(
@@ -377,10 +389,11 @@ impl Engine {
             );
             let mut meta = e.meta.clone();
             meta["resume_hint"] = json!(resume_path(&e));
-            let events = [NewEvent::new(
-                EventKind::Error,
-                json!({"execution_id": e.id, "status": "failed", "error": error}),
-            )];
+            let events: [NewEvent; 1] = [WorkflowEvent::ExecutionAbandoned {
+                execution_id: e.id,
+                error: error.clone(),
+            }
+            .into()];
             match self
                 .store
                 .end_execution(

@@ -17,10 +17,10 @@ use super::steps::{Step, Transition};
 use super::{Engine, resume_path};
 use crate::codehost::FileChange;
 use crate::delivery::{ArtifactUpdate, CheckKind, CheckUpdate};
-use crate::ledger::{EventKind, NewEvent};
 use crate::models::{Execution, Workflow};
 use crate::tracking::sha256_hex;
-use crate::verification::{TestRun, TestStatus};
+use crate::verification::{TestOutcome, TestRun, TestStatus};
+use crate::workflow_event::WorkflowEvent;
 
 /// Tree entries kept in the checkpoint.
 const TREE_LIMIT: usize = 2000;
@@ -155,10 +155,11 @@ impl Engine {
                         "the repository cannot be read: {e}. Fix the workflow's repository and resume with {}.",
                         resume_path(execution)
                     ),
-                    event: NewEvent::new(
-                        EventKind::Error,
-                        json!({"step": "repository_context", "error": e.to_string()}),
-                    ),
+                    event: WorkflowEvent::StepFailed {
+                        step: Some(Step::RepositoryContext),
+                        error: Some(e.to_string()),
+                    }
+                    .into(),
                 });
             }
         };
@@ -199,11 +200,14 @@ impl Engine {
                 )
             }
         ));
-        let event = NewEvent::new(
-            EventKind::Workflow,
-            json!({"workflow_id": workflow.id, "step": "repository_context", "files": context.file_count,
-                   "languages": context.languages, "base_sha": context.base_sha, "code_host": self.code_host.kind()}),
-        );
+        let event = WorkflowEvent::RepositoryRead {
+            workflow_id: workflow.id,
+            files: context.file_count,
+            languages: context.languages.clone(),
+            base_sha: context.base_sha.clone(),
+            code_host: self.code_host.kind(),
+        }
+        .into();
         let result = json!({"files": context.file_count, "base_sha": context.base_sha});
         state.repository = Some(context);
         Ok(StepOutput {
@@ -373,14 +377,18 @@ impl Engine {
             tree_hash: outcome.tree_hash.clone(),
         };
         state.notes.push(format!("{step}: {summary}"));
-        let event = NewEvent::new(
-            EventKind::Verification,
-            json!({"step": step.as_str(), "status": outcome.status, "conclusion": outcome.status.conclusion(),
-                   "command": outcome.command, "command_source": outcome.command_source, "exit_code": outcome.exit_code,
-                   "passed": outcome.passed, "failed": outcome.failed, "duration_ms": outcome.duration_ms,
-                   "timed_out": outcome.timed_out, "reason": outcome.reason, "isolation": outcome.isolation,
-                   "summary": summary, "log_uri": uri, "tree_hash": outcome.tree_hash}),
-        );
+        let event = WorkflowEvent::Verified {
+            step,
+            // The event says what ran; the output is in the log artifact.
+            outcome: Box::new(TestOutcome {
+                tail: String::new(),
+                log: String::new(),
+                ..outcome.clone()
+            }),
+            summary: summary.clone(),
+            log_uri: uri.clone(),
+        }
+        .into();
         let result = json!({"status": outcome.status, "summary": record.summary, "log_uri": uri});
         state.verifications.push(record);
         Ok(StepOutput {

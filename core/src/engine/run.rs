@@ -12,9 +12,11 @@ use super::steps::{Step, Transition};
 use super::{Engine, EngineError, meta_budgets, meta_run, resume_path};
 use crate::codehost::PullRequestRequest;
 use crate::error::StoreError;
-use crate::ledger::{Claim, EventKind, NewEvent, StepCompletion};
+use crate::ledger::{Claim, NewEvent, StepCompletion};
+use crate::models::WorkflowStatus;
 use crate::models::{Execution, ExecutionStatus, NewCodeFile, NewMessage};
 use crate::queue::{StepMessage, send_step};
+use crate::workflow_event::WorkflowEvent;
 
 /// What handling a message came to; the host acks or retries by it.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,14 +143,16 @@ impl Engine {
             .mark_running(
                 execution.id,
                 &[
-                    NewEvent::new(
-                        EventKind::Execution,
-                        json!({"execution_id": execution.id, "status": "running"}),
-                    ),
-                    NewEvent::new(
-                        EventKind::Workflow,
-                        json!({"workflow_id": execution.workflow_id, "status": "running"}),
-                    ),
+                    WorkflowEvent::ExecutionStatus {
+                        execution_id: execution.id,
+                        status: ExecutionStatus::Running,
+                    }
+                    .into(),
+                    WorkflowEvent::WorkflowStatus {
+                        workflow_id: execution.workflow_id,
+                        status: WorkflowStatus::Running,
+                    }
+                    .into(),
                 ],
             )
             .await;
@@ -195,14 +199,17 @@ impl Engine {
                 ));
                 let events = [
                     event,
-                    NewEvent::new(
-                        EventKind::Execution,
-                        json!({"execution_id": execution.id, "status": "failed", "step": step.as_str(), "error": error}),
-                    ),
-                    NewEvent::new(
-                        EventKind::Workflow,
-                        json!({"workflow_id": execution.workflow_id, "status": "failed"}),
-                    ),
+                    WorkflowEvent::ExecutionFailed {
+                        execution_id: execution.id,
+                        step,
+                        error: error.clone(),
+                    }
+                    .into(),
+                    WorkflowEvent::WorkflowStatus {
+                        workflow_id: execution.workflow_id,
+                        status: WorkflowStatus::Failed,
+                    }
+                    .into(),
                 ];
                 match self
                     .store
@@ -291,14 +298,20 @@ impl Engine {
         };
         if next.is_none() {
             completion.finish = Some(ExecutionStatus::Completed);
-            completion.events.push(NewEvent::new(
-                EventKind::Execution,
-                json!({"execution_id": execution.id, "status": "completed"}),
-            ));
-            completion.events.push(NewEvent::new(
-                EventKind::Workflow,
-                json!({"workflow_id": execution.workflow_id, "status": "completed"}),
-            ));
+            completion.events.push(
+                WorkflowEvent::ExecutionStatus {
+                    execution_id: execution.id,
+                    status: ExecutionStatus::Completed,
+                }
+                .into(),
+            );
+            completion.events.push(
+                WorkflowEvent::WorkflowStatus {
+                    workflow_id: execution.workflow_id,
+                    status: WorkflowStatus::Completed,
+                }
+                .into(),
+            );
         }
         if !self.store.complete_step(&completion).await? {
             return Ok(Outcome::Stale {
@@ -328,7 +341,11 @@ impl Engine {
         match checkpoint {
             Some(c) => serde_json::from_value(c.summary).map_err(|e| StepStop::Fail {
                 error: format!("the checkpoint cannot be read ({e}); start a new execution"),
-                event: NewEvent::new(EventKind::Error, json!({"error": "unreadable checkpoint"})),
+                event: WorkflowEvent::StepFailed {
+                    step: None,
+                    error: Some("unreadable checkpoint".into()),
+                }
+                .into(),
             }),
             None => Ok(RunState::default()),
         }
@@ -368,10 +385,14 @@ impl Engine {
             conversation: None,
             messages: vec![],
             files: vec![],
-            events: vec![NewEvent::new(
-                EventKind::Workflow,
-                json!({"workflow_id": workflow.id, "step": "story_retrieval", "story": workflow.jira_story_id, "chars": state.story.len()}),
-            )],
+            events: vec![
+                WorkflowEvent::StoryRetrieved {
+                    workflow_id: workflow.id,
+                    story: workflow.jira_story_id.clone(),
+                    chars: state.story.len(),
+                }
+                .into(),
+            ],
             result: json!({"story_chars": state.story.len()}),
             state,
             next: Step::StoryRetrieval.next(Transition::default()),
@@ -445,10 +466,11 @@ impl Engine {
                         "integration failed: {e}. Fix the repository settings and resume with {}.",
                         resume_path(execution)
                     ),
-                    event: NewEvent::new(
-                        EventKind::Error,
-                        json!({"step": "integration", "error": e.to_string()}),
-                    ),
+                    event: WorkflowEvent::StepFailed {
+                        step: Some(Step::Integration),
+                        error: Some(e.to_string()),
+                    }
+                    .into(),
                 });
             }
         };
@@ -478,27 +500,35 @@ impl Engine {
                 draft: pr.draft,
                 updated_at: pr.updated_at.unwrap_or_else(Utc::now),
             };
-            let event = NewEvent::new(
-                EventKind::Workflow,
-                json!({"kind": "pr", "source": "integration", "number": pr.number, "url": pr.url, "state": update.state}),
-            );
+            let event: NewEvent = WorkflowEvent::PullRequestOpened {
+                number: pr.number,
+                url: pr.url.clone(),
+                state: update.state.clone(),
+            }
+            .into();
             self.store
                 .upsert_pull_request(workflow.id, &update, &[event])
                 .await?;
         }
-        let mut events = vec![NewEvent::new(
-            EventKind::Workflow,
-            json!({"workflow_id": workflow.id, "step": "integration", "delivered": delivered}),
-        )];
+        let mut events: Vec<NewEvent> = vec![
+            WorkflowEvent::Integrated {
+                workflow_id: workflow.id,
+                delivered: Box::new(delivered.clone()),
+            }
+            .into(),
+        ];
         if let Some(reason) = &delivered.pull_request_skipped {
             // As the original's `pr_skipped`: the run completes, and says why.
             state
                 .notes
                 .push(format!("integration: pull request skipped ({reason})"));
-            events.push(NewEvent::new(
-                EventKind::Workflow,
-                json!({"workflow_id": workflow.id, "kind": "pr", "status": "skipped", "pr_skipped": true, "reason": reason}),
-            ));
+            events.push(
+                WorkflowEvent::PullRequestSkipped {
+                    workflow_id: workflow.id,
+                    reason: reason.clone(),
+                }
+                .into(),
+            );
         }
         let result = json!(delivered);
         state.delivered = Some(delivered);

@@ -1,6 +1,6 @@
 //! A workflow's executions.
 
-use ai_team_core::engine::state::BudgetPatch;
+use ai_team_core::budgets::BudgetPatch;
 use ai_team_core::models::Execution;
 use ai_team_core::query::FieldError;
 use axum::body::Bytes;

@@ -108,10 +108,12 @@ pub async fn create_from_jira(
     let workflow = workflow.into_inner();
     if status == StatusCode::CREATED {
         // On the workflow's stream (and so in the log) from its first moment.
-        let event = ai_team_core::ledger::NewEvent::new(
-            ai_team_core::ledger::EventKind::Workflow,
-            json!({"kind": "story", "source": tickets.kind(), "story": story_id, "url": ticket.url}),
-        );
+        let event = ai_team_core::WorkflowEvent::StoryImported {
+            source: tickets.kind(),
+            story: story_id.to_string(),
+            url: ticket.url.clone(),
+        }
+        .into();
         state
             .store
             .append_events(workflow.id, None, &[event])

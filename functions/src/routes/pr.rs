@@ -12,7 +12,6 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -201,10 +200,12 @@ async fn enqueue(
             public: "queue unavailable",
             detail: e.to_string(),
         })?;
-    let event = ai_team_core::ledger::NewEvent::new(
-        ai_team_core::ledger::EventKind::Workflow,
-        json!({"kind": kind.as_str(), "job_id": job.job_id, "status": "queued", "source": "refresh"}),
-    );
+    let event = ai_team_core::WorkflowEvent::Refresh {
+        kind,
+        job_id: job.job_id.clone(),
+        progress: ai_team_core::workflow_event::RefreshProgress::Queued,
+    }
+    .into();
     ai_team_core::review::emit(state.store.as_ref(), workflow_id, &[event]).await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -2,7 +2,7 @@
 //! ones, a reconcile from executions and heartbeats, and the resume of a
 //! workflow's latest failed execution.
 
-use ai_team_core::engine::state::BudgetPatch;
+use ai_team_core::budgets::BudgetPatch;
 use ai_team_core::models::ExecutionStatus;
 use ai_team_core::views::StatusInfo;
 use axum::extract::State;

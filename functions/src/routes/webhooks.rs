@@ -7,8 +7,8 @@
 //! the delivery record and the event), and anything else is 202, ignored.
 //! The route is open to GitHub without the API token (see `auth`).
 
-use ai_team_core::delivery::{WebhookChange, WebhookDelivery, WebhookOutcome};
-use ai_team_core::ledger::{EventKind, NewEvent};
+use ai_team_core::delivery::{WebhookDelivery, WebhookOutcome};
+use ai_team_core::ledger::NewEvent;
 use ai_team_core::query::FieldError;
 use ai_team_providers::github::webhook::{self, Parsed};
 use axum::body::Bytes;
@@ -43,26 +43,7 @@ fn required<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<&'a str> {
 
 /// The event of an applied delivery (also logged).
 fn delivery_event(d: &WebhookDelivery) -> NewEvent {
-    let mut data = json!({
-        "source": "webhook",
-        "delivery_id": d.delivery_id,
-        "event": d.event,
-        "action": d.action,
-    });
-    let extra = match &d.change {
-        WebhookChange::PullRequest(pr) => {
-            json!({"kind": "pr", "number": pr.number, "state": pr.state,
-            "merged": pr.merged, "head_sha": pr.head_sha})
-        }
-        WebhookChange::Check(c) => {
-            json!({"kind": "checks", "check": c.kind.as_str(), "name": c.name,
-            "status": c.status, "conclusion": c.conclusion, "head_sha": c.head_sha})
-        }
-    };
-    if let (Some(d), Value::Object(e)) = (data.as_object_mut(), extra) {
-        d.extend(e);
-    }
-    NewEvent::new(EventKind::Workflow, data)
+    ai_team_core::WorkflowEvent::Webhook(Box::new(d.clone())).into()
 }
 
 fn answer(status: StatusCode, body: Value) -> Response {

@@ -1,7 +1,7 @@
 //! Workflows: list, create (idempotent on `jira_story_id`), get with
 //! everything under it, delete, and the execute trigger.
 
-use ai_team_core::models::Workflow;
+use ai_team_core::models::{EventKind, Workflow};
 use ai_team_core::query::{FieldError, NewWorkflow, PageRequest};
 use ai_team_core::repository::RepositoryRef;
 use ai_team_core::views::{self, StatusInfo, WorkflowDetailView, WorkflowView};
@@ -349,7 +349,11 @@ pub async fn get_workflow(
         .remove(0);
     let interactions = state
         .store
-        .events_of_types(id, &["escalation", "collaboration"], INTERACTIONS_LIMIT)
+        .events_of_types(
+            id,
+            &[EventKind::Escalation, EventKind::Collaboration],
+            INTERACTIONS_LIMIT,
+        )
         .await?;
     let view = views::workflow_detail(detail, &info, &state.team, &interactions);
     let body = serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.into()))?;

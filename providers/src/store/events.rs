@@ -165,7 +165,7 @@ impl ai_team_core::store::EventStore for SqlStore {
     async fn events_of_types(
         &self,
         workflow_id: i64,
-        types: &[&str],
+        types: &[EventKind],
         limit: i64,
     ) -> StoreResult<Vec<Event>> {
         if types.is_empty() {
@@ -178,7 +178,7 @@ impl ai_team_core::store::EventStore for SqlStore {
         );
         let mut query = query_as::<EventRow>(&sql).bind(workflow_id).bind(limit);
         for t in types {
-            query = query.bind(*t);
+            query = query.bind(t.as_str());
         }
         convert(query.fetch_all(&self.db).await.map_err(map_sqlx)?)
     }
