@@ -59,6 +59,10 @@ struct StepTotals {
 }
 
 /// Reviews the workflow's records.
+///
+/// Long because it is one list of rules over the same per-step totals:
+/// each rule is a short paragraph that reads them and adds a finding, and
+/// the list reads best in one place, in the order the review reports it.
 pub fn review(
     workflow_id: i64,
     calls: &[CallFact],

@@ -113,34 +113,8 @@ pub async fn tracked_chat(
     policy: RetryPolicy,
 ) -> Result<Tracked, TrackError> {
     let hash = prompt_hash(client.provider(), client.model(), request);
-    // A stored answer whose code files held a secret was stored redacted:
-    // replaying it would commit `[REDACTED]`, so the call is made again.
-    if let Some(eid) = ctx.execution_id
-        && let Some(call) = store.find_cached_call(eid, &hash).await?
-        && let Some(body) = stored_body(ctx, &call.response_data).await
-        && body["redacted"] != json!(true)
-        && let Some(content) = body["content"].as_str()
-    {
-        tracing::info!(
-            execution_id = eid,
-            call_id = call.id,
-            "reusing a stored response"
-        );
-        return Ok(Tracked {
-            response: ChatResponse {
-                content: content.to_owned(),
-                model: call.model,
-                usage: Usage {
-                    prompt_tokens: call.prompt_tokens,
-                    completion_tokens: call.completion_tokens,
-                    estimated: call.budget_snapshot["usage_estimated"] == json!(true),
-                },
-                latency_ms: 0,
-                finish_reason: body["finish_reason"].as_str().map(str::to_owned),
-            },
-            cached: true,
-            call_ids: vec![],
-        });
+    if let Some(tracked) = cached_answer(store, ctx, &hash).await? {
+        return Ok(tracked);
     }
     let mut request_data = json!({
         "provider": client.provider(),
@@ -212,6 +186,45 @@ pub async fn tracked_chat(
     })
 }
 
+/// The answer this execution already paid for with this prompt hash,
+/// if one is stored and can be replayed.
+async fn cached_answer(
+    store: &Arc<dyn Store>,
+    ctx: &CallContext<'_>,
+    hash: &str,
+) -> Result<Option<Tracked>, StoreError> {
+    // A stored answer whose code files held a secret was stored redacted:
+    // replaying it would commit `[REDACTED]`, so the call is made again.
+    if let Some(eid) = ctx.execution_id
+        && let Some(call) = store.find_cached_call(eid, hash).await?
+        && let Some(body) = stored_body(ctx, &call.response_data).await
+        && body["redacted"] != json!(true)
+        && let Some(content) = body["content"].as_str()
+    {
+        tracing::info!(
+            execution_id = eid,
+            call_id = call.id,
+            "reusing a stored response"
+        );
+        return Ok(Some(Tracked {
+            response: ChatResponse {
+                content: content.to_owned(),
+                model: call.model,
+                usage: Usage {
+                    prompt_tokens: call.prompt_tokens,
+                    completion_tokens: call.completion_tokens,
+                    estimated: call.budget_snapshot["usage_estimated"] == json!(true),
+                },
+                latency_ms: 0,
+                finish_reason: body["finish_reason"].as_str().map(str::to_owned),
+            },
+            cached: true,
+            call_ids: vec![],
+        }));
+    }
+    Ok(None)
+}
+
 /// Replaces a response's usage by what is recorded and budgeted (see
 /// `ModelInfo::check_usage`): the prompt estimate is governance's count
 /// of this request, the completion estimate that of the answer.
@@ -256,6 +269,10 @@ async fn stored_body(ctx: &CallContext<'_>, data: &Value) -> Option<Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// The call's row from one attempt's outcome.
+///
+/// Long because the row has twenty columns: one literal for what every
+/// attempt records, then one arm each for a success and a failure.
 fn row_for(
     ctx: &CallContext<'_>,
     client: &dyn LlmClient,

@@ -239,6 +239,9 @@ fn agents_md_command(text: &str) -> Option<String> {
 
 /// Pass and fail counts from a runner's summary, where it prints one:
 /// unittest, pytest, cargo test, go test, node's runner, jest.
+///
+/// Long because it holds one short block per runner's summary format;
+/// a runner added is a block added.
 pub fn parse_counts(output: &str) -> (Option<u32>, Option<u32>) {
     let num = |s: &str| s.trim().parse::<u32>().ok();
     let mut passed: Option<u32> = None;

@@ -250,6 +250,9 @@ impl WorkflowEvent {
     }
 
     /// The event's JSON, as stored and streamed.
+    ///
+    /// Long because it is the streaming contract: one arm per event, kept
+    /// together so that a change of what clients receive is seen here.
     pub fn data(&self) -> Value {
         use WorkflowEvent as E;
         match self {

@@ -66,51 +66,22 @@ struct Answer {
 }
 
 impl Engine {
+    /// One agent's step, its stages in order (see the module's doc).
+    ///
+    /// Long because it is the list of those stages and the values each
+    /// hands the next; every stage is its own function below.
     pub(super) async fn agent_step(
         &self,
         execution: &Execution,
         step: Step,
         mut state: RunState,
     ) -> Result<StepOutput, StepStop> {
-        let agent = step.agent().ok_or_else(|| {
-            failure(
-                format!("step {step} has no agent"),
-                WorkflowEvent::StepFailed {
-                    step: Some(step),
-                    error: None,
-                },
-            )
-        })?;
-        let (Some(spec), Some(role)) = (self.team.step(step.spec_key()), self.team.role(agent))
-        else {
-            return Err(failure(
-                format!("the team file does not describe step {step}"),
-                WorkflowEvent::StepFailed {
-                    step: Some(step),
-                    error: None,
-                },
-            ));
-        };
+        let (agent, spec, role) = self.cast(step)?;
         let prompt = self
             .fit_prompt(execution, step, agent, spec, role, &state)
             .await?;
-        let conversation_prompt = prompt::request(
-            &prompt.fitted.sections,
-            prompt.max_output,
-            self.config.temperature,
-        );
         let conversation = self
-            .store
-            .ensure_conversation(&NewConversation {
-                workflow_id: execution.workflow_id,
-                execution_id: Some(execution.id),
-                agent,
-                step: step.as_str().into(),
-                prompt: self.persisted(conversation_prompt.messages[1].content.clone()),
-                output: None,
-                details: json!({}),
-                timestamp: Utc::now(),
-            })
+            .open_conversation(execution, step, agent, &prompt)
             .await?;
         let admitted = self
             .admit(execution, step, agent, &prompt, &conversation)
@@ -193,6 +164,59 @@ impl Engine {
             }),
             state,
         })
+    }
+
+    /// The step's agent, and what the team file says of the step and role.
+    fn cast(&self, step: Step) -> Result<(Agent, &StepSpec, &AgentRole), StepStop> {
+        let agent = step.agent().ok_or_else(|| {
+            failure(
+                format!("step {step} has no agent"),
+                WorkflowEvent::StepFailed {
+                    step: Some(step),
+                    error: None,
+                },
+            )
+        })?;
+        let (Some(spec), Some(role)) = (self.team.step(step.spec_key()), self.team.role(agent))
+        else {
+            return Err(failure(
+                format!("the team file does not describe step {step}"),
+                WorkflowEvent::StepFailed {
+                    step: Some(step),
+                    error: None,
+                },
+            ));
+        };
+        Ok((agent, spec, role))
+    }
+
+    /// The step's conversation (the one a re-run of the step wrote before,
+    /// if any), opened with the task as its prompt.
+    async fn open_conversation(
+        &self,
+        execution: &Execution,
+        step: Step,
+        agent: Agent,
+        prompt: &Prompt,
+    ) -> Result<Conversation, StepStop> {
+        let conversation_prompt = prompt::request(
+            &prompt.fitted.sections,
+            prompt.max_output,
+            self.config.temperature,
+        );
+        Ok(self
+            .store
+            .ensure_conversation(&NewConversation {
+                workflow_id: execution.workflow_id,
+                execution_id: Some(execution.id),
+                agent,
+                step: step.as_str().into(),
+                prompt: self.persisted(conversation_prompt.messages[1].content.clone()),
+                output: None,
+                details: json!({}),
+                timestamp: Utc::now(),
+            })
+            .await?)
     }
 
     /// The step's prompt sections (the run so far, the files it reads),
@@ -499,6 +523,9 @@ impl Engine {
 
 /// What `step`'s answer changes: the criteria, the design, the verdict,
 /// or the files it writes (paths the policy refuses are dropped and said).
+///
+/// Long because it holds one short arm per kind of step: this match is
+/// where a new kind of step says what its answer changes.
 fn read_answer(
     step: Step,
     agent: Agent,

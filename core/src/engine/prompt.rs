@@ -74,6 +74,11 @@ fn verification_text(state: &RunState) -> String {
     t
 }
 
+/// The prompt's sections, each with its priority and whether the step
+/// can do without it (governance shrinks the others first).
+///
+/// Long because it lists every section a team file can name, in prompt
+/// order; each is a few lines and they share the run state they read.
 pub fn sections(
     role: &Role,
     spec: &StepSpec,

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::run::{StepOutput, StepStop};
@@ -133,6 +133,11 @@ impl Engine {
             })
     }
 
+    /// Reads the repository the workflow changes: its files (through the
+    /// code host), languages, docs and base commit, for the prompts.
+    ///
+    /// Long because it is one sequence (read, pick the docs, index the
+    /// files, write the event) over one context value being filled in.
     pub(super) async fn read_repository(
         &self,
         execution: &Execution,
@@ -281,6 +286,12 @@ impl Engine {
         Ok(out)
     }
 
+    /// Runs the repository's tests on the base plus the team's files,
+    /// keeps the log, and routes failing tests back to the developer.
+    ///
+    /// Long because the run's record is built in stages that share the
+    /// outcome (the redacted log, the artifact and check, the record the
+    /// prompts read, the event); the publishing is `publish_test_log`.
     pub(super) async fn verify(
         &self,
         execution: &Execution,
@@ -327,44 +338,18 @@ impl Engine {
             outcome.isolation,
             outcome.log
         ));
-        let key = format!("test-logs/execution-{}/{}.log", execution.id, step.as_str());
-        let uri = match &self.blobs {
-            Some(b) => match b.put(&key, log.as_bytes()).await {
-                Ok(uri) => Some(uri),
-                Err(e) => {
-                    tracing::warn!(error = %e, key, "the test log could not be stored");
-                    None
-                }
-            },
-            None => None,
-        };
-        if let Some(uri) = &uri {
-            let artifact = ArtifactUpdate {
-                external_id: format!("ai-team/test-log/{}/{}", execution.id, step.as_str()),
-                kind: "test-log".into(),
-                name: shorten(&format!("{}: {summary}", step.as_str()), 200),
-                uri: uri.clone(),
-                checksum: Some(sha256_hex(log.as_bytes())),
-                size_bytes: log.len() as i64,
-                created_at: finished,
-            };
-            self.store
-                .upsert_artifacts(workflow.id, &[artifact], &[])
-                .await?;
-        }
-        let check = CheckUpdate {
-            kind: CheckKind::Run,
-            external_id: check_id(execution.id, step),
-            name: "ai-team tests".into(),
-            status: "completed".into(),
-            conclusion: Some(outcome.status.conclusion().into()),
-            details_url: uri.clone(),
-            started_at: Some(started),
-            completed_at: Some(finished),
-            head_sha: state.repository.as_ref().and_then(|r| r.base_sha.clone()),
-            updated_at: finished,
-        };
-        self.store.upsert_checks(workflow.id, &[check], &[]).await?;
+        let uri = self
+            .publish_test_log(
+                &workflow,
+                execution,
+                step,
+                &state,
+                &outcome,
+                &summary,
+                &log,
+                (started, finished),
+            )
+            .await?;
         let tail = redact(&last_chars(&outcome.tail, TAIL_CHARS));
         let record = VerificationRecord {
             step: step.as_str().into(),
@@ -404,6 +389,61 @@ impl Engine {
                 ..Transition::default()
             }),
         })
+    }
+
+    /// Keeps the test log (a blob, an artifact of the workflow) and the
+    /// check run the pull request shows; returns the log's URI.
+    #[allow(clippy::too_many_arguments)]
+    async fn publish_test_log(
+        &self,
+        workflow: &Workflow,
+        execution: &Execution,
+        step: Step,
+        state: &RunState,
+        outcome: &TestOutcome,
+        summary: &str,
+        log: &str,
+        (started, finished): (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<Option<String>, StepStop> {
+        let key = format!("test-logs/execution-{}/{}.log", execution.id, step.as_str());
+        let uri = match &self.blobs {
+            Some(b) => match b.put(&key, log.as_bytes()).await {
+                Ok(uri) => Some(uri),
+                Err(e) => {
+                    tracing::warn!(error = %e, key, "the test log could not be stored");
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(uri) = &uri {
+            let artifact = ArtifactUpdate {
+                external_id: format!("ai-team/test-log/{}/{}", execution.id, step.as_str()),
+                kind: "test-log".into(),
+                name: shorten(&format!("{}: {summary}", step.as_str()), 200),
+                uri: uri.clone(),
+                checksum: Some(sha256_hex(log.as_bytes())),
+                size_bytes: log.len() as i64,
+                created_at: finished,
+            };
+            self.store
+                .upsert_artifacts(workflow.id, &[artifact], &[])
+                .await?;
+        }
+        let check = CheckUpdate {
+            kind: CheckKind::Run,
+            external_id: check_id(execution.id, step),
+            name: "ai-team tests".into(),
+            status: "completed".into(),
+            conclusion: Some(outcome.status.conclusion().into()),
+            details_url: uri.clone(),
+            started_at: Some(started),
+            completed_at: Some(finished),
+            head_sha: state.repository.as_ref().and_then(|r| r.base_sha.clone()),
+            updated_at: finished,
+        };
+        self.store.upsert_checks(workflow.id, &[check], &[]).await?;
+        Ok(uri)
     }
 }
 

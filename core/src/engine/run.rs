@@ -76,8 +76,10 @@ impl From<StoreError> for StepStop {
 }
 
 impl Engine {
-    /// Handles one step message. Errors are passing (the store or queue
-    /// is unreachable): the host retries the message.
+    /// Handles one step message: claims the step, runs it under a kept
+    /// lease, then commits its output or records why it stopped. Errors
+    /// are passing (the store or queue is unreachable): the host retries
+    /// the message.
     #[tracing::instrument(skip(self), fields(execution_id = msg.execution_id, step = %msg.step, run = msg.attempt))]
     pub async fn handle(&self, msg: &StepMessage) -> Result<Outcome, EngineError> {
         let Some(step) = Step::parse(&msg.step) else {
@@ -85,89 +87,11 @@ impl Engine {
                 reason: format!("unknown step {:?}", msg.step),
             });
         };
-        let execution = match self.store.execution_by_id(msg.execution_id).await {
-            Ok(e) => e,
-            Err(StoreError::NotFound(_)) => {
-                return Ok(Outcome::Stale {
-                    reason: "the execution no longer exists".into(),
-                });
-            }
-            Err(e) => return Err(e.into()),
+        let execution = match self.claim(msg, step).await? {
+            Ok(execution) => execution,
+            Err(outcome) => return Ok(outcome),
         };
-        if !matches!(
-            execution.status,
-            ExecutionStatus::Pending | ExecutionStatus::Running
-        ) {
-            return Ok(Outcome::Stale {
-                reason: format!("the execution is {}", execution.status),
-            });
-        }
-        if msg.attempt != meta_run(&execution.meta) {
-            return Ok(Outcome::Stale {
-                reason: format!(
-                    "message of run {}, execution is in run {}",
-                    msg.attempt,
-                    meta_run(&execution.meta)
-                ),
-            });
-        }
         let owner = &self.config.worker_id;
-        match self
-            .store
-            .claim_step(execution.id, step.as_str(), owner, self.config.lease)
-            .await?
-        {
-            Claim::Completed => {
-                let next = self
-                    .store
-                    .checkpoint(execution.id, step.as_str())
-                    .await?
-                    .and_then(|c| c.summary["next_step"].as_str().map(str::to_owned));
-                if let Some(n) = &next {
-                    self.queue_next(&execution, n, msg.attempt).await?;
-                }
-                return Ok(Outcome::AlreadyDone {
-                    step: step.as_str().into(),
-                    next,
-                });
-            }
-            Claim::Busy { until } => {
-                let retry_in =
-                    (until - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100);
-                return Ok(Outcome::Busy { retry_in });
-            }
-            Claim::Claimed { .. } => {}
-        }
-        let execution = self
-            .store
-            .mark_running(
-                execution.id,
-                &[
-                    WorkflowEvent::ExecutionStatus {
-                        execution_id: execution.id,
-                        status: ExecutionStatus::Running,
-                    }
-                    .into(),
-                    WorkflowEvent::WorkflowStatus {
-                        workflow_id: execution.workflow_id,
-                        status: WorkflowStatus::Running,
-                    }
-                    .into(),
-                ],
-            )
-            .await;
-        let execution = match execution {
-            Ok(e) => e,
-            // Cancelled (or failed by the sweeper) since it was read: give
-            // the step back so a resume can claim it at once.
-            Err(StoreError::Conflict(reason)) => {
-                self.store
-                    .release_step(msg.execution_id, step.as_str(), owner)
-                    .await?;
-                return Ok(Outcome::Stale { reason });
-            }
-            Err(e) => return Err(e.into()),
-        };
         let started = Instant::now();
         let result = {
             let work = self.run_step(&execution, step);
@@ -191,48 +115,153 @@ impl Engine {
                     .await?;
                 Ok(Outcome::Retry { delay, reason })
             }
-            Err(StepStop::Fail { error, event }) => {
-                let mut meta = execution.meta.clone();
-                meta["resume_hint"] = json!(format!(
-                    "{} continues from step {step}",
-                    resume_path(&execution)
-                ));
-                let events = [
-                    event,
-                    WorkflowEvent::ExecutionFailed {
+            Err(StepStop::Fail { error, event }) => self.fail(&execution, step, error, event).await,
+        }
+    }
+
+    /// The running execution whose step this worker now holds, or what the
+    /// message came to instead (stale, done before, busy elsewhere).
+    ///
+    /// Long because each way a message can be stale is its own early
+    /// return, in the order they are checked.
+    async fn claim(
+        &self,
+        msg: &StepMessage,
+        step: Step,
+    ) -> Result<Result<Execution, Outcome>, EngineError> {
+        let execution = match self.store.execution_by_id(msg.execution_id).await {
+            Ok(e) => e,
+            Err(StoreError::NotFound(_)) => {
+                return Ok(Err(Outcome::Stale {
+                    reason: "the execution no longer exists".into(),
+                }));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !matches!(
+            execution.status,
+            ExecutionStatus::Pending | ExecutionStatus::Running
+        ) {
+            return Ok(Err(Outcome::Stale {
+                reason: format!("the execution is {}", execution.status),
+            }));
+        }
+        if msg.attempt != meta_run(&execution.meta) {
+            return Ok(Err(Outcome::Stale {
+                reason: format!(
+                    "message of run {}, execution is in run {}",
+                    msg.attempt,
+                    meta_run(&execution.meta)
+                ),
+            }));
+        }
+        let owner = &self.config.worker_id;
+        match self
+            .store
+            .claim_step(execution.id, step.as_str(), owner, self.config.lease)
+            .await?
+        {
+            Claim::Completed => {
+                let next = self
+                    .store
+                    .checkpoint(execution.id, step.as_str())
+                    .await?
+                    .and_then(|c| c.summary["next_step"].as_str().map(str::to_owned));
+                if let Some(n) = &next {
+                    self.queue_next(&execution, n, msg.attempt).await?;
+                }
+                return Ok(Err(Outcome::AlreadyDone {
+                    step: step.as_str().into(),
+                    next,
+                }));
+            }
+            Claim::Busy { until } => {
+                let retry_in =
+                    (until - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100);
+                return Ok(Err(Outcome::Busy { retry_in }));
+            }
+            Claim::Claimed { .. } => {}
+        }
+        let execution = self
+            .store
+            .mark_running(
+                execution.id,
+                &[
+                    WorkflowEvent::ExecutionStatus {
                         execution_id: execution.id,
-                        step,
-                        error: error.clone(),
+                        status: ExecutionStatus::Running,
                     }
                     .into(),
                     WorkflowEvent::WorkflowStatus {
                         workflow_id: execution.workflow_id,
-                        status: WorkflowStatus::Failed,
+                        status: WorkflowStatus::Running,
                     }
                     .into(),
-                ];
-                match self
-                    .store
-                    .end_execution(
-                        execution.id,
-                        Some(step.as_str()),
-                        ExecutionStatus::Failed,
-                        Some(&self.persisted(error.clone())),
-                        &meta,
-                        &events,
-                    )
-                    .await
-                {
-                    Ok(_) | Err(StoreError::Conflict(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                tracing::warn!(workflow_id = execution.workflow_id, execution_id = execution.id, step = %step, error = %error, "execution failed");
-                Ok(Outcome::Failed {
-                    step: step.as_str().into(),
-                    error,
-                })
+                ],
+            )
+            .await;
+        match execution {
+            Ok(e) => Ok(Ok(e)),
+            // Cancelled (or failed by the sweeper) since it was read: give
+            // the step back so a resume can claim it at once.
+            Err(StoreError::Conflict(reason)) => {
+                self.store
+                    .release_step(msg.execution_id, step.as_str(), owner)
+                    .await?;
+                Ok(Err(Outcome::Stale { reason }))
             }
+            Err(e) => Err(e.into()),
         }
+    }
+
+    /// Ends the execution as failed at `step`, with the event saying why
+    /// and the resume hint in its metadata.
+    async fn fail(
+        &self,
+        execution: &Execution,
+        step: Step,
+        error: String,
+        event: NewEvent,
+    ) -> Result<Outcome, EngineError> {
+        let mut meta = execution.meta.clone();
+        meta["resume_hint"] = json!(format!(
+            "{} continues from step {step}",
+            resume_path(execution)
+        ));
+        let events = [
+            event,
+            WorkflowEvent::ExecutionFailed {
+                execution_id: execution.id,
+                step,
+                error: error.clone(),
+            }
+            .into(),
+            WorkflowEvent::WorkflowStatus {
+                workflow_id: execution.workflow_id,
+                status: WorkflowStatus::Failed,
+            }
+            .into(),
+        ];
+        match self
+            .store
+            .end_execution(
+                execution.id,
+                Some(step.as_str()),
+                ExecutionStatus::Failed,
+                Some(&self.persisted(error.clone())),
+                &meta,
+                &events,
+            )
+            .await
+        {
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::warn!(workflow_id = execution.workflow_id, execution_id = execution.id, step = %step, error = %error, "execution failed");
+        Ok(Outcome::Failed {
+            step: step.as_str().into(),
+            error,
+        })
     }
 
     /// Renews the lease every third of its length; returns only when the
@@ -430,6 +459,12 @@ impl Engine {
             .collect())
     }
 
+    /// Commits the team's files on a branch, pushes it and opens (or
+    /// finds) the pull request; the delivery is the step's result.
+    ///
+    /// Long because the delivery is one sequence whose every stage reads
+    /// the previous one's values (branch, commits, pull request, events);
+    /// the formatting of the pull request is in `pull_request.rs`.
     async fn integrate(
         &self,
         execution: &Execution,
