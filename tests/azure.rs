@@ -330,7 +330,7 @@ async fn a_busy_step_is_sent_again_for_later_and_its_delivery_settled() {
     db.store
         .claim_step(
             execution.id,
-            &step,
+            ai_team_core::steps::Step::parse(&step).unwrap(),
             "other-instance",
             Duration::from_secs(1),
         )

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
+use ai_team_core::steps::Step;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -163,7 +164,7 @@ async fn an_execution_runs_every_step_and_commits_the_files(db: TestDb) {
     // The pm's criteria reached the checkpoint and the architect's prompt.
     let checkpoint = db
         .store
-        .checkpoint(done.id, "analysis")
+        .checkpoint(done.id, Step::Analysis)
         .await
         .unwrap()
         .unwrap();
@@ -434,8 +435,10 @@ async fn a_budget_too_low_stops_with_the_math_and_resume_finishes_it(db: TestDb)
     assert_eq!(escalation.data["budget"], "step");
     assert_eq!(escalation.data["limit"], 100);
     assert!(
-        failed.meta["resume_hint"]
-            .as_str()
+        failed
+            .meta
+            .resume_hint
+            .as_deref()
             .unwrap()
             .contains("resume")
     );
@@ -453,8 +456,8 @@ async fn a_budget_too_low_stops_with_the_math_and_resume_finishes_it(db: TestDb)
     h.drain().await;
     let done = h.execution(&failed).await;
     assert_eq!(done.status, ExecutionStatus::Completed, "{:?}", done.error);
-    assert_eq!(done.meta["run"], 2);
-    assert_eq!(done.meta["budgets"]["step_tokens"], 20000);
+    assert_eq!(done.meta.run, Some(2));
+    assert_eq!(done.meta.budgets.map(|b| b.step_tokens), Some(20000));
     assert_eq!(done.total_calls, llm.requests() as i64);
     totals_match_rows(&db, done.id).await;
     // story_retrieval ran once: it is not run again by the resume.
@@ -562,27 +565,45 @@ async fn step_leases_are_exclusive_until_they_expire(db: TestDb) {
     let s = &db.store;
     let lease = Duration::from_millis(300);
     assert_eq!(
-        s.claim_step(e.id, "analysis", "a", lease).await.unwrap(),
+        s.claim_step(e.id, Step::Analysis, "a", lease)
+            .await
+            .unwrap(),
         Claim::Claimed { attempt: 1 }
     );
     assert!(matches!(
-        s.claim_step(e.id, "analysis", "b", lease).await.unwrap(),
+        s.claim_step(e.id, Step::Analysis, "b", lease)
+            .await
+            .unwrap(),
         Claim::Busy { .. }
     ));
-    assert!(s.renew_lease(e.id, "analysis", "a", lease).await.unwrap());
-    assert!(!s.renew_lease(e.id, "analysis", "b", lease).await.unwrap());
+    assert!(
+        s.renew_lease(e.id, Step::Analysis, "a", lease)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.renew_lease(e.id, Step::Analysis, "b", lease)
+            .await
+            .unwrap()
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
-        s.claim_step(e.id, "analysis", "b", lease).await.unwrap(),
+        s.claim_step(e.id, Step::Analysis, "b", lease)
+            .await
+            .unwrap(),
         Claim::Claimed { attempt: 2 }
     );
     assert!(
-        !s.renew_lease(e.id, "analysis", "a", lease).await.unwrap(),
+        !s.renew_lease(e.id, Step::Analysis, "a", lease)
+            .await
+            .unwrap(),
         "the old owner lost it"
     );
     assert_eq!(s.release_leases("b").await.unwrap(), 1);
     assert_eq!(
-        s.claim_step(e.id, "analysis", "c", lease).await.unwrap(),
+        s.claim_step(e.id, Step::Analysis, "c", lease)
+            .await
+            .unwrap(),
         Claim::Claimed { attempt: 3 }
     );
 }

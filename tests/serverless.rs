@@ -400,7 +400,7 @@ async fn a_busy_step_comes_back_after_its_lease_not_the_visibility_timeout() {
     db.store
         .claim_step(
             execution.id,
-            step["step"].as_str().unwrap(),
+            ai_team_core::steps::Step::parse(step["step"].as_str().unwrap()).unwrap(),
             "another-instance",
             Duration::from_secs(1),
         )

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::StoreResult;
+use crate::execution_meta::ExecutionMeta;
 use crate::models::{
-    Conversation, Execution, ExecutionStatus, NewCodeFile, NewConversation, NewMessage,
+    Agent, Conversation, Execution, ExecutionStatus, NewCodeFile, NewConversation, NewMessage,
 };
+use crate::steps::Step;
 
 pub use crate::models::EventKind;
 
@@ -60,7 +62,7 @@ pub struct Checkpoint {
 pub struct StepCompletion {
     pub workflow_id: i64,
     pub execution_id: i64,
-    pub step: String,
+    pub step: Step,
     pub owner: String,
     /// The step's conversation and its final output and details.
     pub conversation: Option<(i64, String, Value)>,
@@ -88,7 +90,7 @@ pub trait StepLedger: Send + Sync + 'static {
     async fn claim_step(
         &self,
         execution_id: i64,
-        step: &str,
+        step: Step,
         owner: &str,
         lease: Duration,
     ) -> StoreResult<Claim>;
@@ -98,7 +100,7 @@ pub trait StepLedger: Send + Sync + 'static {
     async fn renew_lease(
         &self,
         execution_id: i64,
-        step: &str,
+        step: Step,
         owner: &str,
         lease: Duration,
     ) -> StoreResult<bool>;
@@ -117,10 +119,10 @@ pub trait StepLedger: Send + Sync + 'static {
     async fn end_execution(
         &self,
         execution_id: i64,
-        step: Option<&str>,
+        step: Option<Step>,
         status: ExecutionStatus,
         error: Option<&str>,
-        meta: &Value,
+        meta: &ExecutionMeta,
         events: &[NewEvent],
     ) -> StoreResult<Execution>;
 
@@ -129,17 +131,17 @@ pub trait StepLedger: Send + Sync + 'static {
     async fn reopen_execution(
         &self,
         execution_id: i64,
-        meta: &Value,
+        meta: &ExecutionMeta,
         events: &[NewEvent],
     ) -> StoreResult<Execution>;
 
-    async fn set_execution_meta(&self, execution_id: i64, meta: &Value) -> StoreResult<()>;
+    async fn set_execution_meta(&self, execution_id: i64, meta: &ExecutionMeta) -> StoreResult<()>;
 
-    async fn checkpoint(&self, execution_id: i64, step: &str) -> StoreResult<Option<Checkpoint>>;
+    async fn checkpoint(&self, execution_id: i64, step: Step) -> StoreResult<Option<Checkpoint>>;
     async fn latest_checkpoint(&self, execution_id: i64) -> StoreResult<Option<Checkpoint>>;
 
     /// Tokens the agent's conversations of this execution have used.
-    async fn agent_tokens(&self, execution_id: i64, agent: &str) -> StoreResult<i64>;
+    async fn agent_tokens(&self, execution_id: i64, agent: Agent) -> StoreResult<i64>;
 
     /// Running executions whose heartbeat is older than `before`.
     async fn stale_executions(&self, before: DateTime<Utc>) -> StoreResult<Vec<Execution>>;
@@ -155,7 +157,7 @@ pub trait StepLedger: Send + Sync + 'static {
     ) -> StoreResult<Vec<Execution>>;
 
     /// Gives one claimed step back (it will be claimed again at once).
-    async fn release_step(&self, execution_id: i64, step: &str, owner: &str) -> StoreResult<()>;
+    async fn release_step(&self, execution_id: i64, step: Step, owner: &str) -> StoreResult<()>;
 
     /// Frees the running leases of `owner` (a restarted worker holds none).
     async fn release_leases(&self, owner: &str) -> StoreResult<u64>;

@@ -14,6 +14,7 @@ pub mod conversation_review;
 pub mod delivery;
 pub mod engine;
 pub mod error;
+pub mod execution_meta;
 pub mod fanout;
 pub mod frames;
 pub mod governance;

@@ -158,7 +158,7 @@ pub struct Execution {
     pub models: Vec<String>,
     pub error: Option<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub meta: Value,
+    pub meta: crate::execution_meta::ExecutionMeta,
     pub created_at: DateTime<Utc>,
     /// The worker's last beat while the execution ran.
     pub last_heartbeat_at: Option<DateTime<Utc>>,

@@ -425,7 +425,7 @@ mod tests {
             avg_latency_ms: 0.0,
             models: vec![],
             error: None,
-            meta: Value::Null,
+            meta: Default::default(),
             created_at: now,
             last_heartbeat_at: Some(now - chrono::Duration::seconds(beat_secs_ago)),
         }

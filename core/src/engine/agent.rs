@@ -14,7 +14,7 @@ use super::prompt::{self, FileText};
 use super::run::{StepOutput, StepStop};
 use super::state::{FileEntry, RunState};
 use super::steps::{Step, Transition};
-use super::{Engine, meta_budgets, resume_path};
+use super::{Engine, resume_path};
 use crate::agents::{Role as AgentRole, StepSpec};
 use crate::budgets::{Budgets, Spent, check_budgets};
 use crate::catalog::ModelInfo;
@@ -297,7 +297,7 @@ impl Engine {
         conversation: &Conversation,
     ) -> Result<Admitted, StepStop> {
         let (prompt_tokens, max_output) = (prompt.prompt_tokens, prompt.max_output);
-        let budgets = meta_budgets(&execution.meta, self.config.budgets);
+        let budgets = execution.meta.budgets_or(self.config.budgets);
         // Spent before this step: a re-run of the step (after a crash) then
         // asks for the same output, so its request hashes the same and the
         // response already paid for is reused rather than bought again.
@@ -307,7 +307,7 @@ impl Engine {
             step: 0,
             agent: self
                 .store
-                .agent_tokens(execution.id, agent.as_str())
+                .agent_tokens(execution.id, agent)
                 .await?
                 .saturating_sub(this_step),
             execution: current.total_tokens.saturating_sub(this_step),

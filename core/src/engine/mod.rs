@@ -22,7 +22,7 @@ pub use crate::steps;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::agents::Team;
 use crate::blob::BlobStore;
@@ -37,6 +37,7 @@ use crate::store::Store;
 use crate::workflow_event::WorkflowEvent;
 
 use crate::budgets::{BudgetPatch, Budgets};
+use crate::execution_meta::{ExecutionMeta, RunConfig};
 pub use repo_steps::repo_context;
 pub use run::Outcome;
 use steps::Step;
@@ -154,18 +155,6 @@ impl Engine {
 /// counts as never started (its first message lost to a crash).
 pub const UNSTARTED_AFTER: Duration = Duration::from_secs(30);
 
-/// The execution's meta: run number, budgets, where it stands.
-pub fn meta_run(meta: &Value) -> u32 {
-    meta["run"]
-        .as_u64()
-        .and_then(|r| u32::try_from(r).ok())
-        .unwrap_or(1)
-}
-
-pub fn meta_budgets(meta: &Value, default: Budgets) -> Budgets {
-    serde_json::from_value(meta["budgets"].clone()).unwrap_or(default)
-}
-
 pub(crate) fn resume_path(e: &Execution) -> String {
     format!(
         "POST /workflows/{}/executions/{}/resume",
@@ -195,17 +184,17 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        let meta = json!({
-            "run": 1,
-            "budgets": self.config.budgets,
-            "config": {
-                "provider": self.llm.provider(),
-                "model": self.llm.model(),
-                "code_host": self.code_host.kind(),
-                "temperature": self.config.temperature,
-            },
-            "checkpoint": null,
-        });
+        let meta = ExecutionMeta {
+            run: Some(1),
+            budgets: Some(self.config.budgets),
+            config: Some(RunConfig {
+                provider: self.llm.provider().to_owned(),
+                model: self.llm.model().to_owned(),
+                code_host: self.code_host.kind().to_owned(),
+                temperature: self.config.temperature,
+            }),
+            ..ExecutionMeta::default()
+        };
         self.store.set_execution_meta(execution.id, &meta).await?;
         self.store
             .append_events(
@@ -265,8 +254,8 @@ impl Engine {
             ))
             .into());
         }
-        let run = meta_run(&execution.meta) + 1;
-        let budgets = patch.apply(meta_budgets(&execution.meta, self.config.budgets));
+        let run = execution.meta.run() + 1;
+        let budgets = patch.apply(execution.meta.budgets_or(self.config.budgets));
         let next = match self.store.latest_checkpoint(execution_id).await? {
             Some(c) => c.summary["next_step"].as_str().map(str::to_owned),
             None => Some(Step::FIRST.as_str().to_owned()),
@@ -280,13 +269,13 @@ impl Engine {
             ))
             .into());
         };
-        let mut meta = execution.meta.clone();
-        meta["run"] = json!(run);
-        meta["budgets"] = json!(budgets);
-        meta["resumed_from"] = json!(next);
-        if let Some(m) = meta.as_object_mut() {
-            m.remove("resume_hint");
-        }
+        let meta = ExecutionMeta {
+            run: Some(run),
+            budgets: Some(budgets),
+            resumed_from: Some(next.clone()),
+            resume_hint: None,
+            ..execution.meta.clone()
+        };
         let events: [NewEvent; 1] = [WorkflowEvent::ExecutionQueued {
             execution_id,
             run,
@@ -321,7 +310,7 @@ impl Engine {
     ) -> Result<Execution, EngineError> {
         let execution = self.store.get_execution(workflow_id, execution_id).await?;
         let mut meta = execution.meta.clone();
-        meta["resume_hint"] = json!(format!(
+        meta.resume_hint = Some(format!(
             "{} continues from the last checkpoint",
             resume_path(&execution)
         ));
@@ -360,7 +349,7 @@ impl Engine {
             let first = StepMessage {
                 execution_id: e.id,
                 step: Step::FIRST.as_str().into(),
-                attempt: meta_run(&e.meta),
+                attempt: e.meta.run(),
             };
             send_step(self.queue.as_ref(), &first, Duration::ZERO).await?;
             tracing::warn!(
@@ -385,10 +374,10 @@ impl Engine {
                  {} continues from the last checkpoint ({}).",
                 timeout.as_secs(),
                 resume_path(&e),
-                e.meta["checkpoint"].as_str().unwrap_or("none yet")
+                e.meta.checkpoint.as_deref().unwrap_or("none yet")
             );
             let mut meta = e.meta.clone();
-            meta["resume_hint"] = json!(resume_path(&e));
+            meta.resume_hint = Some(resume_path(&e));
             let events: [NewEvent; 1] = [WorkflowEvent::ExecutionAbandoned {
                 execution_id: e.id,
                 error: error.clone(),

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::pull_request;
 use super::state::{FileEntry, RunState};
 use super::steps::{Step, Transition};
-use super::{Engine, EngineError, meta_budgets, meta_run, resume_path};
+use super::{Engine, EngineError, resume_path};
 use crate::codehost::PullRequestRequest;
 use crate::error::StoreError;
 use crate::ledger::{Claim, NewEvent, StepCompletion};
@@ -110,9 +110,7 @@ impl Engine {
             Err(StepStop::Retry { delay, reason }) => {
                 // Give the step back (a no-op when the lease was lost) so
                 // the retried message claims it without waiting for expiry.
-                self.store
-                    .release_step(execution.id, step.as_str(), owner)
-                    .await?;
+                self.store.release_step(execution.id, step, owner).await?;
                 Ok(Outcome::Retry { delay, reason })
             }
             Err(StepStop::Fail { error, event }) => self.fail(&execution, step, error, event).await,
@@ -146,25 +144,25 @@ impl Engine {
                 reason: format!("the execution is {}", execution.status),
             }));
         }
-        if msg.attempt != meta_run(&execution.meta) {
+        if msg.attempt != execution.meta.run() {
             return Ok(Err(Outcome::Stale {
                 reason: format!(
                     "message of run {}, execution is in run {}",
                     msg.attempt,
-                    meta_run(&execution.meta)
+                    execution.meta.run()
                 ),
             }));
         }
         let owner = &self.config.worker_id;
         match self
             .store
-            .claim_step(execution.id, step.as_str(), owner, self.config.lease)
+            .claim_step(execution.id, step, owner, self.config.lease)
             .await?
         {
             Claim::Completed => {
                 let next = self
                     .store
-                    .checkpoint(execution.id, step.as_str())
+                    .checkpoint(execution.id, step)
                     .await?
                     .and_then(|c| c.summary["next_step"].as_str().map(str::to_owned));
                 if let Some(n) = &next {
@@ -206,7 +204,7 @@ impl Engine {
             // the step back so a resume can claim it at once.
             Err(StoreError::Conflict(reason)) => {
                 self.store
-                    .release_step(msg.execution_id, step.as_str(), owner)
+                    .release_step(msg.execution_id, step, owner)
                     .await?;
                 Ok(Err(Outcome::Stale { reason }))
             }
@@ -224,7 +222,7 @@ impl Engine {
         event: NewEvent,
     ) -> Result<Outcome, EngineError> {
         let mut meta = execution.meta.clone();
-        meta["resume_hint"] = json!(format!(
+        meta.resume_hint = Some(format!(
             "{} continues from step {step}",
             resume_path(execution)
         ));
@@ -246,7 +244,7 @@ impl Engine {
             .store
             .end_execution(
                 execution.id,
-                Some(step.as_str()),
+                Some(step),
                 ExecutionStatus::Failed,
                 Some(&self.persisted(error.clone())),
                 &meta,
@@ -272,7 +270,7 @@ impl Engine {
             tokio::time::sleep(every).await;
             match self
                 .store
-                .renew_lease(execution_id, step.as_str(), owner, self.config.lease)
+                .renew_lease(execution_id, step, owner, self.config.lease)
                 .await
             {
                 Ok(true) => {}
@@ -307,11 +305,11 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         let next = out.next.map(|s| s.as_str().to_owned());
         out.state.next_step = next.clone();
-        let budgets = meta_budgets(&execution.meta, self.config.budgets);
+        let budgets = execution.meta.budgets_or(self.config.budgets);
         let mut completion = StepCompletion {
             workflow_id: execution.workflow_id,
             execution_id: execution.id,
-            step: step.as_str().into(),
+            step,
             owner: self.config.worker_id.clone(),
             conversation: out.conversation,
             messages: out.messages,

@@ -162,8 +162,8 @@ pub async fn resume_execution(
             "workflow_id": workflow_id,
             "execution_id": execution.id,
             "status": execution.status,
-            "resumed_from": execution.meta["resumed_from"],
-            "budgets": execution.meta["budgets"],
+            "resumed_from": execution.meta.resumed_from,
+            "budgets": execution.meta.budgets,
         })),
     ))
 }

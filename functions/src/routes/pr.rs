@@ -69,7 +69,7 @@ async fn skipped_reason(state: &AppState, workflow_id: i64) -> ApiResult<Option<
     };
     Ok(state
         .store
-        .checkpoint(latest.id, "integration")
+        .checkpoint(latest.id, ai_team_core::steps::Step::Integration)
         .await?
         .and_then(|c| {
             c.summary["delivered"]["pull_request_skipped"]

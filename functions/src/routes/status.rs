@@ -137,6 +137,6 @@ pub async fn resume_workflow(
         execution_id: execution.id,
         resumed: true,
         status: execution.status,
-        resumed_from: execution.meta["resumed_from"].as_str().map(str::to_owned),
+        resumed_from: execution.meta.resumed_from.clone(),
     }))
 }

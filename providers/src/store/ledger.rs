@@ -6,8 +6,10 @@
 
 use ai_team_core::StoreError;
 use ai_team_core::error::StoreResult;
+use ai_team_core::execution_meta::ExecutionMeta;
 use ai_team_core::models::*;
 use ai_team_core::query::PageRequest;
+use ai_team_core::steps::Step;
 use ai_team_core::store::WorkflowStore;
 use chrono::SubsecRound;
 
@@ -125,7 +127,7 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
     async fn claim_step(
         &self,
         execution_id: i64,
-        step: &str,
+        step: Step,
         owner: &str,
         lease: std::time::Duration,
     ) -> StoreResult<ai_team_core::ledger::Claim> {
@@ -142,7 +144,7 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
              RETURNING CAST(attempt AS BIGINT)",
         )
         .bind(execution_id)
-        .bind(step)
+        .bind(step.as_str())
         .bind(owner)
         .bind(until)
         .bind(at)
@@ -162,7 +164,7 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
             "SELECT status, lease_expires_at FROM step_leases WHERE execution_id = $1 AND step = $2",
         )
         .bind(execution_id)
-        .bind(step)
+        .bind(step.as_str())
         .fetch_one(&self.db)
         .await
         .map_err(map_sqlx)?;
@@ -177,7 +179,7 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
     async fn renew_lease(
         &self,
         execution_id: i64,
-        step: &str,
+        step: Step,
         owner: &str,
         lease: std::time::Duration,
     ) -> StoreResult<bool> {
@@ -195,7 +197,7 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
              WHERE execution_id = $1 AND step = $2 AND lease_owner = $3 AND status = 'running'",
         )
         .bind(execution_id)
-        .bind(step)
+        .bind(step.as_str())
         .bind(owner)
         .bind(until)
         .bind(at)
@@ -254,7 +256,7 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
              WHERE execution_id = $1 AND step = $2 AND lease_owner = $3 AND status = 'running'",
         )
         .bind(c.execution_id)
-        .bind(&c.step)
+        .bind(c.step.as_str())
         .bind(&c.owner)
         .bind(at)
         .bind(c.result.to_string())
@@ -315,7 +317,7 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
              artifact_index = excluded.artifact_index, budgets = excluded.budgets, created_at = excluded.created_at",
         )
         .bind(c.execution_id)
-        .bind(&c.step)
+        .bind(c.step.as_str())
         .bind(c.summary.to_string())
         .bind(c.artifact_index.to_string())
         .bind(c.budgets.to_string())
@@ -323,12 +325,11 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
         .execute(&mut tx)
         .await
         .map_err(map_sqlx)?;
-        let mut meta: serde_json::Value =
-            serde_json::from_str(&meta).unwrap_or_else(|_| serde_json::json!({}));
-        meta["checkpoint"] = serde_json::json!(c.step);
+        let mut meta = ExecutionMeta::from_value(serde_json::from_str(&meta).unwrap_or_default());
+        meta.checkpoint = Some(c.step.as_str().to_owned());
         query("UPDATE executions SET meta = $2 WHERE id = $1")
             .bind(c.execution_id)
-            .bind(meta.to_string())
+            .bind(meta.to_value().to_string())
             .execute(&mut tx)
             .await
             .map_err(map_sqlx)?;
@@ -363,10 +364,10 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
     async fn end_execution(
         &self,
         execution_id: i64,
-        step: Option<&str>,
+        step: Option<Step>,
         status: ExecutionStatus,
         error: Option<&str>,
-        meta: &serde_json::Value,
+        meta: &ExecutionMeta,
         events: &[ai_team_core::ledger::NewEvent],
     ) -> StoreResult<Execution> {
         let at = now();
@@ -378,7 +379,7 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
         .bind(execution_id)
         .bind(status.as_str())
         .bind(error)
-        .bind(meta.to_string())
+        .bind(meta.to_value().to_string())
         .bind(at)
         .fetch_optional(&mut tx)
         .await
@@ -397,7 +398,7 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
                  WHERE execution_id = $1 AND step = $2 AND status = 'running'",
             )
             .bind(execution_id)
-            .bind(step)
+            .bind(step.as_str())
             .bind(at)
             .execute(&mut tx)
             .await
@@ -415,7 +416,7 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
     async fn reopen_execution(
         &self,
         execution_id: i64,
-        meta: &serde_json::Value,
+        meta: &ExecutionMeta,
         events: &[ai_team_core::ledger::NewEvent],
     ) -> StoreResult<Execution> {
         let mut tx = self.db.begin().await.map_err(map_sqlx)?;
@@ -424,7 +425,7 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
              WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING workflow_id",
         )
         .bind(execution_id)
-        .bind(meta.to_string())
+        .bind(meta.to_value().to_string())
         .bind(now())
         .fetch_optional(&mut tx)
         .await;
@@ -453,14 +454,10 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
         self.execution_by_id(execution_id).await
     }
 
-    async fn set_execution_meta(
-        &self,
-        execution_id: i64,
-        meta: &serde_json::Value,
-    ) -> StoreResult<()> {
+    async fn set_execution_meta(&self, execution_id: i64, meta: &ExecutionMeta) -> StoreResult<()> {
         query("UPDATE executions SET meta = $2 WHERE id = $1")
             .bind(execution_id)
-            .bind(meta.to_string())
+            .bind(meta.to_value().to_string())
             .execute(&self.db)
             .await
             .map_err(map_sqlx)?;
@@ -470,13 +467,13 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
     async fn checkpoint(
         &self,
         execution_id: i64,
-        step: &str,
+        step: Step,
     ) -> StoreResult<Option<ai_team_core::ledger::Checkpoint>> {
         query_as::<CheckpointRow>(&format!(
             "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE execution_id = $1 AND step = $2"
         ))
         .bind(execution_id)
-        .bind(step)
+        .bind(step.as_str())
         .fetch_optional(&self.db)
         .await
         .map_err(map_sqlx)?
@@ -499,12 +496,12 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
         .transpose()
     }
 
-    async fn agent_tokens(&self, execution_id: i64, agent: &str) -> StoreResult<i64> {
+    async fn agent_tokens(&self, execution_id: i64, agent: Agent) -> StoreResult<i64> {
         query_scalar::<i64>(
             "SELECT CAST(COALESCE(SUM(total_tokens_used), 0) AS BIGINT) FROM conversations WHERE execution_id = $1 AND agent = $2",
         )
         .bind(execution_id)
-        .bind(agent)
+        .bind(agent.as_str())
         .fetch_one(&self.db)
         .await
         .map_err(map_sqlx)
@@ -544,13 +541,13 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
         )
     }
 
-    async fn release_step(&self, execution_id: i64, step: &str, owner: &str) -> StoreResult<()> {
+    async fn release_step(&self, execution_id: i64, step: Step, owner: &str) -> StoreResult<()> {
         query(
             "UPDATE step_leases SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL \
              WHERE execution_id = $1 AND step = $2 AND lease_owner = $3 AND status = 'running'",
         )
         .bind(execution_id)
-        .bind(step)
+        .bind(step.as_str())
         .bind(owner)
         .execute(&self.db)
         .await

@@ -3,6 +3,7 @@
 //! keeps the SQL identical.
 
 use ai_team_core::StoreError;
+use ai_team_core::execution_meta::ExecutionMeta;
 use ai_team_core::models::{
     CodeFile, Conversation, Event, Execution, ExecutionStatus, LlmCall, LlmCallStatus,
     LlmCallSummary, Message, Role, Workflow, WorkflowStatus,
@@ -102,7 +103,7 @@ impl TryFrom<ExecutionRow> for Execution {
             avg_latency_ms,
             models: json("executions.models", &r.models)?,
             error: r.error,
-            meta: json("executions.meta", &r.meta)?,
+            meta: ExecutionMeta::from_value(json("executions.meta", &r.meta)?),
             created_at: r.created_at,
             last_heartbeat_at: r.heartbeat_at,
         })
