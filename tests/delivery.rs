@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use ai_team_core::review::RefreshOutcome;
+use ai_team_core::refresh::RefreshOutcome;
 use ai_team_functions::AppState;
 use ai_team_functions::refresh_worker::RefreshWorker;
 use ai_team_providers::github::GitHub;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use ai_team_core::blob::{BlobError, BlobStore};
 use ai_team_core::models::ExecutionStatus;
 use ai_team_core::queue::{STEPS_QUEUE, StepQueue};
-use ai_team_core::review::REFRESH_QUEUE;
+use ai_team_core::refresh::REFRESH_QUEUE;
 use ai_team_functions::lambda::{api_handler, refresh_handler, steps_handler};
 use ai_team_functions::{AppState, RouteGroup, app_for};
 use ai_team_providers::aws_s3::S3BlobStore;

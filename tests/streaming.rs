@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ai_team_core::ledger::{EventKind, NewEvent};
 use ai_team_functions::AppState;
-use ai_team_functions::events::{Filter, Frame};
+use ai_team_functions::event_hub::{Filter, Frame};
 use ai_team_tests::fake_llm::{FakeLlm, Script};
 use ai_team_tests::harness::Harness;
 use ai_team_tests::sse::SseClient;
@@ -211,7 +211,7 @@ async fn the_status_stream_sends_the_status_info_and_ends_when_terminal(db: Test
 async fn a_slow_subscriber_is_cut_and_the_others_get_everything(db: TestDb) {
     let (_llm, h) = setup(&db).await;
     let wf = h.workflow("SSE-6").await;
-    let hub = ai_team_functions::events::EventHub::new(
+    let hub = ai_team_functions::event_hub::EventHub::new(
         db.store.clone(),
         Duration::from_millis(100),
         Duration::from_secs(60),

@@ -38,7 +38,7 @@ impl StepMessage {
 
 /// A received job, with what the adapter needs to settle it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Delivery {
+pub struct ReceivedJob {
     pub receipt: String,
     pub queue: String,
     pub payload: serde_json::Value,
@@ -75,7 +75,7 @@ pub trait JobSource: Send + Sync + 'static {
         queue: &str,
         worker: &str,
         visibility: Duration,
-    ) -> Result<Option<Delivery>, QueueError>;
+    ) -> Result<Option<ReceivedJob>, QueueError>;
     /// Done: never delivered again.
     async fn ack(&self, receipt: &str) -> Result<(), QueueError>;
     /// Not done: visible again after `delay`; dead after too many receives.

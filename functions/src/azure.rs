@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use ai_team_core::engine::{Engine, Outcome};
 use ai_team_core::queue::{STEPS_QUEUE, StepMessage};
-use ai_team_core::review::{REFRESH_QUEUE, RefreshJob, RefreshOutcome, ReviewSource, run_refresh};
+use ai_team_core::refresh::{REFRESH_QUEUE, RefreshJob, RefreshOutcome, ReviewSource, run_refresh};
 use ai_team_providers::azure_service_bus::{MessageKey, SIGNATURE_PROPERTY};
 use axum::body::Body;
 use axum::extract::{Request, State};

@@ -22,7 +22,7 @@ use ai_team_core::blob::BlobStore;
 use ai_team_core::push::PushChannel;
 use ai_team_core::queue::StepQueue;
 #[cfg(feature = "aws")]
-use ai_team_core::review::REFRESH_QUEUE;
+use ai_team_core::refresh::REFRESH_QUEUE;
 use ai_team_providers::aws::AwsOverrides;
 #[cfg(feature = "azure")]
 use ai_team_providers::azure_blob::{

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use ai_team_core::codehost::CodeHost;
-use ai_team_core::review::ReviewSource;
+use ai_team_core::refresh::ReviewSource;
 use ai_team_core::ticket::TicketSource;
 use ai_team_providers::codehost::LocalGit;
 use ai_team_providers::github::GitHub;

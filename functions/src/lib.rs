@@ -10,7 +10,7 @@ pub mod cloud;
 pub mod configuration;
 pub mod engine;
 pub mod error;
-pub mod events;
+pub mod event_hub;
 pub mod extract;
 pub mod groups;
 pub mod hosting;

@@ -1,5 +1,5 @@
 //! The local refresh executor: pulls refresh jobs from the durable queue
-//! (`refresh`) and runs them (`ai_team_core::review::run_refresh`), like
+//! (`refresh`) and runs them (`ai_team_core::refresh::run_refresh`), like
 //! the step worker does for `steps`. `try_execute_next` runs one job, so
 //! tests drive it deterministically.
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ai_team_core::Store;
 use ai_team_core::queue::JobSource;
-use ai_team_core::review::{REFRESH_QUEUE, RefreshJob, RefreshOutcome, ReviewSource, run_refresh};
+use ai_team_core::refresh::{REFRESH_QUEUE, RefreshJob, RefreshOutcome, ReviewSource, run_refresh};
 use tokio::sync::watch;
 
 /// How long a received job stays hidden from other workers.

@@ -22,7 +22,7 @@ pub struct AppState {
     /// Where `from-jira` reads stories: Jira, else the story folder.
     pub tickets: Option<Arc<dyn TicketSource>>,
     /// The live fan-out of event logs; `None` where this host does not stream.
-    pub events: Option<Arc<crate::events::EventHub>>,
+    pub events: Option<Arc<crate::event_hub::EventHub>>,
     /// The agent team (`/agents`, the agents' names in workflow details).
     pub team: Arc<Team>,
 }
@@ -50,12 +50,12 @@ impl AppState {
 
     /// Streams events, polling for other processes' events every `poll`.
     pub fn with_events(mut self, poll: std::time::Duration) -> Self {
-        self.events = Some(crate::events::EventHub::with_limits(
+        self.events = Some(crate::event_hub::EventHub::with_limits(
             self.store.clone(),
             poll,
             self.config.heartbeat_interval,
             self.config.heartbeat_timeout,
-            crate::events::StreamLimits {
+            crate::event_hub::StreamLimits {
                 per_workflow: self.config.max_streams_per_workflow,
                 total: self.config.max_streams,
             },

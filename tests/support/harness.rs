@@ -32,7 +32,7 @@ pub fn queue_of(db: &TestDb) -> (Arc<dyn StepQueue>, Arc<dyn JobSource>) {
 }
 
 /// The next step message on the database queue (which must have one).
-pub async fn queued_step(jobs: &dyn JobSource) -> ai_team_core::queue::Delivery {
+pub async fn queued_step(jobs: &dyn JobSource) -> ai_team_core::queue::ReceivedJob {
     jobs.receive(
         ai_team_core::queue::STEPS_QUEUE,
         "test",

@@ -1,13 +1,13 @@
 //! The refresh executor on SQS (the refresh queue): each record is one
 //! refresh job (PR, checks, diffs, artifacts), run by
-//! `ai_team_core::review::run_refresh` as the local refresh worker does.
+//! `ai_team_core::refresh::run_refresh` as the local refresh worker does.
 //! A rate-limited or failed refresh comes back after its delay; a job that
 //! failed for good is settled (its failure is an event of the workflow).
 
 use ai_team_core::Store;
 use ai_team_core::fanout::push_workflow;
 use ai_team_core::push::PushChannel;
-use ai_team_core::review::{REFRESH_QUEUE, RefreshJob, RefreshOutcome, ReviewSource, run_refresh};
+use ai_team_core::refresh::{REFRESH_QUEUE, RefreshJob, RefreshOutcome, ReviewSource, run_refresh};
 use ai_team_providers::aws_sqs::SqsQueue;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 

@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
-use crate::events::{Filter, Frame};
+use crate::event_hub::{Filter, Frame};
 use crate::extract::{Id, QueryMap};
 use crate::routes::{ErrorBody, ValidationErrorBody};
 use crate::state::AppState;
@@ -90,7 +90,7 @@ async fn next_before(
     }
 }
 
-fn hub_of(state: &AppState) -> ApiResult<std::sync::Arc<crate::events::EventHub>> {
+fn hub_of(state: &AppState) -> ApiResult<std::sync::Arc<crate::event_hub::EventHub>> {
     state.events.clone().ok_or(ApiError::Unavailable {
         public: "streaming not available",
         detail: "no event hub in this host".into(),
@@ -121,7 +121,7 @@ async fn sse(state: AppState, workflow_id: i64, after: i64, filter: Filter) -> A
 /// What the status stream has sent, so it sends only changes.
 struct StatusStream {
     rx: mpsc::Receiver<Frame>,
-    hub: std::sync::Arc<crate::events::EventHub>,
+    hub: std::sync::Arc<crate::event_hub::EventHub>,
     workflow_id: i64,
     last: Option<StatusInfo>,
     last_id: i64,
@@ -265,7 +265,7 @@ pub async fn websocket(
 async fn pump(
     mut socket: WebSocket,
     mut rx: mpsc::Receiver<Frame>,
-    hub: std::sync::Arc<crate::events::EventHub>,
+    hub: std::sync::Arc<crate::event_hub::EventHub>,
     workflow_id: i64,
 ) {
     loop {

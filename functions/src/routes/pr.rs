@@ -5,7 +5,7 @@
 
 use ai_team_core::delivery::{Artifact, Check, CheckQuery, DiffFile, FilteredPage, PullRequest};
 use ai_team_core::models::Paged;
-use ai_team_core::review::{REFRESH_QUEUE, RefreshJob, RefreshKind};
+use ai_team_core::refresh::{REFRESH_QUEUE, RefreshJob, RefreshKind};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -206,7 +206,7 @@ async fn enqueue(
         progress: ai_team_core::workflow_event::RefreshProgress::Queued,
     }
     .into();
-    ai_team_core::review::emit(state.store.as_ref(), workflow_id, &[event]).await?;
+    ai_team_core::refresh::emit(state.store.as_ref(), workflow_id, &[event]).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(RefreshAccepted {

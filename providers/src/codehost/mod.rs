@@ -1,6 +1,6 @@
 //! `CodeHost` adapters. Local: a git repository directory (the default);
 //! GitHub comes with its own adapter.
 
-mod git;
+mod local_git;
 
-pub use git::LocalGit;
+pub use local_git::LocalGit;

@@ -10,7 +10,7 @@
 //!   handling (primary and secondary limits, bounded retries).
 
 mod client;
-mod git;
+mod git_data;
 mod review;
 pub mod webhook;
 

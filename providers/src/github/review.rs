@@ -7,7 +7,7 @@ use ai_team_core::codehost::CodeHostError;
 use ai_team_core::delivery::{
     ArtifactUpdate, CheckKind, CheckUpdate, DiffStatus, DiffUpdate, PullRequestUpdate,
 };
-use ai_team_core::review::ReviewSource;
+use ai_team_core::refresh::ReviewSource;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;

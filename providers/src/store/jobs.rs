@@ -63,7 +63,7 @@ impl ai_team_core::queue::JobSource for SqlStore {
         queue: &str,
         worker: &str,
         visibility: std::time::Duration,
-    ) -> Result<Option<ai_team_core::queue::Delivery>, ai_team_core::queue::QueueError> {
+    ) -> Result<Option<ai_team_core::queue::ReceivedJob>, ai_team_core::queue::QueueError> {
         let at = now();
         let until = at + chrono::Duration::from_std(visibility).unwrap_or_default();
         // PostgreSQL skips rows other workers hold; SQLite has one writer
@@ -91,7 +91,7 @@ impl ai_team_core::queue::JobSource for SqlStore {
         };
         let payload = serde_json::from_str(&payload)
             .map_err(|e| ai_team_core::queue::QueueError::Invalid(format!("job {id}: {e}")))?;
-        Ok(Some(ai_team_core::queue::Delivery {
+        Ok(Some(ai_team_core::queue::ReceivedJob {
             receipt: id.to_string(),
             queue: queue.to_owned(),
             payload,
