@@ -77,6 +77,8 @@ pub mod keys {
     pub const CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
     pub const FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
     pub const AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
+    /// Extra roots the Azure calls trust (`azure_http::CA_FILE_VAR`).
+    pub const CA_FILE: &str = "SSL_CERT_FILE";
 }
 
 /// The queue and container an Azure deployment gets when it does not name
@@ -223,9 +225,7 @@ fn service_url(given: &str, suffix: &str) -> String {
 /// `SSL_CERT_FILE` when set and not blank: a PEM bundle of extra roots
 /// the Azure calls trust.
 pub fn ca_file(get: &dyn Fn(&str) -> Option<String>) -> Option<std::path::PathBuf> {
-    get(ai_team_providers::azure_http::CA_FILE_VAR)
-        .filter(|v| !v.is_empty())
-        .map(Into::into)
+    get(keys::CA_FILE).filter(|v| !v.is_empty()).map(Into::into)
 }
 
 impl CloudProvider {

@@ -539,9 +539,17 @@ mod tests {
         .await
         .err()
         .unwrap();
-        if cfg!(feature = "aws") {
-            assert_eq!(e.var, "BEDROCK_MODEL_ID");
-        } else {
+        assert_eq!(e.var, "BEDROCK_MODEL_ID");
+        // The settings are complete; this build cannot make the client.
+        if cfg!(not(feature = "aws")) {
+            let e = build(&env(&[
+                ("LLM_PROVIDER", "bedrock"),
+                ("BEDROCK_MODEL_ID", "m"),
+                ("AWS_REGION", "us-east-1"),
+            ]))
+            .await
+            .err()
+            .unwrap();
             assert_eq!(e.var, "LLM_PROVIDER");
             assert!(e.reason.contains("--features aws"), "{}", e.reason);
         }
