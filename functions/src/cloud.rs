@@ -13,7 +13,9 @@
 //! clashes. With none of them: local (the database queue, files on disk).
 //! The original's names that name services AI Team does not call (Cognitive
 //! Search, SQL Database, OpenSearch, the subscription) are resolved and
-//! shown by `ai-team cloud`, with what is used instead.
+//! shown by `ai-team cloud`, with what is used instead. This is the cloud
+//! section of the settings (`settings::Settings::cloud`), parsed from the
+//! lookup `settings` gives it; the adapters are built from it.
 
 use std::sync::Arc;
 
@@ -75,6 +77,8 @@ pub mod keys {
     pub const CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
     pub const FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
     pub const AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
+    /// Extra roots the Azure calls trust (`azure_http::CA_FILE_VAR`).
+    pub const CA_FILE: &str = "SSL_CERT_FILE";
 }
 
 /// The queue and container an Azure deployment gets when it does not name
@@ -173,6 +177,8 @@ pub struct AzureSettings {
     /// Used by every service given no key of its own.
     pub entra: EntraSettings,
     pub names: AzureNames,
+    /// `SSL_CERT_FILE`: extra roots the Azure calls trust.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl AzureSettings {
@@ -216,12 +222,14 @@ fn service_url(given: &str, suffix: &str) -> String {
     }
 }
 
-impl CloudProvider {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::detect(&|k| std::env::var(k).ok())
-    }
+/// `SSL_CERT_FILE` when set and not blank: a PEM bundle of extra roots
+/// the Azure calls trust.
+pub fn ca_file(get: &dyn Fn(&str) -> Option<String>) -> Option<std::path::PathBuf> {
+    get(keys::CA_FILE).filter(|v| !v.is_empty()).map(Into::into)
+}
 
-    /// Reads through `get`, so tests can pass a map.
+impl CloudProvider {
+    /// Reads through `get` (`settings`' snapshot, or a test's map).
     pub fn detect(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let value = |k: &str| {
             get(k)
@@ -290,7 +298,7 @@ impl CloudProvider {
                 opensearch_domain: value(keys::AWS_OPENSEARCH_DOMAIN),
             })
         } else {
-            Self::Azure(Box::new(azure_settings(&value)?))
+            Self::Azure(Box::new(azure_settings(&value, ca_file(get))?))
         };
         let is_postgres = value(crate::configuration::keys::DATABASE_URL)
             .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
@@ -316,7 +324,10 @@ impl CloudProvider {
     }
 }
 
-fn azure_settings(value: &dyn Fn(&str) -> Option<String>) -> Result<AzureSettings, ConfigError> {
+fn azure_settings(
+    value: &dyn Fn(&str) -> Option<String>,
+    ca_file: Option<std::path::PathBuf>,
+) -> Result<AzureSettings, ConfigError> {
     let service_bus = {
         let connection = value(keys::SERVICE_BUS_CONNECTION);
         let endpoint = value(keys::SERVICE_BUS_ENDPOINT)
@@ -404,6 +415,7 @@ fn azure_settings(value: &dyn Fn(&str) -> Option<String>) -> Result<AzureSetting
             search_service: value(keys::SEARCH_SERVICE_NAME),
             sql_server: value(keys::SQL_SERVER_NAME),
         },
+        ca_file,
     };
     if settings.uses_entra()
         && let Some(var) = settings.entra.missing()
@@ -659,13 +671,13 @@ async fn azure_adapters(
     azure: &AzureSettings,
     store: &Arc<dyn Store>,
 ) -> Result<CloudAdapters, ConfigError> {
-    let http = ai_team_providers::azure_http::client(
-        ai_team_providers::azure_http::ca_file_from_env().as_deref(),
-    )
-    .map_err(|reason| ConfigError {
-        var: ai_team_providers::azure_http::CA_FILE_VAR,
-        reason,
-    })?;
+    let http =
+        ai_team_providers::azure_http::client(azure.ca_file.as_deref()).map_err(|reason| {
+            ConfigError {
+                var: ai_team_providers::azure_http::CA_FILE_VAR,
+                reason,
+            }
+        })?;
     let credential = if azure.uses_entra() {
         Some(
             azure

@@ -1,9 +1,15 @@
-//! Typed configuration, read once from the environment with the names of
-//! API.md. Every failure names its variable; secrets never print.
+//! The service's own section of the settings (`settings::Settings::config`):
+//! the server, the database, the engine, and the two sections it carries
+//! to the handlers (the integrations, the team), parsed from a lookup with
+//! the names of API.md. It never reads the process environment itself:
+//! `settings` takes the one snapshot. Every failure names its variable;
+//! secrets never print.
 
 mod integration_settings;
+mod team_settings;
 
-pub use integration_settings::{GitHubConfig, github_config, jira_settings};
+pub use integration_settings::{GitHubConfig, IntegrationSettings, github_config, jira_settings};
+pub use team_settings::TeamSettings;
 
 use std::fmt;
 use std::time::Duration;
@@ -171,17 +177,12 @@ pub struct Config {
     pub worker_concurrency: usize,
     pub step_lease: Duration,
     pub budgets: ai_team_core::budgets::Budgets,
-    pub agents_file: Option<std::path::PathBuf>,
     pub spill_bytes: usize,
     pub llm_max_attempts: u32,
-    /// Jira Cloud, when `NEGISHI_JIRA_BASE_URL` and its credentials are set.
-    pub jira: Option<ai_team_providers::jira::JiraSettings>,
-    /// A folder of `{KEY}.md` stories, the ticket source without Jira.
-    pub stories_dir: Option<std::path::PathBuf>,
-    /// GitHub as the code host, when `USE_REAL_GITHUB` is true.
-    pub github: Option<GitHubConfig>,
-    /// `GITHUB_WEBHOOK_SECRET`; without it every delivery is refused.
-    pub webhook_secret: Option<Secret>,
+    /// Jira, the story folder, GitHub and its webhook secret.
+    pub integrations: IntegrationSettings,
+    /// The agent team (`AI_TEAM_AGENTS_FILE`, else the built-in one).
+    pub team: TeamSettings,
     /// Whether the agents may write `.github/workflows/…`, `.gitmodules`,
     /// `.gitattributes` (`AI_TEAM_ALLOW_CI_PATHS`, default off).
     pub allow_ci_paths: bool,
@@ -200,12 +201,8 @@ impl Config {
     pub const DEFAULT_MAX_STREAMS_PER_WORKFLOW: usize = 1000;
     pub const DEFAULT_MAX_STREAMS: usize = 5000;
 
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// Reads through `get`, so tests can pass a map.
+    /// Reads through `get` (`settings` passes its snapshot of the process
+    /// environment; tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| {
             get(k)
@@ -312,7 +309,6 @@ impl Config {
                     .unwrap_or(d.execution_tokens),
                 }
             },
-            agents_file: get(keys::AGENTS_FILE).map(Into::into),
             spill_bytes: parse(keys::SPILL_BYTES, get(keys::SPILL_BYTES))?.unwrap_or(64 * 1024),
             llm_max_attempts: match parse::<u32>(
                 keys::LLM_MAX_ATTEMPTS,
@@ -327,10 +323,8 @@ impl Config {
                 Some(n) => n,
                 None => 5,
             },
-            jira: jira_settings(&get)?,
-            stories_dir: get(keys::STORIES_DIR).map(Into::into),
-            github: github_config(&get)?,
-            webhook_secret: get(keys::GITHUB_WEBHOOK_SECRET).map(Secret::new),
+            integrations: IntegrationSettings::read(&get)?,
+            team: TeamSettings::read(&get)?,
             allow_ci_paths: parse_bool(keys::ALLOW_CI_PATHS, get(keys::ALLOW_CI_PATHS))?
                 .unwrap_or(false),
             trusted_proxies: match parse::<usize>(

@@ -1,13 +1,13 @@
 //! Wires the engine from the configuration: the LLM chosen by
 //! `LLM_PROVIDER`, the code host (GitHub with `USE_REAL_GITHUB`, else
 //! local git), blobs under the data directory or in the cloud's store
-//! (`cloud`), the team file, tiktoken counting, the model catalog.
+//! (`cloud`), the team the settings read, tiktoken counting, the model
+//! catalog.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ai_team_core::Store;
-use ai_team_core::agents::Team;
 use ai_team_core::blob::BlobStore;
 use ai_team_core::catalog::Catalog;
 use ai_team_core::engine::{Engine, EngineConfig};
@@ -19,30 +19,7 @@ use ai_team_providers::tokens::TiktokenCounter;
 use ai_team_core::verification::{NoRunner, TestRunner};
 use ai_team_providers::verify::{Isolation, LocalTestRunner};
 
-use crate::configuration::{Config, ConfigError, TestRunnerKind, keys};
-
-/// The team file named by `AI_TEAM_AGENTS_FILE`, else the built-in one.
-pub fn team(config: &Config) -> Result<Team, ConfigError> {
-    match &config.agents_file {
-        None => Ok(Team::builtin()),
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-                var: keys::AGENTS_FILE,
-                reason: format!("cannot read {}: {e}", path.display()),
-            })?;
-            // `grammars/NAME.gbnf` beside the team file replaces a built-in grammar.
-            let dir = path.parent().map(|d| d.join("grammars"));
-            let own = |name: &str| {
-                let dir = dir.as_ref()?;
-                std::fs::read_to_string(dir.join(format!("{name}.gbnf"))).ok()
-            };
-            Team::parse_with(&text, &own).map_err(|reason| ConfigError {
-                var: keys::AGENTS_FILE,
-                reason,
-            })
-        }
-    }
-}
+use crate::configuration::{Config, ConfigError, TestRunnerKind};
 
 /// The engine's settings from the configuration.
 pub fn engine_config(config: &Config) -> EngineConfig {
@@ -61,7 +38,7 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         },
         // With GitHub, a workflow without a repository_url goes to
         // NEGISHI_GITHUB_REPO; locally, to a repository per story.
-        default_repository: match &config.github {
+        default_repository: match &config.integrations.github {
             Some(g) => g.repository.clone(),
             None => config
                 .data_dir
@@ -122,7 +99,7 @@ pub fn build_with(
         tests: test_runner(config, code_host.clone()),
         code_host,
         catalog: Arc::new(Catalog::builtin()),
-        team: Arc::new(team(config)?),
+        team: config.team.team.clone(),
         counter: Arc::new(TiktokenCounter),
         config: Arc::new(engine_config(config)),
     })

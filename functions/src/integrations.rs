@@ -1,5 +1,5 @@
-//! The outside systems a host talks to, read from the environment with
-//! the original's names (API.md): Jira (`NEGISHI_JIRA_*`) as the ticket
+//! The outside systems a host talks to, built from the integrations
+//! section of the settings (API.md's names): Jira (`NEGISHI_JIRA_*`) as the ticket
 //! source, GitHub (`USE_REAL_GITHUB`, `GITHUB_TOKEN`, `NEGISHI_GITHUB_REPO`,
 //! `GITHUB_API_URL`) as the code host and review source. A half-configured
 //! one stops start-up with the missing variable named; an absent one
@@ -20,6 +20,7 @@ use crate::configuration::{Config, ConfigError, keys};
 /// The GitHub client, when configured.
 pub fn github(config: &Config) -> Result<Option<GitHub>, ConfigError> {
     config
+        .integrations
         .github
         .as_ref()
         .map(|g| {
@@ -49,7 +50,7 @@ pub fn review_source(config: &Config) -> Result<Option<Arc<dyn ReviewSource>>, C
 
 /// The ticket source: Jira when configured, else the story folder.
 pub fn ticket_source(config: &Config) -> Result<Option<Arc<dyn TicketSource>>, ConfigError> {
-    if let Some(j) = &config.jira {
+    if let Some(j) = &config.integrations.jira {
         let client = JiraClient::new(j.clone()).map_err(|reason| ConfigError {
             var: keys::JIRA_BASE_URL,
             reason,
@@ -57,6 +58,7 @@ pub fn ticket_source(config: &Config) -> Result<Option<Arc<dyn TicketSource>>, C
         return Ok(Some(Arc::new(client)));
     }
     Ok(config
+        .integrations
         .stories_dir
         .clone()
         .map(|dir| Arc::new(StoryFiles { dir }) as Arc<dyn TicketSource>))

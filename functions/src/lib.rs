@@ -1,6 +1,7 @@
 //! The HTTP surface of AI Team (API.md) as one axum `Router`, built by
 //! [`startup::app`] from the adapters in an [`state::AppState`], and the
-//! pieces every host of it shares: configuration, telemetry, errors.
+//! pieces every host of it shares: the settings (read once, in
+//! [`settings`]), telemetry, errors.
 //! The same router serves `ai-team serve`, tests, the Azure Functions
 //! host, and, one endpoint group per function, the Lambda functions.
 
@@ -22,6 +23,7 @@ pub mod openapi;
 pub mod refresh_worker;
 pub mod routes;
 pub mod run_cmd;
+pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -1,13 +1,16 @@
-//! Which LLM adapter to build, from the environment (API.md): explicit
-//! `LLM_PROVIDER`, else `CLOUD_PROVIDER` (azure → azure-openai, aws →
-//! bedrock), else the settings that exist (`AZURE_OPENAI_ENDPOINT`,
-//! `OPENAI_BASE_URL`), else the embedded model. A missing setting of the
-//! chosen provider is a `ConfigError` naming it. Bedrock takes its region,
-//! credentials and `AWS_ENDPOINT_URL` from the standard AWS chain, which
-//! reads the process environment and profile itself; only the region is
-//! also read here, so that a build given all its settings never waits on
-//! instance metadata.
+//! The LLM section of the settings (`settings::Settings::llm`) and the
+//! adapter it builds (API.md): explicit `LLM_PROVIDER`, else
+//! `CLOUD_PROVIDER` (azure → azure-openai, aws → bedrock), else the
+//! settings that exist (`AZURE_OPENAI_ENDPOINT`, `OPENAI_BASE_URL`), else
+//! the embedded model. A missing setting of the chosen provider is a
+//! `ConfigError` naming it, found when the settings are read. Bedrock takes
+//! its credentials and `AWS_ENDPOINT_URL` from the standard AWS chain,
+//! which reads the process environment and profile itself (the SDK's own
+//! convention); only the region is also read here, so that a build given
+//! all its settings never waits on instance metadata.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +19,35 @@ use ai_team_providers::llm::{AzureAuth, OpenAiClient};
 #[cfg(feature = "aws")]
 use ai_team_providers::{aws::AwsOverrides, llm::BedrockClient};
 
-use crate::configuration::ConfigError;
+use crate::cloud::EntraSettings;
+use crate::configuration::{ConfigError, Secret};
+
+/// Variable names, in one place.
+pub mod keys {
+    pub const LLM_PROVIDER: &str = "LLM_PROVIDER";
+    pub const LLM_TIMEOUT_SECONDS: &str = "LLM_TIMEOUT_SECONDS";
+    pub const AZURE_OPENAI_ENDPOINT: &str = "AZURE_OPENAI_ENDPOINT";
+    /// The original's: the endpoint is `https://NAME.openai.azure.com`.
+    pub const AZURE_OPENAI_RESOURCE_NAME: &str = "AZURE_OPENAI_RESOURCE_NAME";
+    pub const AZURE_OPENAI_DEPLOYMENT: &str = "AZURE_OPENAI_DEPLOYMENT";
+    pub const AZURE_OPENAI_API_VERSION: &str = "AZURE_OPENAI_API_VERSION";
+    pub const AZURE_OPENAI_API_KEY: &str = "AZURE_OPENAI_API_KEY";
+    pub const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
+    pub const OPENAI_API_KEY: &str = "OPENAI_API_KEY";
+    pub const OPENAI_MODEL: &str = "OPENAI_MODEL";
+    pub const BEDROCK_MODEL_ID: &str = "BEDROCK_MODEL_ID";
+    pub const AWS_REGION: &str = "AWS_REGION";
+    pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+    /// What the embedded model's configuration reads (its file, whether
+    /// it may be fetched, its threads, and the cache the file goes to).
+    pub const EMBEDDED: [&str; 5] = [
+        "EMBEDDED_MODEL_PATH",
+        "EMBEDDED_MODEL_DOWNLOAD",
+        "EMBEDDED_THREADS",
+        "XDG_CACHE_HOME",
+        "HOME",
+    ];
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LlmProvider {
@@ -29,14 +60,133 @@ pub enum LlmProvider {
 /// The GA Azure OpenAI REST version used when none is set.
 pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 
-/// Azure OpenAI without an API key: an Entra ID bearer token (the
-/// credential `AZURE_CLIENT_SECRET`, a workload identity or the managed
-/// identity make; `cloud::entra_settings`).
+/// How Azure OpenAI is authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AzureOpenAiAuth {
+    /// `AZURE_OPENAI_API_KEY`.
+    ApiKey(Secret),
+    /// An Entra ID bearer token (the credential `AZURE_CLIENT_SECRET`, a
+    /// workload identity or the managed identity make), over an HTTP
+    /// client trusting `SSL_CERT_FILE`'s roots too.
+    Entra {
+        entra: EntraSettings,
+        ca_file: Option<PathBuf>,
+    },
+}
+
+/// The chosen provider and what it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LlmBackend {
+    AzureOpenAi {
+        endpoint: String,
+        deployment: String,
+        api_version: String,
+        auth: AzureOpenAiAuth,
+    },
+    OpenAi {
+        base_url: String,
+        model: String,
+        api_key: Option<Secret>,
+    },
+    Bedrock {
+        model_id: String,
+        region: Option<String>,
+    },
+    /// The in-process model: the values of `keys::EMBEDDED` that are set,
+    /// resolved into a file only when the model is built (a host that
+    /// never calls it needs no cache directory).
+    Embedded {
+        vars: BTreeMap<&'static str, String>,
+    },
+}
+
+/// The LLM section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlmSettings {
+    /// `LLM_TIMEOUT_SECONDS`: every request's limit.
+    pub timeout: Duration,
+    pub backend: LlmBackend,
+}
+
+impl LlmSettings {
+    /// Reads through `get`: the chosen provider and its settings, each
+    /// missing or malformed one named.
+    pub fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let optional = |var: &str| {
+            get(var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |var: &'static str| {
+            optional(var).ok_or(ConfigError {
+                var,
+                reason: "is required by the chosen LLM provider".into(),
+            })
+        };
+        let timeout = match get(keys::LLM_TIMEOUT_SECONDS) {
+            None => Duration::from_secs(120),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs)
+                .ok_or(ConfigError {
+                    var: keys::LLM_TIMEOUT_SECONDS,
+                    reason: format!("{v:?} is not a positive number of seconds"),
+                })?,
+        };
+        let backend = match choose(get)? {
+            LlmProvider::AzureOpenAi => LlmBackend::AzureOpenAi {
+                endpoint: azure_endpoint(&optional)?,
+                deployment: required(keys::AZURE_OPENAI_DEPLOYMENT)?,
+                api_version: get(keys::AZURE_OPENAI_API_VERSION)
+                    .unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.into()),
+                auth: match optional(keys::AZURE_OPENAI_API_KEY) {
+                    Some(key) => AzureOpenAiAuth::ApiKey(Secret::new(key)),
+                    None => AzureOpenAiAuth::Entra {
+                        entra: crate::cloud::entra_settings(get),
+                        ca_file: crate::cloud::ca_file(get),
+                    },
+                },
+            },
+            LlmProvider::OpenAi => LlmBackend::OpenAi {
+                base_url: required(keys::OPENAI_BASE_URL)?,
+                model: required(keys::OPENAI_MODEL)?,
+                api_key: get(keys::OPENAI_API_KEY).map(Secret::new),
+            },
+            LlmProvider::Bedrock => LlmBackend::Bedrock {
+                model_id: required(keys::BEDROCK_MODEL_ID)?,
+                region: optional(keys::AWS_REGION).or_else(|| optional(keys::AWS_DEFAULT_REGION)),
+            },
+            LlmProvider::Embedded => LlmBackend::Embedded {
+                vars: keys::EMBEDDED
+                    .iter()
+                    .filter_map(|k| get(k).map(|v| (*k, v)))
+                    .collect(),
+            },
+        };
+        Ok(Self { timeout, backend })
+    }
+
+    pub fn provider(&self) -> LlmProvider {
+        match self.backend {
+            LlmBackend::AzureOpenAi { .. } => LlmProvider::AzureOpenAi,
+            LlmBackend::OpenAi { .. } => LlmProvider::OpenAi,
+            LlmBackend::Bedrock { .. } => LlmProvider::Bedrock,
+            LlmBackend::Embedded { .. } => LlmProvider::Embedded,
+        }
+    }
+}
+
+/// Azure OpenAI's Entra ID bearer token.
 #[cfg(feature = "azure")]
-fn azure_token(get: &dyn Fn(&str) -> Option<String>) -> Result<AzureAuth, ConfigError> {
+fn azure_token(
+    entra: &EntraSettings,
+    ca_file: Option<&std::path::Path>,
+) -> Result<AzureAuth, ConfigError> {
     use ai_team_providers::azure_entra::{BearerToken, OPENAI_SCOPE};
     use ai_team_providers::azure_http;
-    let entra = crate::cloud::entra_settings(get);
     if let Some(var) = entra.missing() {
         return Err(ConfigError {
             var,
@@ -46,11 +196,9 @@ fn azure_token(get: &dyn Fn(&str) -> Option<String>) -> Result<AzureAuth, Config
             ),
         });
     }
-    let http = azure_http::client(azure_http::ca_file_from_env().as_deref()).map_err(|reason| {
-        ConfigError {
-            var: azure_http::CA_FILE_VAR,
-            reason,
-        }
+    let http = azure_http::client(ca_file).map_err(|reason| ConfigError {
+        var: azure_http::CA_FILE_VAR,
+        reason,
     })?;
     let credential = entra.credential(&http).map_err(|reason| ConfigError {
         var: crate::cloud::keys::CLIENT_ID,
@@ -63,98 +211,94 @@ fn azure_token(get: &dyn Fn(&str) -> Option<String>) -> Result<AzureAuth, Config
 }
 
 #[cfg(not(feature = "azure"))]
-fn azure_token(_get: &dyn Fn(&str) -> Option<String>) -> Result<AzureAuth, ConfigError> {
+fn azure_token(
+    _entra: &EntraSettings,
+    _ca_file: Option<&std::path::Path>,
+) -> Result<AzureAuth, ConfigError> {
     Err(ConfigError {
-        var: "AZURE_OPENAI_API_KEY",
+        var: keys::AZURE_OPENAI_API_KEY,
         reason: "is required by the chosen LLM provider (Entra ID tokens need a build \
                  with `--features azure`, as the Azure handler is)"
             .into(),
     })
 }
 
-/// The LLM this configuration resolves to, for `ai-team cloud`: the
-/// provider, where it is, how it is authenticated (never the key).
-pub fn resolved(
-    get: &dyn Fn(&str) -> Option<String>,
-) -> Result<crate::cloud::Resolved, ConfigError> {
-    let optional = |k: &str| {
-        get(k)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
+/// The LLM these settings resolve to, for `ai-team cloud`: the provider,
+/// where it is, how it is authenticated (never the key).
+pub fn resolved(llm: &LlmSettings) -> crate::cloud::Resolved {
     let line = |endpoint: String, credential: String| crate::cloud::Resolved {
         service: "llm",
         endpoint,
         credential,
     };
-    Ok(match choose(get)? {
-        LlmProvider::AzureOpenAi => line(
-            format!(
-                "azure-openai {} deployment {}",
-                azure_endpoint(&optional)?,
-                optional("AZURE_OPENAI_DEPLOYMENT")
-                    .unwrap_or_else(|| "(AZURE_OPENAI_DEPLOYMENT unset)".into())
-            ),
-            azure_openai_credential(get),
+    match &llm.backend {
+        LlmBackend::AzureOpenAi {
+            endpoint,
+            deployment,
+            auth,
+            ..
+        } => line(
+            format!("azure-openai {endpoint} deployment {deployment}"),
+            match auth {
+                AzureOpenAiAuth::ApiKey(_) => "api key (AZURE_OPENAI_API_KEY)".into(),
+                AzureOpenAiAuth::Entra { entra, .. } => entra.kind().as_str().into(),
+            },
         ),
-        LlmProvider::OpenAi => line(
-            format!(
-                "openai {} model {}",
-                optional("OPENAI_BASE_URL").unwrap_or_default(),
-                optional("OPENAI_MODEL").unwrap_or_default()
-            ),
-            if optional("OPENAI_API_KEY").is_some() {
+        LlmBackend::OpenAi {
+            base_url,
+            model,
+            api_key,
+        } => line(
+            format!("openai {base_url} model {model}"),
+            if api_key
+                .as_ref()
+                .is_some_and(|k| !k.expose().trim().is_empty())
+            {
                 "api key (OPENAI_API_KEY)"
             } else {
                 "none"
             }
             .into(),
         ),
-        LlmProvider::Bedrock => line(
+        LlmBackend::Bedrock { model_id, region } => line(
             format!(
-                "bedrock {} in {}",
-                optional("BEDROCK_MODEL_ID").unwrap_or_default(),
-                optional("AWS_REGION")
-                    .or_else(|| optional("AWS_DEFAULT_REGION"))
-                    .unwrap_or_else(|| "(default region)".into())
+                "bedrock {model_id} in {}",
+                region.as_deref().unwrap_or("(default region)")
             ),
             "AWS default credential chain".into(),
         ),
-        LlmProvider::Embedded => line("embedded (in-process llama.cpp)".into(), "-".into()),
-    })
-}
-
-/// How the Azure OpenAI client authenticates, for `ai-team cloud`.
-pub fn azure_openai_credential(get: &dyn Fn(&str) -> Option<String>) -> String {
-    match get("AZURE_OPENAI_API_KEY").filter(|k| !k.trim().is_empty()) {
-        Some(_) => "api key (AZURE_OPENAI_API_KEY)".into(),
-        None => crate::cloud::entra_settings(get).kind().as_str().into(),
+        LlmBackend::Embedded { .. } => line("embedded (in-process llama.cpp)".into(), "-".into()),
     }
 }
 
 pub fn choose(get: &dyn Fn(&str) -> Option<String>) -> Result<LlmProvider, ConfigError> {
     let set = |k: &str| get(k).is_some_and(|v| !v.trim().is_empty());
-    if let Some(p) = get("LLM_PROVIDER").filter(|v| !v.trim().is_empty()) {
+    if let Some(p) = get(keys::LLM_PROVIDER).filter(|v| !v.trim().is_empty()) {
         return match p.trim() {
             "azure-openai" => Ok(LlmProvider::AzureOpenAi),
             "openai" => Ok(LlmProvider::OpenAi),
             "bedrock" => Ok(LlmProvider::Bedrock),
             "embedded" => Ok(LlmProvider::Embedded),
             other => Err(ConfigError {
-                var: "LLM_PROVIDER",
+                var: keys::LLM_PROVIDER,
                 reason: format!("{other:?}: use azure-openai, bedrock, openai or embedded"),
             }),
         };
     }
-    Ok(match get("CLOUD_PROVIDER").as_deref().map(str::trim) {
-        Some("azure") => LlmProvider::AzureOpenAi,
-        Some("aws") => LlmProvider::Bedrock,
-        _ if set("AZURE_OPENAI_ENDPOINT") || set("AZURE_OPENAI_RESOURCE_NAME") => {
-            LlmProvider::AzureOpenAi
-        }
-        _ if set("OPENAI_BASE_URL") => LlmProvider::OpenAi,
-        _ => LlmProvider::Embedded,
-    })
+    Ok(
+        match get(crate::cloud::keys::CLOUD_PROVIDER)
+            .as_deref()
+            .map(str::trim)
+        {
+            Some("azure") => LlmProvider::AzureOpenAi,
+            Some("aws") => LlmProvider::Bedrock,
+            _ if set(keys::AZURE_OPENAI_ENDPOINT) || set(keys::AZURE_OPENAI_RESOURCE_NAME) => {
+                LlmProvider::AzureOpenAi
+            }
+            _ if set(keys::OPENAI_BASE_URL) => LlmProvider::OpenAi,
+            _ => LlmProvider::Embedded,
+        },
+    )
 }
 
 /// The Azure OpenAI endpoint: `AZURE_OPENAI_ENDPOINT`, else the one the
@@ -162,12 +306,12 @@ pub fn choose(get: &dyn Fn(&str) -> Option<String>) -> Result<LlmProvider, Confi
 /// (`https://NAME.openai.azure.com`), so that its configuration works
 /// unchanged.
 fn azure_endpoint(optional: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
-    if let Some(endpoint) = optional("AZURE_OPENAI_ENDPOINT") {
+    if let Some(endpoint) = optional(keys::AZURE_OPENAI_ENDPOINT) {
         return Ok(endpoint);
     }
-    let Some(name) = optional("AZURE_OPENAI_RESOURCE_NAME") else {
+    let Some(name) = optional(keys::AZURE_OPENAI_RESOURCE_NAME) else {
         return Err(ConfigError {
-            var: "AZURE_OPENAI_ENDPOINT",
+            var: keys::AZURE_OPENAI_ENDPOINT,
             reason: "is required by the chosen LLM provider (or AZURE_OPENAI_RESOURCE_NAME, \
                      from which https://NAME.openai.azure.com is made)"
                 .into(),
@@ -180,7 +324,7 @@ fn azure_endpoint(optional: &dyn Fn(&str) -> Option<String>) -> Result<String, C
         && !name.ends_with('-');
     if !valid {
         return Err(ConfigError {
-            var: "AZURE_OPENAI_RESOURCE_NAME",
+            var: keys::AZURE_OPENAI_RESOURCE_NAME,
             reason: format!(
                 "{name:?} is not an Azure resource name (2-64 letters, digits, hyphens)"
             ),
@@ -194,84 +338,65 @@ fn azure_endpoint(optional: &dyn Fn(&str) -> Option<String>) -> Result<String, C
 
 /// Builds the chosen adapter, once, at start-up (async: the AWS chain is
 /// loaded for Bedrock).
-pub async fn build(
-    get: &(dyn Fn(&str) -> Option<String> + Sync),
-) -> Result<Arc<dyn LlmClient>, ConfigError> {
-    let optional = |var: &str| {
-        get(var)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    let required = |var: &'static str| {
-        optional(var).ok_or(ConfigError {
-            var,
-            reason: "is required by the chosen LLM provider".into(),
-        })
-    };
-    let timeout = match get("LLM_TIMEOUT_SECONDS") {
-        None => Duration::from_secs(120),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs)
-            .ok_or(ConfigError {
-                var: "LLM_TIMEOUT_SECONDS",
-                reason: format!("{v:?} is not a positive number of seconds"),
-            })?,
-    };
+pub async fn build(llm: &LlmSettings) -> Result<Arc<dyn LlmClient>, ConfigError> {
+    let timeout = llm.timeout;
     let built = |r: Result<OpenAiClient, String>, var: &'static str| {
         r.map(|c| Arc::new(c) as Arc<dyn LlmClient>)
             .map_err(|reason| ConfigError { var, reason })
     };
-    match choose(get)? {
-        LlmProvider::AzureOpenAi => {
-            let endpoint = azure_endpoint(&optional)?;
-            let deployment = required("AZURE_OPENAI_DEPLOYMENT")?;
-            let version =
-                get("AZURE_OPENAI_API_VERSION").unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.into());
-            let auth = match optional("AZURE_OPENAI_API_KEY") {
-                Some(key) => AzureAuth::ApiKey(key),
-                None => azure_token(get)?,
+    match &llm.backend {
+        LlmBackend::AzureOpenAi {
+            endpoint,
+            deployment,
+            api_version,
+            auth,
+        } => {
+            let auth = match auth {
+                AzureOpenAiAuth::ApiKey(key) => AzureAuth::ApiKey(key.expose().to_owned()),
+                AzureOpenAiAuth::Entra { entra, ca_file } => {
+                    azure_token(entra, ca_file.as_deref())?
+                }
             };
             built(
-                OpenAiClient::azure(&endpoint, &deployment, &version, auth, timeout),
-                "AZURE_OPENAI_ENDPOINT",
+                OpenAiClient::azure(endpoint, deployment, api_version, auth, timeout),
+                keys::AZURE_OPENAI_ENDPOINT,
             )
         }
-        LlmProvider::OpenAi => {
-            let base = required("OPENAI_BASE_URL")?;
-            let model = required("OPENAI_MODEL")?;
-            let key = get("OPENAI_API_KEY");
-            built(
-                OpenAiClient::openai(&base, key.as_deref(), &model, timeout),
-                "OPENAI_BASE_URL",
-            )
-        }
+        LlmBackend::OpenAi {
+            base_url,
+            model,
+            api_key,
+        } => built(
+            OpenAiClient::openai(
+                base_url,
+                api_key.as_ref().map(Secret::expose),
+                model,
+                timeout,
+            ),
+            keys::OPENAI_BASE_URL,
+        ),
         #[cfg(not(feature = "aws"))]
-        LlmProvider::Bedrock => Err(ConfigError {
-            var: "LLM_PROVIDER",
+        LlmBackend::Bedrock { .. } => Err(ConfigError {
+            var: keys::LLM_PROVIDER,
             reason: "bedrock: this binary was built without the AWS adapters \
                      (build it with `--features aws`, as the Lambda builds are)"
                 .into(),
         }),
         #[cfg(feature = "aws")]
-        LlmProvider::Bedrock => {
-            let model = required("BEDROCK_MODEL_ID")?;
+        LlmBackend::Bedrock { model_id, region } => {
             let overrides = AwsOverrides {
-                region: optional("AWS_REGION").or_else(|| optional("AWS_DEFAULT_REGION")),
+                region: region.clone(),
                 endpoint_url: None,
             };
-            let client = BedrockClient::load(&model, timeout, &overrides)
+            let client = BedrockClient::load(model_id, timeout, &overrides)
                 .await
                 .map_err(|reason| ConfigError {
-                    var: "AWS_REGION",
+                    var: keys::AWS_REGION,
                     reason,
                 })?;
             Ok(Arc::new(client))
         }
-        LlmProvider::Embedded => embedded(get),
+        LlmBackend::Embedded { vars } => embedded(&|k| vars.get(k).cloned()),
     }
 }
 
@@ -290,7 +415,7 @@ fn embedded(get: &dyn Fn(&str) -> Option<String>) -> Result<Arc<dyn LlmClient>, 
 #[cfg(not(feature = "embedded"))]
 fn embedded(_: &dyn Fn(&str) -> Option<String>) -> Result<Arc<dyn LlmClient>, ConfigError> {
     Err(ConfigError {
-        var: "LLM_PROVIDER",
+        var: keys::LLM_PROVIDER,
         reason: "the embedded model is not in this build (built without the `embedded` feature); \
                  set OPENAI_BASE_URL, AZURE_OPENAI_ENDPOINT or CLOUD_PROVIDER"
             .into(),
@@ -301,6 +426,13 @@ fn embedded(_: &dyn Fn(&str) -> Option<String>) -> Result<Arc<dyn LlmClient>, Co
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    /// The settings of `get`, built: what a host does at start-up.
+    async fn build(
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Arc<dyn LlmClient>, ConfigError> {
+        super::build(&LlmSettings::read(get)?).await
+    }
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = vars
@@ -407,9 +539,17 @@ mod tests {
         .await
         .err()
         .unwrap();
-        if cfg!(feature = "aws") {
-            assert_eq!(e.var, "BEDROCK_MODEL_ID");
-        } else {
+        assert_eq!(e.var, "BEDROCK_MODEL_ID");
+        // The settings are complete; this build cannot make the client.
+        if cfg!(not(feature = "aws")) {
+            let e = build(&env(&[
+                ("LLM_PROVIDER", "bedrock"),
+                ("BEDROCK_MODEL_ID", "m"),
+                ("AWS_REGION", "us-east-1"),
+            ]))
+            .await
+            .err()
+            .unwrap();
             assert_eq!(e.var, "LLM_PROVIDER");
             assert!(e.reason.contains("--features aws"), "{}", e.reason);
         }

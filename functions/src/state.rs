@@ -8,7 +8,7 @@ use ai_team_core::engine::Engine;
 use ai_team_core::queue::StepQueue;
 use ai_team_core::ticket::TicketSource;
 
-use crate::configuration::Config;
+use crate::configuration::{Config, ConfigError};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -28,22 +28,42 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state over `store` and `config` with its ticket source (Jira,
+    /// else the story folder) built from the integrations section: what a
+    /// host serving `from-jira` uses at start-up, the error naming the
+    /// variable.
+    pub fn try_new(store: Arc<dyn Store>, config: Config) -> Result<Self, ConfigError> {
+        let tickets = crate::integrations::ticket_source(&config)?;
+        Ok(Self {
+            tickets,
+            ..Self::without_tickets(store, config)
+        })
+    }
+
+    /// `try_new` for tests and benches, whose settings are their own: a
+    /// ticket source that cannot be built is logged and left out (hosts
+    /// use `try_new`, which stops start-up instead).
     pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
         let tickets = crate::integrations::ticket_source(&config).unwrap_or_else(|e| {
             tracing::error!(error = %e, "no ticket source");
             None
         });
-        let team = crate::engine::team(&config).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "the team file cannot be read; the built-in team is shown");
-            Team::builtin()
-        });
+        Self {
+            tickets,
+            ..Self::without_tickets(store, config)
+        }
+    }
+
+    /// The state of a host whose routes read no tickets (every endpoint
+    /// group but workflows): no Jira client is built.
+    pub fn without_tickets(store: Arc<dyn Store>, config: Config) -> Self {
         Self {
             store,
-            team: Arc::new(team),
+            team: config.team.team.clone(),
             config: Arc::new(config),
             engine: None,
             queue: None,
-            tickets,
+            tickets: None,
             events: None,
         }
     }

@@ -16,6 +16,9 @@ pub fn init(format: LogFormat) {
 
 /// `init` with another default filter (the CLI's `run` keeps stderr quiet).
 pub fn init_with(format: LogFormat, default_filter: &str) {
+    // The one variable read outside `settings`: the filter is the tracing
+    // subscriber's own convention (`EnvFilter`'s `RUST_LOG`), installed
+    // before anything logs and never part of the service's settings.
     let filter = std::env::var("AI_TEAM_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())

@@ -427,7 +427,12 @@ async fn aws_chain_child() {
     let Ok(mode) = std::env::var(CHILD) else {
         return;
     };
-    let from_process_env = |k: &str| std::env::var(k).ok();
+    // The settings as a host reads them: one snapshot of the environment.
+    let settings = || {
+        ai_team_functions::settings::Settings::from_process_env()
+            .expect("settings")
+            .llm
+    };
     match mode.as_str() {
         "call" => {
             let model = std::env::var("BEDROCK_MODEL_ID").unwrap();
@@ -436,7 +441,7 @@ async fn aws_chain_child() {
                 .unwrap();
             let r = client.chat(&request()).await.unwrap();
             assert_eq!(r.content, "from the chain");
-            let built = ai_team_functions::llm_config::build(&from_process_env)
+            let built = ai_team_functions::llm_config::build(&settings())
                 .await
                 .unwrap();
             assert_eq!(built.provider(), "bedrock");
@@ -444,7 +449,7 @@ async fn aws_chain_child() {
             assert_eq!(r.content, "from the config");
         }
         "no-region" => {
-            let e = ai_team_functions::llm_config::build(&from_process_env)
+            let e = ai_team_functions::llm_config::build(&settings())
                 .await
                 .err()
                 .unwrap();

@@ -74,9 +74,8 @@ impl Harness {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let llm = llm_config::build(&|k| map.get(k).cloned())
-            .await
-            .expect("llm");
+        let llm = llm_config::LlmSettings::read(&|k| map.get(k).cloned()).expect("llm settings");
+        let llm = llm_config::build(&llm).await.expect("llm");
         let mut engine = engine::build(&config, db.store.clone(), queue, llm).expect("engine");
         let mut engine_config = (*engine.config).clone();
         engine_config.retry.base_delay = Duration::from_millis(10);

@@ -239,7 +239,8 @@ impl Drop for TestDb {
     }
 }
 
-/// Configuration as `Config::from_env` would read it from these variables.
+/// The service section of the settings, as `Settings` reads it from these
+/// variables.
 pub fn config_with(vars: &[(&str, &str)]) -> Config {
     let map: HashMap<String, String> = vars
         .iter()

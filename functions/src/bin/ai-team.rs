@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ai_team_functions::cloud::CloudProvider;
-use ai_team_functions::configuration::{Config, keys};
+use ai_team_functions::configuration::Config;
 use ai_team_functions::refresh_worker::RefreshWorker;
+use ai_team_functions::settings::Settings;
 use ai_team_functions::worker::Worker;
-use ai_team_functions::{AppState, app, engine, integrations, llm_config, run_cmd, telemetry};
-use ai_team_providers::store;
+use ai_team_functions::{
+    AppState, app, engine, hosting, integrations, llm_config, run_cmd, telemetry,
+};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -73,28 +74,26 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let mut config = Config::from_env().map_err(|e| e.to_string())?;
+    // Every section is read and checked here, whatever the command uses:
+    // a bad setting stops any command with the variable's name.
+    let settings = Settings::from_process_env().map_err(|e| e.to_string())?;
     if matches!(cli.command, Command::Cloud) {
-        return show_cloud(&config);
+        return show_cloud(&settings);
     }
-    ai_team_functions::hosting::check_configuration(&config).map_err(|e| e.to_string())?;
+    // This process is local whatever the cloud section says: the
+    // database's queue, blobs on disk.
+    let Settings {
+        mut config, llm, ..
+    } = settings;
     match cli.command {
         Command::Run { .. } => telemetry::init_with(config.log_format, "warn"),
         _ => telemetry::init(config.log_format),
     }
     let db = config.database_url.clone();
-    let backend = store::connect_backend(&db, true).await.map_err(|e| {
-        format!(
-            "invalid {}: cannot open {}: {e}",
-            keys::DATABASE_URL,
-            db.redacted()
-        )
-    })?;
+    let backend = hosting::connect(&config).await?;
     let store = backend.store.clone();
     let build_engine = async |config: &Config| {
-        let llm = llm_config::build(&|k| std::env::var(k).ok())
-            .await
-            .map_err(|e| e.to_string())?;
+        let llm = llm_config::build(&llm).await.map_err(|e| e.to_string())?;
         engine::build(config, store.clone(), backend.queue.clone(), llm).map_err(|e| e.to_string())
     };
     match cli.command {
@@ -112,7 +111,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Err("the execution did not complete (see above)".into())
             }
         }
-        Command::Cloud => show_cloud(&config),
+        Command::Cloud => Ok(()),
         Command::Migrate => {
             tracing::info!(database = db.redacted(), "migrations applied");
             Ok(())
@@ -124,32 +123,33 @@ async fn run(cli: Cli) -> Result<(), String> {
             if let Some(p) = port {
                 config.port = p;
             }
-            let addr = format!("{}:{}", config.host, config.port);
+            // Everything that can still fail on a setting is built before
+            // the listener: the engine (the LLM, the code host) and the
+            // ticket source.
+            let engine = build_engine(&config).await?;
+            let review = integrations::review_source(&config).map_err(|e| e.to_string())?;
+            let (concurrency, heartbeat_timeout) =
+                (config.worker_concurrency, config.heartbeat_timeout);
+            let worker_id = config.worker_id.clone();
+            let state = AppState::try_new(store.clone(), config)
+                .map_err(|e| e.to_string())?
+                .with_engine(engine.clone())
+                .with_events(std::time::Duration::from_millis(500));
+            let addr = format!("{}:{}", state.config.host, state.config.port);
             let listener = tokio::net::TcpListener::bind(&addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let local = listener.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(address = %local, database = db.redacted(), "listening");
             ai_team_functions::log_stream::start(store.clone());
-            let engine = build_engine(&config).await?;
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let worker = Worker::new(engine.clone(), backend.jobs.clone());
-            let worker_task = tokio::spawn(worker.run(
-                config.worker_concurrency,
-                config.heartbeat_timeout,
-                stop_rx.clone(),
-            ));
-            let refresh = RefreshWorker::new(
-                store.clone(),
-                backend.jobs.clone(),
-                integrations::review_source(&config).map_err(|e| e.to_string())?,
-                &config.worker_id,
-            );
+            let worker_task =
+                tokio::spawn(worker.run(concurrency, heartbeat_timeout, stop_rx.clone()));
+            let refresh =
+                RefreshWorker::new(store.clone(), backend.jobs.clone(), review, &worker_id);
             let refresh_task = tokio::spawn(refresh.run(stop_rx));
             let releaser = Worker::new(engine.clone(), backend.jobs.clone());
-            let state = AppState::new(store, config)
-                .with_engine(engine)
-                .with_events(std::time::Duration::from_millis(500));
             let hub = state.events.clone();
             let router = app(state);
             let (down_tx, mut down_rx) = tokio::sync::watch::channel(false);
@@ -231,12 +231,11 @@ async fn shutdown() {
 }
 
 /// `ai-team cloud`: the resolution, without connecting to anything.
-fn show_cloud(config: &Config) -> Result<(), String> {
-    let get = |k: &str| std::env::var(k).ok();
-    let provider = CloudProvider::detect(&get).map_err(|e| e.to_string())?;
+fn show_cloud(settings: &Settings) -> Result<(), String> {
+    let provider = &settings.cloud;
     println!("provider: {}", provider.name());
-    let mut lines = provider.resolved(config);
-    lines.push(llm_config::resolved(&get).map_err(|e| e.to_string())?);
+    let mut lines = provider.resolved(&settings.config);
+    lines.push(llm_config::resolved(&settings.llm));
     let width = lines.iter().map(|l| l.service.len()).max().unwrap_or(0);
     for l in lines {
         println!("{:width$}  {}  [{}]", l.service, l.endpoint, l.credential);

@@ -1,23 +1,26 @@
 //! `azure-handler`: the Azure Functions custom handler. Serves the router
 //! and the Service Bus queue trigger (steps and refresh jobs) on `FUNCTIONS_CUSTOMHANDLER_PORT`.
-//! `main` only wires: configuration, adapters, engine, then the server.
+//! `main` only wires: the settings, adapters, engine, then the server.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use ai_team_functions::configuration::keys;
 use ai_team_functions::{AppState, app, azure, hosting, integrations};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let wired = match hosting::wire().await {
+    let wired = match hosting::settings() {
+        Ok(settings) => hosting::wire(settings).await,
+        Err(message) => Err(message),
+    };
+    let wired = match wired {
         Ok(w) => w,
         Err(message) => {
             eprintln!("azure-handler: {message}");
             return ExitCode::from(2);
         }
     };
-    let port = std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT").unwrap_or_else(|_| "8080".into());
+    let port = wired.host.azure_handler_port.clone();
     let listener = match tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await {
         Ok(l) => l,
         Err(e) => {
@@ -46,10 +49,17 @@ async fn main() -> ExitCode {
     // one trusted hop unless the operator says otherwise (without it, all
     // clients would share the host's one rate-limit key).
     let mut config = wired.config;
-    if std::env::var_os(keys::TRUSTED_PROXIES).is_none() {
+    if !wired.host.trusted_proxies_given {
         config.trusted_proxies = 1;
     }
-    let api = app(AppState::new(wired.store, config)
+    let state = match AppState::try_new(wired.store, config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("azure-handler: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let api = app(state
         .with_engine(wired.engine.clone())
         .with_events(std::time::Duration::from_millis(500)));
     let router = azure::handler_app(api, wired.engine, review, signer);

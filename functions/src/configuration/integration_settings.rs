@@ -2,14 +2,39 @@
 //! Jira (`NEGISHI_JIRA_*`) and GitHub (`USE_REAL_GITHUB`, `GITHUB_TOKEN`,
 //! `NEGISHI_GITHUB_REPO`, `GITHUB_API_URL`). A half-configured one stops
 //! start-up with the missing variable named. The `integrations` module builds
-//! the clients from them.
+//! the clients from them, once, at start-up.
 
 use std::time::Duration;
 
 use ai_team_providers::github::{DEFAULT_API_URL, GitHubSettings, parse_repository};
 use ai_team_providers::jira::JiraSettings;
 
-use super::{ConfigError, keys, parse, parse_bool};
+use super::{ConfigError, Secret, keys, parse, parse_bool};
+
+/// The integrations section: where stories come from, where code goes.
+#[derive(Debug, Clone, Default)]
+pub struct IntegrationSettings {
+    /// Jira Cloud, when `NEGISHI_JIRA_BASE_URL` and its credentials are set.
+    pub jira: Option<JiraSettings>,
+    /// A folder of `{KEY}.md` stories, the ticket source without Jira.
+    pub stories_dir: Option<std::path::PathBuf>,
+    /// GitHub as the code host, when `USE_REAL_GITHUB` is true.
+    pub github: Option<GitHubConfig>,
+    /// `GITHUB_WEBHOOK_SECRET`; without it every delivery is refused.
+    pub webhook_secret: Option<Secret>,
+}
+
+impl IntegrationSettings {
+    /// Reads through `get` (trimmed, blank as unset).
+    pub fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            jira: jira_settings(get)?,
+            stories_dir: get(keys::STORIES_DIR).map(Into::into),
+            github: github_config(get)?,
+            webhook_secret: get(keys::GITHUB_WEBHOOK_SECRET).map(Secret::new),
+        })
+    }
+}
 
 /// GitHub's settings and the repository used when a workflow names none.
 #[derive(Debug, Clone)]

@@ -1,9 +1,9 @@
 //! The AWS Lambda side (feature `lambda`): one HTTP function per endpoint
 //! group, the SQS-triggered step and refresh executors, the WebSocket API's
 //! function, and the `main` of each binary. The handlers are exposed so that tests invoke them
-//! in-process with recorded event payloads. Every client and pool is built
-//! once, in `hosting::wire`, before the runtime loop; the handlers only
-//! borrow them.
+//! in-process with recorded event payloads. Every client and pool a
+//! function uses is built once, in `hosting`, before the runtime loop; the
+//! handlers only borrow them.
 
 pub mod batch;
 pub mod http;

@@ -1,7 +1,10 @@
-//! The `main` of every Lambda binary: wire once (configuration, adapters,
-//! engine), then run the runtime loop with the function's handler. A
-//! configuration error is one line on stderr and exit code 2, which Lambda
-//! reports as an init error.
+//! The `main` of every Lambda binary: read the settings and wire what the
+//! function uses, once (the health function: the database; the functions
+//! that read, stream, enqueue or push: the database and the cloud's
+//! adapters; the workflows function and the step executor: also the LLM
+//! and the engine), then run the runtime loop with the function's handler.
+//! A configuration error is one line on stderr and exit code 2, which
+//! Lambda reports as an init error.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,18 +16,33 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use super::ws::push_after_writes;
 use super::{refresh_handler, steps_handler, ws_handler};
 use crate::groups::RouteGroup;
-use crate::hosting::{Wired, wire, wire_store};
+use crate::hosting::{self, Wired, WiredCloud, wire, wire_cloud, wire_store};
+use crate::settings::Settings;
 use crate::{AppState, app_with, integrations};
 use axum::Router;
 
 /// How often a stream looks for events other instances wrote.
 const EVENT_POLL: Duration = Duration::from_millis(500);
 
+fn failed(name: &str, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{name}: {message}");
+    ExitCode::from(2)
+}
+
+fn settings(name: &str) -> Result<Settings, ExitCode> {
+    hosting::settings().map_err(|message| failed(name, message))
+}
+
 async fn wired(name: &str) -> Result<Wired, ExitCode> {
-    wire().await.map_err(|message| {
-        eprintln!("{name}: {message}");
-        ExitCode::from(2)
-    })
+    wire(settings(name)?)
+        .await
+        .map_err(|message| failed(name, message))
+}
+
+async fn wired_cloud(name: &str) -> Result<WiredCloud, ExitCode> {
+    wire_cloud(settings(name)?)
+        .await
+        .map_err(|message| failed(name, message))
 }
 
 fn exit(name: &str, result: Result<(), Error>) -> ExitCode {
@@ -44,29 +62,56 @@ fn exit(name: &str, result: Result<(), Error>) -> ExitCode {
 /// HTTP API.
 pub async fn serve_group(group: RouteGroup, routes: impl FnOnce() -> Router<AppState>) -> ExitCode {
     let name = group.binary();
-    if group == RouteGroup::Health {
-        // A ping and the API's description: the database only.
-        let wired = match wire_store().await {
-            Ok(w) => w,
-            Err(message) => {
-                eprintln!("{name}: {message}");
-                return ExitCode::from(2);
+    let (state, push) = match group {
+        RouteGroup::Health => {
+            // A ping and the API's description: the database only.
+            let settings = match settings(name) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let wired = match wire_store(settings).await {
+                Ok(w) => w,
+                Err(message) => return failed(name, message),
+            };
+            let router = app_with(
+                AppState::without_tickets(wired.store, wired.config),
+                routes(),
+            );
+            return exit(name, lambda_http::run(router).await);
+        }
+        // The triggers run the engine; `from-jira` reads tickets.
+        RouteGroup::Workflows => {
+            let wired = match wired(name).await {
+                Ok(w) => w,
+                Err(code) => return code,
+            };
+            let state = match AppState::try_new(wired.store, wired.config) {
+                Ok(s) => s.with_engine(wired.engine),
+                Err(e) => return failed(name, e),
+            };
+            (state, wired.push)
+        }
+        // Reads, streams, webhook deliveries and refresh requests: the
+        // store and the cloud's queue, no LLM.
+        RouteGroup::Conversations
+        | RouteGroup::Events
+        | RouteGroup::Delivery
+        | RouteGroup::Webhooks => {
+            let wired = match wired_cloud(name).await {
+                Ok(w) => w,
+                Err(code) => return code,
+            };
+            let mut state =
+                AppState::without_tickets(wired.store, wired.config).with_queue(wired.queue);
+            if group == RouteGroup::Events {
+                state = state.with_events(EVENT_POLL);
             }
-        };
-        let router = app_with(AppState::new(wired.store, wired.config), routes());
-        return exit(name, lambda_http::run(router).await);
-    }
-    let wired = match wired(name).await {
-        Ok(w) => w,
-        Err(code) => return code,
+            (state, wired.push)
+        }
     };
-    let store = wired.store.clone();
-    let mut state = AppState::new(wired.store, wired.config).with_engine(wired.engine);
-    if group == RouteGroup::Events {
-        state = state.with_events(EVENT_POLL);
-    }
+    let store = state.store.clone();
     let mut router = app_with(state, routes());
-    if let Some(push) = wired.push {
+    if let Some(push) = push {
         router = push_after_writes(router, store, push);
     }
     let result = if group == RouteGroup::Events {
@@ -94,16 +139,13 @@ pub async fn serve_steps() -> ExitCode {
 /// The refresh executor, triggered by the SQS refresh queue.
 pub async fn serve_refresh() -> ExitCode {
     let name = "lambda-refresh";
-    let wired = match wired(name).await {
+    let wired = match wired_cloud(name).await {
         Ok(w) => w,
         Err(code) => return code,
     };
     let source = match integrations::review_source(&wired.config) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return failed(name, e),
     };
     let (store, sqs, push) = (
         wired.store.as_ref(),
@@ -121,7 +163,7 @@ pub async fn serve_refresh() -> ExitCode {
 /// The WebSocket API's function (`$connect`, `$disconnect`, `$default`).
 pub async fn serve_ws() -> ExitCode {
     let name = "lambda-ws";
-    let wired = match wired(name).await {
+    let wired = match wired_cloud(name).await {
         Ok(w) => w,
         Err(code) => return code,
     };

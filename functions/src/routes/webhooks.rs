@@ -76,7 +76,7 @@ pub async fn github_webhook(
             ))
         }
     })?;
-    let Some(secret) = &state.config.webhook_secret else {
+    let Some(secret) = &state.config.integrations.webhook_secret else {
         tracing::warn!("webhook refused: GITHUB_WEBHOOK_SECRET is not set");
         return Err(ApiError::Unauthorized("Webhook secret not configured"));
     };

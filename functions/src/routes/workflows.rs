@@ -183,7 +183,7 @@ pub fn check_repository(state: &AppState, raw: &str) -> Result<(), FieldError> {
         RepositoryRef::Local(_) => Err(refuse(
             "repository_url must name a remote repository (https://host/owner/name); a local path or file:// URL is not accepted from the API (the CLI's --repo works on a local repository)".into(),
         )),
-        RepositoryRef::Remote { owner, name, .. } => match &state.config.github {
+        RepositoryRef::Remote { owner, name, .. } => match &state.config.integrations.github {
             Some(g) if !g.settings.allows(&owner, &name) => Err(refuse(format!(
                 "{owner}/{name} is not one of the repositories this service may write (NEGISHI_GITHUB_REPO, AI_TEAM_ALLOWED_REPOSITORIES)"
             ))),
