@@ -165,7 +165,7 @@ pub struct Workflow {
     pub jira_story_id: String,
     /// Follows the latest execution's status.
     pub status: WorkflowStatus,
-    /// The repository the team works on; `None` runs without a repository.
+    /// The repository the team works on; `None` delivers to the configured default repository.
     pub repository_url: Option<String>,
     /// The story's description, as given at creation; `None` without one.
     pub description: Option<String>,
@@ -399,10 +399,10 @@ pub struct LlmCall {
     pub cost: i64,
     /// When the call was made.
     pub timestamp: DateTime<Utc>,
-    /// The request as sent (redacted; may point to a blob via `blob_uri`).
+    /// The request as sent (redacted when redaction is on); a large one is moved to the blob store, leaving its `blob_uri`.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub request_data: Value,
-    /// The response as received (redacted; may point to a blob via `blob_uri`).
+    /// The response as received (redacted when redaction is on); a large one is moved to the blob store, leaving its `blob_uri`.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub response_data: Value,
 }
@@ -452,12 +452,12 @@ pub struct NewLlmCall {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ArtifactRef {
-    /// What kind of artifact is referenced; `type` on the wire.
+    /// What is referenced (`code_file`); `type` on the wire.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The artifact's id in its kind's namespace.
+    /// The artifact's id within its kind (a code file's path).
     pub id: String,
-    /// Where the artifact is stored.
+    /// Where the artifact is stored (`code_files://{execution}/{path}`).
     pub uri: String,
     /// Checksum of the artifact's content.
     pub checksum: String,

@@ -214,7 +214,7 @@ pub enum WorkflowEvent {
     },
     /// A line of the service's log about this workflow (already redacted).
     Log {
-        /// The log level (`INFO`, `WARN`, ...).
+        /// The log level (`info`, `warning`, `error`).
         level: String,
         /// The log message, redacted.
         message: String,
