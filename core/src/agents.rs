@@ -45,12 +45,17 @@ pub const SECTIONS: &[(&str, u8)] = &[
     ("summary", 10),
 ];
 
+/// One role of the team, as the team file declares it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Role {
+    /// Display name ("Product Manager").
     pub name: String,
+    /// What the role aims at, in its system prompt.
     pub goal: String,
+    /// Who the role is, in its system prompt.
     pub backstory: String,
+    /// Most tokens the role's answers may have (the calls' `max_tokens`).
     pub max_output_tokens: u32,
     /// What the role can do, as `GET /agents/{id}` lists it.
     #[serde(default)]
@@ -67,11 +72,15 @@ impl Role {
     }
 }
 
+/// One step's task, as the team file declares it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
+    /// The agent that works the step.
     pub agent: Agent,
+    /// Context sections the prompt includes (names from `SECTIONS`).
     pub context: Vec<String>,
+    /// The task text of the prompt.
     pub task: String,
     /// The grammar (a name in [`Team::grammars`]) the answer of a model
     /// that supports constrained sampling must follow; none: free text.
@@ -79,10 +88,13 @@ pub struct StepSpec {
     pub grammar: Option<String>,
 }
 
+/// The team file, parsed: its roles, its steps and the grammars they name.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Team {
+    /// Each agent's role.
     pub roles: BTreeMap<Agent, Role>,
+    /// Each step's task, by `Step::spec_key`.
     pub steps: BTreeMap<String, StepSpec>,
     /// Grammar texts by name: the built-in ones, and those the loader found.
     #[serde(skip)]
@@ -147,14 +159,17 @@ impl Team {
         Ok(team)
     }
 
+    /// The built-in team (`BUILTIN_TEAM`).
     pub fn builtin() -> Self {
         Self::parse(BUILTIN_TEAM).expect("the built-in team file is valid")
     }
 
+    /// The role of `agent`, if the team declares it.
     pub fn role(&self, agent: Agent) -> Option<&Role> {
         self.roles.get(&agent)
     }
 
+    /// The task of the step with this spec key, if the team declares it.
     pub fn step(&self, step: &str) -> Option<&StepSpec> {
         self.steps.get(step)
     }

@@ -8,17 +8,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::codehost::{is_ci_path, normalise_path};
 
+/// One file an answer holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParsedFile {
+    /// Path relative to the repository root, normalised.
     pub path: String,
+    /// The fence's language, else the extension's (see `language_of`); `None` if neither.
     pub language: Option<String>,
+    /// The file's full text.
     pub content: String,
 }
 
 /// The files of an answer, and the paths that were refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ParsedFiles {
+    /// Files the policy allows; a later block for a path replaces the earlier.
     pub files: Vec<ParsedFile>,
+    /// Paths refused, as the answer gave them: outside the repository, under `.git`, or CI paths the policy does not allow.
     pub refused: Vec<String>,
 }
 
@@ -157,6 +163,7 @@ fn file_comment(line: &str) -> Option<String> {
     looks_like_path(p).then(|| p.to_owned())
 }
 
+/// The language of a file by its extension (`py` is `python`, ...); `None` for one not listed.
 pub fn language_of(path: &str) -> Option<String> {
     let ext = path.rsplit_once('.')?.1.to_lowercase();
     Some(
@@ -195,7 +202,9 @@ pub fn acceptance_criteria(text: &str) -> Vec<String> {
 /// The reviewer's verdict and the changes it asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
+    /// Whether the reviewer approved the change.
     pub approved: bool,
+    /// The changes asked for; empty when approved.
     pub changes: Vec<String>,
 }
 

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 /// calls), one agent across the execution, the whole execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budgets {
+    /// Tokens (prompt plus output) one step's calls may use.
     pub step_tokens: i64,
+    /// Tokens one agent's calls may use across the execution.
     pub agent_tokens: i64,
+    /// Tokens the whole execution's calls may use.
     pub execution_tokens: i64,
 }
 
@@ -26,10 +29,13 @@ impl Default for Budgets {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetPatch {
+    /// New step budget, in tokens; `None` keeps the current one.
     #[serde(default, deserialize_with = "whole_number")]
     pub step_tokens: Option<i64>,
+    /// New agent budget, in tokens; `None` keeps the current one.
     #[serde(default, deserialize_with = "whole_number")]
     pub agent_tokens: Option<i64>,
+    /// New execution budget, in tokens; `None` keeps the current one.
     #[serde(default, deserialize_with = "whole_number")]
     pub execution_tokens: Option<i64>,
 }
@@ -53,6 +59,7 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D
 }
 
 impl BudgetPatch {
+    /// Checks every given budget is within 1..=100,000,000 tokens; the error names the first that is not.
     pub fn validate(&self) -> Result<(), String> {
         for (name, v) in [
             ("step_tokens", self.step_tokens),
@@ -68,6 +75,7 @@ impl BudgetPatch {
         Ok(())
     }
 
+    /// `b` with the given budgets replaced.
     pub fn apply(&self, b: Budgets) -> Budgets {
         Budgets {
             step_tokens: self.step_tokens.unwrap_or(b.step_tokens),
@@ -80,21 +88,29 @@ impl BudgetPatch {
 /// Tokens already spent, against which a call is checked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Spent {
+    /// Tokens spent by the current step.
     pub step: i64,
+    /// Tokens spent by the agent in this execution.
     pub agent: i64,
+    /// Tokens spent by the whole execution.
     pub execution: i64,
 }
 
 /// A call the budgets do not allow: the step stops and escalates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OverBudget {
+    /// Which budget (`step`, `agent` or `execution`).
     pub budget: &'static str,
+    /// The budget, in tokens.
     pub limit: i64,
+    /// Tokens already spent against it.
     pub spent: i64,
+    /// Tokens the call needs (prompt plus the smallest useful output).
     pub needed: i64,
 }
 
 impl OverBudget {
+    /// The refusal in words: needed, limit, spent and what is left.
     pub fn math(&self) -> String {
         format!(
             "needs {} tokens but the {} budget is {} with {} already spent ({} left)",

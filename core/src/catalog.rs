@@ -14,14 +14,20 @@ use crate::money::NANOS_PER_DOLLAR;
 /// The catalog shipped with the binary.
 pub const BUILTIN: &str = include_str!("../catalog/models.json");
 
+/// One model's entry in the catalog, prices in whole nano-dollars.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelInfo {
+    /// The catalog name (or `default`).
     pub name: String,
+    /// The model's context window, in tokens.
     pub context_window: i64,
+    /// Most tokens one answer may have.
     pub max_output_tokens: i64,
     /// `cl100k_base`, `o200k_base`, or `estimate`.
     pub tokenizer: String,
+    /// Price of 1K prompt tokens, in nano-dollars.
     pub prompt_nanos_per_1k: i64,
+    /// Price of 1K completion tokens, in nano-dollars.
     pub completion_nanos_per_1k: i64,
     /// False when the model was not in the catalog and the default applies.
     pub known: bool,
@@ -107,6 +113,7 @@ struct RawCatalog {
     models: HashMap<String, RawEntry>,
 }
 
+/// The model catalog: an entry per model and the default for unknown ones.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     default: ModelInfo,
@@ -135,6 +142,7 @@ fn info(name: &str, e: &RawEntry, known: bool) -> Result<ModelInfo, String> {
 }
 
 impl Catalog {
+    /// Reads a catalog file (`catalog/models.json`'s shape); the error names the bad entry.
     pub fn parse(json: &str) -> Result<Self, String> {
         let raw: RawCatalog =
             serde_json::from_str(json).map_err(|e| format!("model catalog: {e}"))?;
@@ -148,6 +156,7 @@ impl Catalog {
         })
     }
 
+    /// The catalog shipped with the binary (`BUILTIN`).
     pub fn builtin() -> Self {
         Self::parse(BUILTIN).expect("the built-in catalog is valid (tested)")
     }

@@ -7,17 +7,25 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+/// Why a code host operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CodeHostError {
+    /// The host rate-limited us: retry after the wait.
     #[error("code host rate-limited; retry after {retry_after_secs} s")]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        /// How long the host asks us to wait, in seconds.
+        retry_after_secs: u64,
+    },
+    /// The host could not be reached or failed the request: retry.
     #[error("code host unavailable: {0}")]
     Unavailable(String),
+    /// The host refused the operation: retrying cannot help.
     #[error("{0}")]
     Refused(String),
 }
 
 impl CodeHostError {
+    /// Whether another attempt may succeed (anything but `Refused`).
     pub fn is_retryable(&self) -> bool {
         !matches!(self, CodeHostError::Refused(_))
     }
@@ -26,7 +34,9 @@ impl CodeHostError {
 /// One file to write, relative to the repository root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileChange {
+    /// Path relative to the repository root.
     pub path: String,
+    /// The file's full text.
     pub content: String,
 }
 
@@ -35,15 +45,22 @@ pub struct FileChange {
 pub struct CommitRequest {
     /// The step's identity, kept as a trailer so a repeat is recognised.
     pub step_key: String,
+    /// The commit message.
     pub message: String,
+    /// The files to write in this commit.
     pub files: Vec<FileChange>,
 }
 
+/// The pull request to open (or find) for a delivered branch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRequestRequest {
+    /// The pull request's title.
     pub title: String,
+    /// The pull request's description.
     pub body: String,
+    /// The branch with the change.
     pub head: String,
+    /// The branch to merge into.
     pub base: String,
 }
 
@@ -52,26 +69,35 @@ pub struct PullRequestRequest {
 pub struct Delivered {
     /// Where the branch is (a path or a URL).
     pub location: String,
+    /// The execution's branch.
     pub branch: String,
+    /// The branch the work is based on.
     pub base_branch: String,
+    /// The branch's head commit after delivery.
     pub head_sha: String,
     /// Commits made now (0 when all were already there).
     pub new_commits: usize,
+    /// The pull request opened or found; `None` where none was (see `pull_request_skipped`).
     pub pull_request: Option<PullRequestRef>,
     /// Why no pull request was opened (a remote repository without GitHub).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request_skipped: Option<String>,
 }
 
+/// A pull request on the code host, as delivery opened or found it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRequestRef {
+    /// The pull request's number in its repository.
     pub number: i64,
+    /// The pull request's web address.
     pub url: String,
     /// `owner/name` on the host.
     #[serde(default)]
     pub repository: String,
+    /// `open` or `closed`, as the host reports it; empty when unknown.
     #[serde(default)]
     pub state: String,
+    /// Whether it is a draft.
     #[serde(default)]
     pub draft: bool,
     /// The host's time of the pull request's last change.
@@ -82,7 +108,9 @@ pub struct PullRequestRef {
 /// One file of a repository's base tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoEntry {
+    /// Path relative to the repository root.
     pub path: String,
+    /// Size of the file, in bytes.
     pub size_bytes: u64,
 }
 
@@ -91,9 +119,11 @@ pub struct RepoEntry {
 pub struct RepoSnapshot {
     /// The base commit; `None` for a repository without commits (or none yet).
     pub base_sha: Option<String>,
+    /// Every file of the base tree.
     pub files: Vec<RepoEntry>,
 }
 
+/// Where the team's files land: a local git repository or GitHub (adapters in `ai-team-providers`).
 #[async_trait]
 pub trait CodeHost: Send + Sync + 'static {
     /// `git`, `github`, …

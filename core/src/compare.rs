@@ -13,21 +13,34 @@ use crate::money::nanos_to_dollars;
 /// One call row, reduced to what comparison needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallFact {
+    /// The agent's wire name.
     pub agent: String,
+    /// The step's wire name.
     pub step: String,
+    /// The model that answered.
     pub model: String,
+    /// The call's status (`success`, `failed`, ...).
     pub status: String,
+    /// Tokens in the prompt.
     pub prompt_tokens: i64,
+    /// Tokens in the answer.
     pub completion_tokens: i64,
+    /// Cost of the call, in nano-dollars.
     pub cost: i64,
+    /// Wall time of the call, in ms.
     pub latency_ms: i64,
+    /// Hash of the request (see `models::LlmCall::prompt_hash`).
     pub prompt_hash: String,
 }
 
+/// One agent's totals in a comparison.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AgentTotals {
+    /// Number of calls (every attempt).
     pub calls: i64,
+    /// Prompt plus completion tokens.
     pub tokens: i64,
+    /// Cost: nano-dollars in memory, dollars on the wire.
     #[serde(serialize_with = "dollars")]
     pub cost: i64,
 }
@@ -36,27 +49,43 @@ fn dollars<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(nanos_to_dollars(*v))
 }
 
+/// The totals of one workflow's or execution's calls: `a` or `b` of a comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Aggregates {
+    /// The workflow's or execution's row id.
     pub id: i64,
+    /// Number of calls (every attempt).
     pub total_calls: i64,
+    /// Prompt tokens over all calls.
     pub prompt_tokens: i64,
+    /// Completion tokens over all calls.
     pub completion_tokens: i64,
+    /// Prompt plus completion tokens over all calls.
     pub total_tokens: i64,
+    /// Cost over all calls: nano-dollars in memory, dollars on the wire.
     #[serde(serialize_with = "dollars")]
     pub total_cost: i64,
+    /// Mean call latency, in ms; 0 without calls.
     pub avg_latency_ms: f64,
+    /// Nearest-rank 95th percentile of call latency, in ms; 0 without calls.
     pub p95_latency_ms: f64,
+    /// Distinct models, sorted.
     pub models: Vec<String>,
+    /// Totals per agent wire name.
     pub per_agent: BTreeMap<String, AgentTotals>,
+    /// Totals per step wire name; not serialised, used for the per-step differences of executions.
     #[serde(skip)]
     pub per_step: BTreeMap<String, StepTotals>,
 }
 
+/// One step's totals in an execution comparison.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StepTotals {
+    /// The agent of the step's first call.
     pub agent: String,
+    /// Prompt plus completion tokens.
     pub tokens: i64,
+    /// Cost, in nano-dollars.
     pub cost: i64,
     /// The prompt hash of the step's last successful call.
     pub prompt_hash: Option<String>,
@@ -72,6 +101,7 @@ pub fn percentile(values: &mut [i64], p: f64) -> f64 {
     values[rank - 1] as f64
 }
 
+/// Totals of `calls`, reported under `id`.
 pub fn aggregate(id: i64, calls: &[CallFact]) -> Aggregates {
     let mut a = Aggregates {
         id,

@@ -16,7 +16,9 @@ use crate::money::nanos_to_dollars;
 /// What a conversation contributes besides its calls.
 #[derive(Debug, Clone)]
 pub struct ConversationFacts {
+    /// The step's wire name.
     pub step: String,
+    /// The agent's wire name.
     pub agent: String,
     /// The conversation's structured record (`truncated_sections`, `verdict`…).
     pub details: Value,
@@ -28,7 +30,9 @@ pub struct ConversationFacts {
 pub struct Savings {
     /// Calls that need not have been made: failed attempts and repeats.
     pub messages: i64,
+    /// Cost of those calls, in dollars.
     pub cost_usd: f64,
+    /// Time those calls took, in minutes.
     pub duration_minutes: f64,
 }
 
@@ -36,13 +40,21 @@ pub struct Savings {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationReview {
+    /// The workflow reviewed.
     pub workflow_id: i64,
+    /// One line of totals: conversations, calls, failures, tokens, cost.
     pub summary: String,
+    /// Steps whose calls failed or that dominate the cost.
     pub workflow_recommendations: Vec<String>,
+    /// Prompts shrunk to fit the model's window.
     pub prompt_recommendations: Vec<String>,
+    /// The changes the reviewer asked for, by step.
     pub code_change_suggestions: Vec<String>,
+    /// Unapproved reviews and answers cut at their output limit.
     pub risk_flags: Vec<String>,
+    /// Repeated prompts and failed attempts, with what they cost.
     pub quick_wins: Vec<String>,
+    /// What failed attempts and repeats cost.
     pub estimated_savings: Savings,
     /// The figures the text is made from.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]

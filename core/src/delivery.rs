@@ -22,33 +22,54 @@ use crate::query::{FieldError, PageRequest};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PullRequest {
+    /// The workflow the pull request delivers.
     pub workflow_id: i64,
     /// `owner/name`, as GitHub spells it.
     pub repository: String,
+    /// The pull request's number in its repository.
     pub number: i64,
+    /// The pull request's web address.
     pub url: String,
+    /// `open` or `closed`, as the host reports it.
     pub state: String,
+    /// The pull request's title.
     pub title: String,
+    /// The branch with the change.
     pub head_branch: String,
+    /// The branch the change merges into.
     pub base_branch: String,
+    /// The head commit; `None` when the host did not report one.
     pub head_sha: Option<String>,
+    /// Whether it was merged.
     pub merged: bool,
+    /// Whether it is a draft.
     pub draft: bool,
+    /// The host's time of the last change stored.
     pub updated_at: DateTime<Utc>,
 }
 
 /// A pull request as the code host reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRequestUpdate {
+    /// `owner/name`, as GitHub spells it.
     pub repository: String,
+    /// The pull request's number in its repository.
     pub number: i64,
+    /// The pull request's web address.
     pub url: String,
+    /// `open` or `closed`, as the host reports it.
     pub state: String,
+    /// The pull request's title.
     pub title: String,
+    /// The branch with the change.
     pub head_branch: String,
+    /// The branch the change merges into.
     pub base_branch: String,
+    /// The head commit, if reported.
     pub head_sha: Option<String>,
+    /// Whether it was merged.
     pub merged: bool,
+    /// Whether it is a draft.
     pub draft: bool,
     /// The host's own time of the change: an older one never overwrites.
     pub updated_at: DateTime<Utc>,
@@ -56,19 +77,21 @@ pub struct PullRequestUpdate {
 
 /// Declares a small string enum with `as_str`/`parse`.
 macro_rules! wire_kind {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:tt),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $wire:tt),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
-            $(#[serde(rename = $wire)] $variant),+
+            $($(#[$vmeta])* #[serde(rename = $wire)] $variant),+
         }
 
         impl $name {
+            /// The wire (and database) name.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $wire),+ }
             }
 
+            /// The value with this wire name, if any.
             pub fn parse(s: &str) -> Option<Self> {
                 match s { $($wire => Some($name::$variant),)+ _ => None }
             }
@@ -78,43 +101,76 @@ macro_rules! wire_kind {
 
 wire_kind!(
     /// A check run, or the suite that groups them.
-    CheckKind { Run => "check_run", Suite => "check_suite" }
+    CheckKind {
+        /// A check run (`check_run`).
+        Run => "check_run",
+        /// A check suite, grouping runs (`check_suite`).
+        Suite => "check_suite",
+    }
 );
 
 wire_kind!(
     /// What happened to a file between base and head.
-    DiffStatus { Added => "added", Modified => "modified", Removed => "removed", Renamed => "renamed" }
+    DiffStatus {
+        /// New at head.
+        Added => "added",
+        /// Changed between base and head.
+        Modified => "modified",
+        /// Gone at head.
+        Removed => "removed",
+        /// Moved from `previous_path`, possibly changed too.
+        Renamed => "renamed",
+    }
 );
 
 /// One row of `GET /workflows/{id}/pr/checks`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Check {
+    /// Row id, assigned by the store.
     pub id: i64,
     /// The host's id of the run or suite.
     pub external_id: i64,
+    /// A run or a suite.
     pub kind: CheckKind,
+    /// The check's name on the host.
     pub name: String,
+    /// `queued`, `in_progress` or `completed`, as the host reports it.
     pub status: String,
+    /// The host's conclusion (`success`, `failure`, ...); `None` until completed.
     pub conclusion: Option<String>,
+    /// Link to the check's details on the host, if any.
     pub details_url: Option<String>,
+    /// When the check started, if it has.
     pub started_at: Option<DateTime<Utc>>,
+    /// When the check completed, if it has.
     pub completed_at: Option<DateTime<Utc>>,
+    /// The commit the check ran on, if reported.
     pub head_sha: Option<String>,
+    /// The host's time of the state stored (see `CheckUpdate::updated_at`).
     pub updated_at: DateTime<Utc>,
 }
 
 /// A check as the code host reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckUpdate {
+    /// A run or a suite.
     pub kind: CheckKind,
+    /// The host's id of the run or suite.
     pub external_id: i64,
+    /// The check's name on the host.
     pub name: String,
+    /// `queued`, `in_progress` or `completed`, as the host reports it.
     pub status: String,
+    /// The host's conclusion; `None` until completed.
     pub conclusion: Option<String>,
+    /// Link to the check's details on the host, if any.
     pub details_url: Option<String>,
+    /// When the check started, if it has.
     pub started_at: Option<DateTime<Utc>>,
+    /// When the check completed, if it has.
     pub completed_at: Option<DateTime<Utc>>,
+    /// The commit the check ran on, if reported.
     pub head_sha: Option<String>,
     /// The host's time of this state (completed_at, else started_at, else
     /// the delivery's): breaks ties between two reports of one status.
@@ -135,23 +191,36 @@ pub fn check_status_rank(status: &str) -> u8 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiffFile {
+    /// The file's path at head.
     pub path: String,
+    /// The path before a rename; `None` unless `status` is `renamed`.
     pub previous_path: Option<String>,
+    /// What happened to the file.
     pub status: DiffStatus,
+    /// Lines added.
     pub additions: i64,
+    /// Lines deleted.
     pub deletions: i64,
+    /// The unified diff; `None` when the host gives none (binary or too large).
     pub patch: Option<String>,
+    /// When the row was last written.
     pub updated_at: DateTime<Utc>,
 }
 
 /// A file of a comparison, as the code host reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiffUpdate {
+    /// The file's path at head.
     pub path: String,
+    /// The path before a rename; `None` unless renamed.
     pub previous_path: Option<String>,
+    /// What happened to the file.
     pub status: DiffStatus,
+    /// Lines added.
     pub additions: i64,
+    /// Lines deleted.
     pub deletions: i64,
+    /// The unified diff, if the host gave one.
     pub patch: Option<String>,
 }
 
@@ -159,12 +228,19 @@ pub struct DiffUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Artifact {
+    /// Row id, assigned by the store.
     pub id: i64,
+    /// What kind of artifact it is; the `kind` filter of the listing.
     pub kind: String,
+    /// The artifact's name.
     pub name: String,
+    /// Where the artifact can be fetched.
     pub uri: String,
+    /// Checksum of the artifact, if the host gave one.
     pub checksum: Option<String>,
+    /// Size of the artifact, in bytes.
     pub size_bytes: i64,
+    /// When the host created it.
     pub created_at: DateTime<Utc>,
 }
 
@@ -172,24 +248,33 @@ pub struct Artifact {
 /// upsert idempotent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactUpdate {
+    /// The host's id of the artifact.
     pub external_id: String,
+    /// What kind of artifact it is.
     pub kind: String,
+    /// The artifact's name.
     pub name: String,
+    /// Where the artifact can be fetched.
     pub uri: String,
+    /// Checksum of the artifact, if the host gave one.
     pub checksum: Option<String>,
+    /// Size of the artifact, in bytes.
     pub size_bytes: i64,
+    /// When the host created it.
     pub created_at: DateTime<Utc>,
 }
 
 /// A validated listing of checks (`kind` defaults to check runs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckQuery {
+    /// Which page.
     pub page: PageRequest,
     /// `None`: runs and suites.
     pub kind: Option<CheckKind>,
 }
 
 impl CheckQuery {
+    /// Validates the `page`, `page_size` and `kind` query parameters; `kind` is `check_run` (the default), `check_suite` or `all`.
     pub fn parse(
         page: Option<&str>,
         page_size: Option<&str>,
@@ -228,11 +313,14 @@ impl CheckQuery {
 /// `kind` of artifacts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilteredPage {
+    /// Which page.
     pub page: PageRequest,
+    /// The trimmed filter text; `None` when absent or blank.
     pub filter: Option<String>,
 }
 
 impl FilteredPage {
+    /// Validates the `page` and `page_size` query parameters and trims the filter.
     pub fn parse(
         page: Option<&str>,
         page_size: Option<&str>,
@@ -254,7 +342,9 @@ impl FilteredPage {
 pub struct WebhookTarget {
     /// `owner/name`.
     pub repository: String,
+    /// Pull request numbers the delivery names.
     pub pr_numbers: Vec<i64>,
+    /// The branch the delivery is about, if any.
     pub head_branch: Option<String>,
     /// The pull request's title: a PR that people opened matches the
     /// workflow whose story id it names (as the original did).
@@ -291,7 +381,9 @@ pub fn mentions_story(text: &str, key: &str) -> bool {
 /// What a delivery changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WebhookChange {
+    /// A pull request was opened, changed or closed.
     PullRequest(PullRequestUpdate),
+    /// A check run or suite changed.
     Check(CheckUpdate),
 }
 
@@ -302,8 +394,11 @@ pub struct WebhookDelivery {
     pub delivery_id: String,
     /// `X-GitHub-Event`.
     pub event: String,
+    /// The payload's `action` (`opened`, `completed`, ...), if any.
     pub action: Option<String>,
+    /// Which workflow it is about.
     pub target: WebhookTarget,
+    /// What it changes.
     pub change: WebhookChange,
 }
 
@@ -312,7 +407,12 @@ pub struct WebhookDelivery {
 pub enum WebhookOutcome {
     /// Matched and recorded; `changed` is false when the store already
     /// held a newer state (an out-of-order delivery).
-    Applied { workflow_id: i64, changed: bool },
+    Applied {
+        /// The workflow the delivery matched.
+        workflow_id: i64,
+        /// Whether the stored state changed.
+        changed: bool,
+    },
     /// This delivery id was applied before: nothing done.
     Duplicate,
     /// No workflow has this pull request; recorded, so a redelivery after
@@ -320,6 +420,7 @@ pub enum WebhookOutcome {
     Unmatched,
 }
 
+/// The store side of delivery: pull requests, checks, diffs, artifacts and webhook deliveries, each write with its events.
 #[async_trait]
 pub trait DeliveryStore: Send + Sync + 'static {
     /// Writes the pull request unless the stored one is newer; `events`
@@ -331,6 +432,7 @@ pub trait DeliveryStore: Send + Sync + 'static {
         pr: &PullRequestUpdate,
         events: &[NewEvent],
     ) -> StoreResult<bool>;
+    /// The workflow's pull request; `None` when it has none.
     async fn get_pull_request(&self, workflow_id: i64) -> StoreResult<Option<PullRequest>>;
 
     /// Upserts each check by precedence; returns how many changed.
@@ -340,6 +442,7 @@ pub trait DeliveryStore: Send + Sync + 'static {
         checks: &[CheckUpdate],
         events: &[NewEvent],
     ) -> StoreResult<usize>;
+    /// A page of the workflow's checks.
     async fn list_checks(&self, workflow_id: i64, query: &CheckQuery) -> StoreResult<Paged<Check>>;
 
     /// Replaces the workflow's diff with `files` (files gone from the
@@ -387,11 +490,14 @@ pub trait DeliveryStore: Send + Sync + 'static {
 pub enum RefreshKind {
     /// The pull request, its check runs and check suites.
     Pr,
+    /// The per-file diff between base and head.
     Diffs,
+    /// The CI artifacts.
     Artifacts,
 }
 
 impl RefreshKind {
+    /// The wire name (`pr`, `diffs`, `artifacts`).
     pub fn as_str(self) -> &'static str {
         match self {
             RefreshKind::Pr => "pr",

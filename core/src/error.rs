@@ -21,4 +21,5 @@ pub enum StoreError {
     Unknown(#[from] anyhow::Error),
 }
 
+/// The result of every store operation.
 pub type StoreResult<T> = Result<T, StoreError>;

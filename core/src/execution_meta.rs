@@ -38,9 +38,13 @@ pub struct ExecutionMeta {
 /// The model and code host an execution was started with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
+    /// The LLM provider (`azure-openai`, `openai`, `bedrock`, `embedded`, ...).
     pub provider: String,
+    /// The model (or deployment) the calls went to.
     pub model: String,
+    /// The code host kind (`git`, `github`, ...).
     pub code_host: String,
+    /// Sampling temperature of the calls.
     pub temperature: f32,
 }
 

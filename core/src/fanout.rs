@@ -19,7 +19,9 @@ pub fn frame_of(e: &Event, status: &StatusInfo) -> Value {
 /// What one push did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pushed {
+    /// Frames sent.
     pub frames: usize,
+    /// Connections found gone and forgotten.
     pub gone: usize,
 }
 

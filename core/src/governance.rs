@@ -7,8 +7,11 @@
 /// A part of the prompt. Higher `priority` is kept longer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
+    /// Name recorded when the section is cut (`system`, a context section, ...).
     pub name: String,
+    /// The section's text.
     pub text: String,
+    /// Rank for shrinking: lower priorities are cut first.
     pub priority: u8,
     /// The system prompt and the task: never cut.
     pub required: bool,
@@ -17,8 +20,11 @@ pub struct Section {
 /// The window a call must fit in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
+    /// The model's context window, in tokens.
     pub context_window: usize,
+    /// Tokens reserved for the answer (`max_tokens`).
     pub max_output_tokens: usize,
+    /// Tokens kept free for estimation error.
     pub safety_buffer: usize,
 }
 
@@ -34,10 +40,13 @@ impl Window {
 /// A prompt that fits, and what was cut to make it fit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fitted {
+    /// The sections as they fit, in prompt order.
     pub sections: Vec<Section>,
+    /// Estimated tokens of the fitted prompt.
     pub prompt_tokens: usize,
     /// `name (dropped)` or `name (truncated to N tokens)`, in cut order.
     pub truncated_sections: Vec<String>,
+    /// Shrink attempts made; 0 when it fit as is.
     pub attempts: u32,
 }
 
@@ -50,12 +59,19 @@ pub struct Fitted {
      (a larger window), lower max output tokens, or shorten the story, then resume the execution."
 )]
 pub struct DoesNotFit {
+    /// Estimated tokens of the prompt after the last attempt.
     pub prompt_tokens: usize,
+    /// Tokens reserved for the answer.
     pub max_output_tokens: usize,
+    /// Tokens kept free for estimation error.
     pub safety_buffer: usize,
+    /// The model's context window, in tokens.
     pub context_window: usize,
+    /// Tokens the required sections alone take.
     pub required_tokens: usize,
+    /// Shrink attempts made.
     pub attempts: u32,
+    /// What was cut, comma-separated; `nothing` when nothing could be.
     pub cut: String,
 }
 

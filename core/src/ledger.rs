@@ -22,7 +22,9 @@ pub use crate::models::EventKind;
 /// An event to append in the same transaction as a state change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewEvent {
+    /// The event's type.
     pub kind: EventKind,
+    /// The event's payload (see `WorkflowEvent::data`).
     pub data: Value,
 }
 
@@ -38,47 +40,72 @@ impl NewEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// Ours until the lease expires; `attempt` counts claims of the step.
-    Claimed { attempt: i64 },
+    Claimed {
+        /// How many times the step has been claimed, this claim included.
+        attempt: i64,
+    },
     /// Finished before: nothing to run.
     Completed,
     /// Another worker holds an unexpired lease.
-    Busy { until: DateTime<Utc> },
+    Busy {
+        /// When the other worker's lease expires.
+        until: DateTime<Utc>,
+    },
 }
 
 /// A checkpoint: the state after a step, from which the next one (or a
 /// resume) continues.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
+    /// The execution the checkpoint belongs to.
     pub execution_id: i64,
+    /// The step it follows (its wire name).
     pub step: String,
+    /// The engine's run state after the step (redacted), from which later steps continue.
     pub summary: Value,
+    /// The files produced so far.
     pub artifact_index: Value,
+    /// The budgets the execution ran the step under.
     pub budgets: Value,
+    /// When the checkpoint was written.
     pub created_at: DateTime<Utc>,
 }
 
 /// Everything a finished step writes, in one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepCompletion {
+    /// The workflow the execution belongs to.
     pub workflow_id: i64,
+    /// The execution the step belongs to.
     pub execution_id: i64,
+    /// The finished step.
     pub step: Step,
+    /// The worker that holds the step's lease.
     pub owner: String,
     /// The step's conversation and its final output and details.
     pub conversation: Option<(i64, String, Value)>,
+    /// The step's messages.
     pub messages: Vec<NewMessage>,
+    /// The files the step produced.
     pub code_files: Vec<NewCodeFile>,
+    /// The run state after the step, stored as the checkpoint's `summary`.
     pub summary: Value,
+    /// The files produced so far, the checkpoint's `artifact_index`.
     pub artifact_index: Value,
+    /// The budgets the step ran under.
     pub budgets: Value,
+    /// The step's own result (call counts, sizes), stored with its lease.
     pub result: Value,
+    /// Events appended in the same transaction.
     pub events: Vec<NewEvent>,
     /// Set by the last step: the execution's terminal status.
     pub finish: Option<ExecutionStatus>,
 }
 
+/// The engine's side of the store: step leases, checkpoints and execution state changes, each written with its events.
 #[async_trait]
 pub trait StepLedger: Send + Sync + 'static {
+    /// The execution with this row id; `NotFound` when there is none.
     async fn execution_by_id(&self, execution_id: i64) -> StoreResult<Execution>;
 
     /// pending → running (started_at, heartbeat); the workflow follows.
@@ -135,9 +162,12 @@ pub trait StepLedger: Send + Sync + 'static {
         events: &[NewEvent],
     ) -> StoreResult<Execution>;
 
+    /// Replaces the execution's `meta` column.
     async fn set_execution_meta(&self, execution_id: i64, meta: &ExecutionMeta) -> StoreResult<()>;
 
+    /// The checkpoint written after `step`, if it has run.
     async fn checkpoint(&self, execution_id: i64, step: Step) -> StoreResult<Option<Checkpoint>>;
+    /// The execution's most recent checkpoint, if any.
     async fn latest_checkpoint(&self, execution_id: i64) -> StoreResult<Option<Checkpoint>>;
 
     /// Tokens the agent's conversations of this execution have used.

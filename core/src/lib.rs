@@ -3,6 +3,8 @@
 //! `ai-team-providers` implement. Nothing here knows about HTTP, SQL or a
 //! cloud: the dependency arrows point inwards.
 
+#![warn(missing_docs)]
+
 pub mod agents;
 pub mod answers;
 pub mod blob;

@@ -11,16 +11,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::models::Role;
 
+/// One message of a chat request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
+    /// Who speaks.
     pub role: Role,
+    /// The message text.
     pub content: String,
 }
 
+/// One chat call to a model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
+    /// The conversation so far, system prompt first.
     pub messages: Vec<ChatMessage>,
+    /// Most tokens the answer may have.
     pub max_tokens: u32,
+    /// Sampling temperature.
     pub temperature: f32,
     /// A GBNF grammar the answer must follow (llama.cpp's constrained
     /// sampling). Only set for a client whose [`LlmClient::accepts_grammar`]
@@ -29,9 +36,12 @@ pub struct ChatRequest {
     pub grammar: Option<String>,
 }
 
+/// Token counts of one call, as the provider reported them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Usage {
+    /// Tokens in the prompt.
     pub prompt_tokens: i64,
+    /// Tokens in the answer.
     pub completion_tokens: i64,
     /// From a provider: it reported no usage (the numbers are zeros, to be
     /// estimated). After `ModelInfo::check_usage`: the numbers are (partly)
@@ -40,13 +50,18 @@ pub struct Usage {
     pub estimated: bool,
 }
 
+/// A model's answer to one call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {
+    /// The answer text.
     pub content: String,
     /// The model as the provider reports it.
     pub model: String,
+    /// Token counts of the call.
     pub usage: Usage,
+    /// Wall time of the call, in ms.
     pub latency_ms: i64,
+    /// Why the model stopped (`stop`, `length`, ...), if the provider said; `length` makes the call `truncated`.
     pub finish_reason: Option<String>,
 }
 
@@ -54,7 +69,10 @@ pub struct ChatResponse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LlmErrorKind {
     /// 429: wait (`retry_after` when the provider said) and retry.
-    RateLimited { retry_after: Option<Duration> },
+    RateLimited {
+        /// The provider's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+    },
     /// 5xx, timeouts, dropped connections, malformed answers: retry.
     Retryable,
     /// The prompt and output do not fit the model's window: shrink, do not retry as is.
@@ -65,17 +83,22 @@ pub enum LlmErrorKind {
     Fatal,
 }
 
+/// A failed call attempt, classified.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct LlmError {
+    /// What kind of failure, deciding whether to retry.
     pub kind: LlmErrorKind,
     /// HTTP status, when there was one.
     pub status: Option<u16>,
+    /// The provider's or client's message.
     pub message: String,
+    /// Wall time until the failure, in ms.
     pub latency_ms: i64,
 }
 
 impl LlmError {
+    /// Whether another attempt may succeed (rate limited or retryable).
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.kind,
@@ -96,6 +119,7 @@ impl LlmError {
     }
 }
 
+/// A chat model behind a provider's API (or embedded); adapters live in `ai-team-providers`.
 #[async_trait]
 pub trait LlmClient: Send + Sync + 'static {
     /// `azure-openai`, `openai`, `bedrock`, `embedded`, …
@@ -107,14 +131,18 @@ pub trait LlmClient: Send + Sync + 'static {
     fn accepts_grammar(&self) -> bool {
         false
     }
+    /// Makes one call: one attempt, no retries (see `chat_with_retries`).
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError>;
 }
 
 /// Bounds of the retry loop.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
+    /// Most attempts, the first included.
     pub max_attempts: u32,
+    /// Cap of the first backoff; doubles with every attempt.
     pub base_delay: Duration,
+    /// Longest wait between two attempts (also bounds `Retry-After`).
     pub max_delay: Duration,
     /// No new attempt starts after this much time since the first.
     pub max_total: Duration,
@@ -149,7 +177,9 @@ impl RetryPolicy {
 /// One attempt, as the tracker records it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
+    /// 1 for the first attempt.
     pub number: u32,
+    /// What the attempt returned.
     pub result: Result<ChatResponse, LlmError>,
 }
 

@@ -9,12 +9,12 @@ use crate::money::as_dollars;
 
 /// Declares a string enum with its wire names, `as_str` and `parse`.
 macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:tt),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $wire:tt),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
-            $(#[serde(rename = $wire)] $variant),+
+            $($(#[$vmeta])* #[serde(rename = $wire)] $variant),+
         }
 
         impl $name {
@@ -43,35 +43,79 @@ macro_rules! wire_enum {
 wire_enum!(
     /// Where a workflow stands; it follows its latest execution.
     WorkflowStatus {
-        Pending => "pending", Running => "running", Completed => "completed",
-        Failed => "failed", Cancelled => "cancelled",
+        /// Created, no execution has run yet (or the latest is queued).
+        Pending => "pending",
+        /// Its latest execution is running.
+        Running => "running",
+        /// Its latest execution completed.
+        Completed => "completed",
+        /// Its latest execution failed.
+        Failed => "failed",
+        /// Its latest execution was cancelled.
+        Cancelled => "cancelled",
     }
 );
 
 wire_enum!(
     /// Where an execution stands.
     ExecutionStatus {
-        Pending => "pending", Running => "running", Completed => "completed",
-        Failed => "failed", Cancelled => "cancelled",
+        /// Queued, not yet picked up by a worker.
+        Pending => "pending",
+        /// A worker is running its steps.
+        Running => "running",
+        /// Every step ran; terminal.
+        Completed => "completed",
+        /// A step failed or the run was abandoned; terminal.
+        Failed => "failed",
+        /// Cancelled by the operator; terminal.
+        Cancelled => "cancelled",
     }
 );
 
 wire_enum!(
     /// The six roles of the team.
     Agent {
-        Pm => "pm", Architect => "architect", Developer => "developer",
-        Frontend => "frontend", Tester => "tester", Reviewer => "reviewer",
+        /// The product manager: analyses the story.
+        Pm => "pm",
+        /// The architect: designs the change.
+        Architect => "architect",
+        /// The developer: writes the backend code.
+        Developer => "developer",
+        /// The frontend developer: writes the user interface code.
+        Frontend => "frontend",
+        /// The tester: writes the tests.
+        Tester => "tester",
+        /// The reviewer: reviews the change and may send it back.
+        Reviewer => "reviewer",
     }
 );
 
 wire_enum!(
     /// Outcome of one LLM call attempt.
-    LlmCallStatus { Success => "success", Failed => "failed", Truncated => "truncated", Skipped => "skipped" }
+    LlmCallStatus {
+        /// The model answered.
+        Success => "success",
+        /// The call failed; `error_code` says why.
+        Failed => "failed",
+        /// The model answered but stopped at `max_tokens`.
+        Truncated => "truncated",
+        /// The call was not made.
+        Skipped => "skipped",
+    }
 );
 
 wire_enum!(
     /// Who speaks in a message.
-    Role { System => "system", User => "user", Assistant => "assistant", Tool => "tool" }
+    Role {
+        /// The system prompt.
+        System => "system",
+        /// The prompt sent to the agent.
+        User => "user",
+        /// The model's answer.
+        Assistant => "assistant",
+        /// Output of a tool.
+        Tool => "tool",
+    }
 );
 
 #[cfg(test)]
@@ -113,16 +157,27 @@ mod wire_name_tests {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Workflow {
+    /// Row id, assigned by the store; the `{id}` of `/workflows/{id}`.
     pub id: i64,
+    /// Display name, `KEY: title` when created from a story.
     pub name: String,
+    /// The story's key in the ticket system (e.g. `PROJ-12`); unique per workflow.
     pub jira_story_id: String,
+    /// Follows the latest execution's status.
     pub status: WorkflowStatus,
+    /// The repository the team works on; `None` delivers to the configured default repository.
     pub repository_url: Option<String>,
+    /// The story's description, as given at creation; `None` without one.
     pub description: Option<String>,
+    /// The story's title as given; `None` falls back to the name (see `story_title`).
     pub jira_story_title: Option<String>,
+    /// The branch the pull request targets; `None` uses the repository's default.
     pub target_branch: Option<String>,
+    /// Command that runs the repository's tests; `None` when the workflow names none.
     pub test_command: Option<String>,
+    /// When the workflow was created.
     pub created_at: DateTime<Utc>,
+    /// When the workflow last changed (status, delivery).
     pub updated_at: DateTime<Utc>,
 }
 
@@ -142,23 +197,38 @@ impl Workflow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Execution {
+    /// Row id, assigned by the store; the `{execution_id}` of `/workflows/{id}/executions/{execution_id}`.
     pub id: i64,
+    /// The workflow this run belongs to.
     pub workflow_id: i64,
+    /// Where the run stands.
     pub status: ExecutionStatus,
+    /// When a worker started the run; `None` while pending.
     pub started_at: Option<DateTime<Utc>>,
+    /// When the run reached a terminal status; `None` until then.
     pub finished_at: Option<DateTime<Utc>>,
+    /// Number of LLM call rows (every attempt) under this execution.
     pub total_calls: i64,
+    /// Prompt tokens summed over the execution's calls.
     pub prompt_tokens: i64,
+    /// Completion tokens summed over the execution's calls.
     pub completion_tokens: i64,
+    /// Prompt plus completion tokens over the execution's calls.
     pub total_tokens: i64,
+    /// Cost of the execution's calls: nano-dollars in memory, dollars on the wire.
     #[serde(with = "as_dollars")]
     #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub total_cost: i64,
+    /// Mean response time of the execution's calls, in ms.
     pub avg_latency_ms: f64,
+    /// Distinct models the execution's calls used.
     pub models: Vec<String>,
+    /// Why the run failed; `None` unless it did.
     pub error: Option<String>,
+    /// Run bookkeeping (see `execution_meta`), the `meta` column.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub meta: crate::execution_meta::ExecutionMeta,
+    /// When the execution was created (queued).
     pub created_at: DateTime<Utc>,
     /// The worker's last beat while the execution ran.
     pub last_heartbeat_at: Option<DateTime<Utc>>,
@@ -178,17 +248,28 @@ impl ExecutionStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Conversation {
+    /// Row id, assigned by the store.
     pub id: i64,
+    /// The workflow the conversation belongs to.
     pub workflow_id: i64,
+    /// The execution that produced it, if any.
     pub execution_id: Option<i64>,
+    /// The agent's wire name (`pm`, `developer`, ...).
     pub agent: String,
+    /// The step's wire name (see `steps::Step`).
     pub step: String,
+    /// The prompt sent to the agent.
     pub prompt: String,
+    /// The agent's answer; `None` until it has one.
     pub output: Option<String>,
+    /// Free-form step details (files, decisions), the `details` column.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub details: Value,
+    /// When the conversation was recorded.
     pub timestamp: DateTime<Utc>,
+    /// Tokens used by the conversation's calls.
     pub total_tokens_used: i64,
+    /// Cost of the conversation's calls: nano-dollars in memory, dollars on the wire.
     #[serde(with = "as_dollars")]
     #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub total_cost: i64,
@@ -199,13 +280,21 @@ pub struct Conversation {
 /// The fields a conversation is created with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewConversation {
+    /// The workflow the conversation belongs to.
     pub workflow_id: i64,
+    /// The execution that runs it, if any.
     pub execution_id: Option<i64>,
+    /// The agent taking the turn.
     pub agent: Agent,
+    /// The step's wire name.
     pub step: String,
+    /// The prompt sent to the agent.
     pub prompt: String,
+    /// The agent's answer, if already known.
     pub output: Option<String>,
+    /// Free-form step details, stored in the `details` column.
     pub details: Value,
+    /// When the turn happened.
     pub timestamp: DateTime<Utc>,
 }
 
@@ -213,16 +302,25 @@ pub struct NewConversation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LlmCallSummary {
+    /// Row id of the call.
     pub id: i64,
+    /// The model that answered (as the provider reported it).
     pub model: String,
+    /// Outcome of the attempt.
     pub status: LlmCallStatus,
+    /// Tokens in the prompt, as reported by the provider.
     pub prompt_tokens: i64,
+    /// Tokens in the answer, as reported by the provider.
     pub completion_tokens: i64,
+    /// Prompt plus completion tokens.
     pub total_tokens: i64,
+    /// Cost of the call: nano-dollars in memory, dollars on the wire.
     #[serde(with = "as_dollars")]
     #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub cost: i64,
+    /// Wall time of the call, in ms.
     pub response_time_ms: i64,
+    /// When the call was made.
     pub timestamp: DateTime<Utc>,
 }
 
@@ -230,8 +328,10 @@ pub struct LlmCallSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationDetail {
+    /// The conversation's own fields, flattened into this object on the wire.
     #[serde(flatten)]
     pub conversation: Conversation,
+    /// Files the conversation produced.
     pub code_files: Vec<CodeFile>,
     /// The conversation's messages, oldest first.
     pub messages: Vec<Message>,
@@ -247,9 +347,12 @@ pub const CALL_SUMMARY_LIMIT: i64 = 100;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkflowDetail {
+    /// The workflow's own fields, flattened into this object on the wire.
     #[serde(flatten)]
     pub workflow: Workflow,
+    /// Its conversations, with their messages and calls.
     pub conversations: Vec<ConversationDetail>,
+    /// Every file produced under the workflow.
     pub code_files: Vec<CodeFile>,
 }
 
@@ -257,29 +360,49 @@ pub struct WorkflowDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LlmCall {
+    /// Row id, assigned by the store.
     pub id: i64,
+    /// The conversation the call was made for.
     pub conversation_id: i64,
+    /// The execution it ran under, if any.
     pub execution_id: Option<i64>,
+    /// The model that answered (the requested one when the call failed).
     pub model: String,
+    /// Tokens in the prompt, as reported by the provider.
     pub prompt_tokens: i64,
+    /// Tokens in the answer, as reported by the provider.
     pub completion_tokens: i64,
+    /// Prompt plus completion tokens.
     pub total_tokens: i64,
+    /// The `max_tokens` sent with the request; `None` when none was set.
     pub max_tokens: Option<i64>,
+    /// Estimated prompt tokens plus `max_tokens`; `None` without an estimate.
     pub total_tokens_requested: Option<i64>,
+    /// Wall time of the call, in ms.
     pub response_time_ms: i64,
+    /// Outcome of the attempt.
     pub status: LlmCallStatus,
+    /// The provider's or client's error code; `None` on success.
     pub error_code: Option<String>,
+    /// Prompt sections cut to fit the context window.
     pub truncated_sections: Vec<String>,
+    /// Hash of the request, used to find a stored answer to replay.
     pub prompt_hash: String,
+    /// Hash of the answer; `None` when there was none.
     pub response_hash: Option<String>,
+    /// The budgets and spend when the call was admitted.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub budget_snapshot: Value,
+    /// Cost of the call: nano-dollars in memory, dollars on the wire.
     #[serde(with = "as_dollars")]
     #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub cost: i64,
+    /// When the call was made.
     pub timestamp: DateTime<Utc>,
+    /// The request as sent (redacted when redaction is on); a large one is moved to the blob store, leaving its `blob_uri`.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub request_data: Value,
+    /// The response as received (redacted when redaction is on); a large one is moved to the blob store, leaving its `blob_uri`.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub response_data: Value,
 }
@@ -287,24 +410,41 @@ pub struct LlmCall {
 /// The fields a call row is written with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewLlmCall {
+    /// The conversation the call was made for.
     pub conversation_id: i64,
+    /// The execution it ran under, if any.
     pub execution_id: Option<i64>,
+    /// The model that answered (the requested one when the call failed).
     pub model: String,
+    /// Tokens in the prompt, as reported by the provider.
     pub prompt_tokens: i64,
+    /// Tokens in the answer, as reported by the provider.
     pub completion_tokens: i64,
+    /// The `max_tokens` sent with the request, if any.
     pub max_tokens: Option<i64>,
+    /// Estimated prompt tokens plus `max_tokens`; `None` without an estimate.
     pub total_tokens_requested: Option<i64>,
+    /// Wall time of the call, in ms.
     pub response_time_ms: i64,
+    /// Outcome of the attempt.
     pub status: LlmCallStatus,
+    /// The provider's or client's error code; `None` on success.
     pub error_code: Option<String>,
+    /// Prompt sections cut to fit the context window.
     pub truncated_sections: Vec<String>,
+    /// Hash of the request, used to find a stored answer to replay.
     pub prompt_hash: String,
+    /// Hash of the answer; `None` when there was none.
     pub response_hash: Option<String>,
+    /// The budgets and spend when the call was admitted.
     pub budget_snapshot: Value,
     /// Nano-dollars.
     pub cost: i64,
+    /// When the call was made.
     pub timestamp: DateTime<Utc>,
+    /// The request as sent.
     pub request_data: Value,
+    /// The response as received.
     pub response_data: Value,
 }
 
@@ -312,10 +452,14 @@ pub struct NewLlmCall {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ArtifactRef {
+    /// What is referenced (`code_file`); `type` on the wire.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The artifact's id within its kind (a code file's path).
     pub id: String,
+    /// Where the artifact is stored (`code_files://{execution}/{path}`).
     pub uri: String,
+    /// Checksum of the artifact's content.
     pub checksum: String,
 }
 
@@ -323,24 +467,37 @@ pub struct ArtifactRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
+    /// Row id, assigned by the store.
     pub id: i64,
+    /// The conversation the message belongs to.
     pub conversation_id: i64,
+    /// Who speaks.
     pub role: Role,
+    /// The message text.
     pub content: String,
+    /// Stored artifacts the message refers to.
     pub artifacts: Vec<ArtifactRef>,
+    /// Free-form metadata, the `message_metadata` column.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub message_metadata: Value,
+    /// When the message was written.
     pub created_at: DateTime<Utc>,
 }
 
 /// The fields a message is written with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewMessage {
+    /// The conversation the message belongs to.
     pub conversation_id: i64,
+    /// Who speaks.
     pub role: Role,
+    /// The message text.
     pub content: String,
+    /// Stored artifacts the message refers to.
     pub artifacts: Vec<ArtifactRef>,
+    /// Free-form metadata, stored in `message_metadata`.
     pub message_metadata: Value,
+    /// When the message was written.
     pub created_at: DateTime<Utc>,
 }
 
@@ -348,30 +505,46 @@ pub struct NewMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CodeFile {
+    /// Row id, assigned by the store.
     pub id: i64,
+    /// The workflow the file belongs to.
     pub workflow_id: i64,
+    /// The conversation that produced it, if known.
     pub conversation_id: Option<i64>,
+    /// The execution that produced it, if known.
     pub execution_id: Option<i64>,
     /// The base name of `path`, as the original client shows it.
     pub filename: String,
     /// The same as `path` (the original's name).
     pub file_path: String,
+    /// Path of the file in the repository, relative to its root.
     pub path: String,
+    /// Language of the file, if known.
     pub language: Option<String>,
+    /// The file's full text.
     pub content: String,
+    /// Checksum of `content`.
     pub checksum: String,
+    /// When the file was stored.
     pub created_at: DateTime<Utc>,
 }
 
 /// The fields a code file is written with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewCodeFile {
+    /// The workflow the file belongs to.
     pub workflow_id: i64,
+    /// The conversation that produced it, if known.
     pub conversation_id: Option<i64>,
+    /// The execution that produced it, if known.
     pub execution_id: Option<i64>,
+    /// Path of the file in the repository, relative to its root.
     pub path: String,
+    /// Language of the file, if known.
     pub language: Option<String>,
+    /// The file's full text.
     pub content: String,
+    /// Checksum of `content`.
     pub checksum: String,
 }
 
@@ -381,12 +554,17 @@ pub struct NewCodeFile {
 pub struct Event {
     /// Increases per workflow, without gaps between committed events.
     pub id: i64,
+    /// The workflow whose log this is.
     pub workflow_id: i64,
+    /// The execution the event happened in, if any.
     pub execution_id: Option<i64>,
+    /// The event's `type` on the wire (see `EventKind`), kept as a string so unknown stored types still load.
     #[serde(rename = "type")]
     pub event_type: String,
+    /// The event's payload, as built by `WorkflowEvent::data`.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub data: Value,
+    /// When the event was committed.
     pub created_at: DateTime<Utc>,
 }
 
@@ -421,6 +599,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, in declaration order.
     pub const ALL: [EventKind; 11] = [
         EventKind::Workflow,
         EventKind::Execution,
@@ -470,6 +649,7 @@ impl Event {
         EventKind::parse(&self.event_type)
     }
 
+    /// Whether the event is of `kind`.
     pub fn is(&self, kind: EventKind) -> bool {
         self.event_type == kind.as_str()
     }
@@ -478,9 +658,13 @@ impl Event {
 /// One page of a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Paged<T> {
+    /// The 1-based page number.
     pub page: u32,
+    /// Items per page.
     pub page_size: u32,
+    /// Items over all pages.
     pub total: i64,
+    /// This page's items.
     pub items: Vec<T>,
 }
 
@@ -488,15 +672,21 @@ pub struct Paged<T> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LlmCallPage {
+    /// The conversation the calls belong to.
     pub conversation_id: i64,
+    /// Tokens over all of the conversation's calls.
     pub total_tokens_used: i64,
+    /// Cost over all of the conversation's calls: nano-dollars in memory, dollars on the wire.
     #[serde(with = "as_dollars")]
     #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub total_cost: i64,
+    /// The 1-based page number.
     pub page: u32,
+    /// Calls per page.
     pub page_size: u32,
     /// Calls matching the filters.
     pub total: i64,
+    /// This page's calls, matching the filters.
     pub calls: Vec<LlmCall>,
 }
 

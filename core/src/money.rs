@@ -19,10 +19,12 @@ pub fn dollars_to_nanos(dollars: f64) -> i64 {
 pub mod as_dollars {
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes nano-dollars as dollars (a float).
     pub fn serialize<S: Serializer>(nanos: &i64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(super::nanos_to_dollars(*nanos))
     }
 
+    /// Reads dollars (a float) as whole nano-dollars, rounded.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         Ok(super::dollars_to_nanos(f64::deserialize(d)?))
     }

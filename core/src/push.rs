@@ -14,8 +14,11 @@ use crate::error::StoreResult;
 /// A connected client and how far it has been sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushConnection {
+    /// The gateway's id of the connection.
     pub connection_id: String,
+    /// The workflow whose events it receives.
     pub workflow_id: i64,
+    /// Id of the last event sent to it (0 before any).
     pub last_event_id: i64,
 }
 
@@ -31,13 +34,17 @@ pub trait PushConnections: Send + Sync {
         workflow_id: i64,
         after: i64,
     ) -> StoreResult<()>;
+    /// Forgets the connection.
     async fn remove_push_connection(&self, connection_id: &str) -> StoreResult<()>;
+    /// The connection with this id, if it is recorded.
     async fn push_connection(&self, connection_id: &str) -> StoreResult<Option<PushConnection>>;
+    /// Every connection receiving the workflow's events.
     async fn push_connections(&self, workflow_id: i64) -> StoreResult<Vec<PushConnection>>;
     /// Moves the connection's mark forward to `sent` (never back).
     async fn advance_push_connection(&self, connection_id: &str, sent: i64) -> StoreResult<()>;
 }
 
+/// Why a frame could not be pushed.
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
     /// The client has left: forget the connection.
@@ -51,5 +58,6 @@ pub enum PushError {
 /// Sends one text frame to a connected client.
 #[async_trait]
 pub trait PushChannel: Send + Sync + 'static {
+    /// Sends `frame` to the connection.
     async fn send(&self, connection_id: &str, frame: &str) -> Result<(), PushError>;
 }

@@ -8,13 +8,17 @@ use serde::Serialize;
 /// One invalid input, as FastAPI reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
+    /// Where the input is: `["query", "page"]`, `["body", "name"]`, ...
     pub loc: Vec<String>,
+    /// What is wrong, for a person.
     pub msg: String,
+    /// FastAPI's error type (`enum`, `string_length`, ...); `type` on the wire.
     #[serde(rename = "type")]
     pub kind: String,
 }
 
 impl FieldError {
+    /// An error at `field` of `place` (`path`, `query`, `body`).
     pub fn new(place: &str, field: &str, msg: impl Into<String>, kind: &str) -> Self {
         Self {
             loc: vec![place.to_owned(), field.to_owned()],
@@ -46,7 +50,9 @@ pub fn parse_id(field: &str, raw: &str) -> Result<i64, FieldError> {
 /// `page` and `page_size` of a paginated list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
+    /// The 1-based page number.
     pub page: u32,
+    /// Items per page, 1..=`MAX_SIZE`.
     pub page_size: u32,
 }
 
@@ -60,7 +66,9 @@ impl Default for PageRequest {
 }
 
 impl PageRequest {
+    /// Page size when `page_size` is absent.
     pub const DEFAULT_SIZE: u32 = 50;
+    /// The largest `page_size` accepted.
     pub const MAX_SIZE: u32 = 200;
     /// Far enough for any real listing; keeps OFFSET arithmetic in range.
     pub const MAX_PAGE: u32 = 1_000_000;
@@ -84,10 +92,12 @@ impl PageRequest {
         }
     }
 
+    /// Rows to skip for this page (SQL `OFFSET`).
     pub fn offset(&self) -> i64 {
         (i64::from(self.page) - 1) * i64::from(self.page_size)
     }
 
+    /// Rows in this page (SQL `LIMIT`).
     pub fn limit(&self) -> i64 {
         i64::from(self.page_size)
     }
@@ -139,18 +149,26 @@ fn parse_bounded(
 /// overlap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SortBy {
+    /// `timestamp`, the default.
     #[default]
     Timestamp,
+    /// `model`.
     Model,
+    /// `total_tokens`.
     TotalTokens,
+    /// `response_time_ms`.
     ResponseTimeMs,
+    /// `cost`.
     Cost,
+    /// `id`.
     Id,
 }
 
 impl SortBy {
+    /// The accepted spellings, for the error message.
     pub const NAMES: &'static str = "timestamp, model, total_tokens, response_time_ms, cost, id";
 
+    /// The column named `s` in the query string, if any.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "timestamp" => Self::Timestamp,
@@ -167,7 +185,9 @@ impl SortBy {
 /// Order of a sorted list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SortDir {
+    /// `asc`: smallest first.
     Asc,
+    /// `desc`: largest (newest) first, the default.
     #[default]
     Desc,
 }
@@ -175,30 +195,45 @@ pub enum SortDir {
 /// Every filter and order of `GET /conversations/{id}/llm-calls`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LlmCallQuery {
+    /// Which page.
     pub page: PageRequest,
+    /// Column to order by.
     pub sort_by: SortBy,
+    /// Direction of the order.
     pub sort_dir: SortDir,
+    /// Only calls to this model (exact match).
     pub model: Option<String>,
     /// Lower-cased substring of the request or response text.
     pub q: Option<String>,
+    /// Only calls at or after this time.
     pub date_from: Option<DateTime<Utc>>,
+    /// Only calls at or before this time (a bare date means its end of day).
     pub date_to: Option<DateTime<Utc>>,
 }
 
 /// The raw query values, as strings from the URL.
 #[derive(Debug, Default, Clone)]
 pub struct RawLlmCallQuery<'a> {
+    /// `page`.
     pub page: Option<&'a str>,
+    /// `page_size`.
     pub page_size: Option<&'a str>,
+    /// `sort_by`.
     pub sort_by: Option<&'a str>,
+    /// `sort_dir`.
     pub sort_dir: Option<&'a str>,
+    /// `model`.
     pub model: Option<&'a str>,
+    /// `q`.
     pub q: Option<&'a str>,
+    /// `date_from`.
     pub date_from: Option<&'a str>,
+    /// `date_to`.
     pub date_to: Option<&'a str>,
 }
 
 impl LlmCallQuery {
+    /// Validates every value, reporting all invalid ones at once.
     pub fn parse(raw: RawLlmCallQuery<'_>) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let page = PageRequest::parse(raw.page, raw.page_size).unwrap_or_else(|e| {
@@ -299,6 +334,7 @@ impl StoryId {
     /// The longest story id (Jira keys are a dozen characters).
     pub const MAX_CHARS: usize = 100;
 
+    /// Trims and checks `raw`; the error says what is wrong with it.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = raw.trim();
         if s.is_empty() {
@@ -319,6 +355,7 @@ impl StoryId {
         Ok(Self(s.to_owned()))
     }
 
+    /// The validated id.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -327,9 +364,13 @@ impl StoryId {
 /// A workflow to create, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewWorkflow {
+    /// Display name, trimmed, 1..=`MAX_NAME_CHARS` characters.
     pub name: String,
+    /// The story's key.
     pub jira_story_id: StoryId,
+    /// The repository the team works on, if any (at most 2048 bytes).
     pub repository_url: Option<String>,
+    /// The story's description, as given at creation.
     pub description: Option<String>,
     /// The story's title as the original client's form sends it.
     pub jira_story_title: Option<String>,
@@ -356,6 +397,7 @@ impl NewWorkflow {
         self
     }
 
+    /// Validates the fields of `POST /workflows`, reporting all invalid ones at once.
     pub fn parse(
         name: &str,
         jira_story_id: &str,

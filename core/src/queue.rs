@@ -11,10 +11,13 @@ use serde::{Deserialize, Serialize};
 /// The queue that carries engine steps.
 pub const STEPS_QUEUE: &str = "steps";
 
+/// Why the queue could not take or give a job.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
+    /// The queue cannot be reached or failed: retry.
     #[error("queue unavailable: {0}")]
     Unavailable(String),
+    /// A message that cannot be read or sent as is: retrying cannot help.
     #[error("invalid message: {0}")]
     Invalid(String),
 }
@@ -23,8 +26,11 @@ pub enum QueueError {
 /// (1, then +1 per resume): a message of an older run is stale.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepMessage {
+    /// The execution's row id.
     pub execution_id: i64,
+    /// The step's wire name.
     pub step: String,
+    /// The execution's run this message belongs to.
     pub attempt: u32,
 }
 
@@ -39,8 +45,11 @@ impl StepMessage {
 /// A received job, with what the adapter needs to settle it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedJob {
+    /// The adapter's handle to acknowledge or release the message.
     pub receipt: String,
+    /// The queue it came from (`STEPS_QUEUE`, `REFRESH_QUEUE`).
     pub queue: String,
+    /// The job's JSON.
     pub payload: serde_json::Value,
     /// 1 on the first delivery.
     pub receive_count: u32,
@@ -49,6 +58,7 @@ pub struct ReceivedJob {
 /// The sending side, which every host needs.
 #[async_trait]
 pub trait StepQueue: Send + Sync + 'static {
+    /// Enqueues `payload` on `queue`, visible after `delay`; `dedup_key` collapses duplicates where the adapter can.
     async fn send(
         &self,
         queue: &str,

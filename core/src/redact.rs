@@ -20,6 +20,7 @@ use std::sync::LazyLock;
 use regex::{Captures, Regex};
 use serde_json::Value;
 
+/// What a redacted secret is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
 
 const SENSITIVE: &[&str] = &[

@@ -23,6 +23,7 @@ pub const REFRESH_QUEUE: &str = "refresh";
 /// Reading delivered work back from the code host.
 #[async_trait]
 pub trait ReviewSource: Send + Sync + 'static {
+    /// The pull request `number` of `repository` (`owner/name`).
     async fn pull_request(
         &self,
         repository: &str,
@@ -52,24 +53,32 @@ pub trait ReviewSource: Send + Sync + 'static {
 /// The payload of a refresh job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshJob {
+    /// The job's id, returned by the refresh endpoint and on its progress events.
     pub job_id: String,
+    /// The workflow whose delivery is refreshed.
     pub workflow_id: i64,
+    /// What the job fetches.
     pub kind: RefreshKind,
 }
 
 /// How a refresh job ended, for the host to settle the message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RefreshOutcome {
+    /// The job ran and stored what it read.
     Done {
+        /// What was read: counts and, for a pull request, its state.
         summary: Value,
     },
     /// For good: nothing to refresh, or the host refuses.
     Failed {
+        /// Why it failed.
         error: String,
     },
     /// A passing failure (rate limit, outage): run the job again later.
     Retry {
+        /// How long to wait before the job runs again.
         delay: std::time::Duration,
+        /// What failed.
         reason: String,
     },
 }

@@ -14,8 +14,11 @@ pub enum RepositoryRef {
     /// A repository on a git host: `https://github.com/owner/name`,
     /// `git@github.com:owner/name.git`, `ssh://git@host/owner/name`.
     Remote {
+        /// The host name (`github.com`).
         host: String,
+        /// The owner (user or organisation).
         owner: String,
+        /// The repository's name, without `.git`.
         name: String,
     },
     /// A path on this machine (`/srv/x`, `./x`, `file:///srv/x`).

@@ -9,24 +9,36 @@ use crate::models::Agent;
 /// The most fix rounds a team file can ask for (each is a step name).
 pub const MAX_FIX_ROUNDS: u8 = 3;
 
+/// One step of an execution; its wire name (`as_str`) is the `step` of conversations, checkpoints and events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
+    /// `story_retrieval`: read the story (no LLM).
     StoryRetrieval,
+    /// `repository_context`: read the target repository (no LLM).
     RepositoryContext,
+    /// `analysis`: the PM analyses the story.
     Analysis,
+    /// `architecture`: the architect designs the change.
     Architecture,
+    /// `implementation`: the developer writes the code.
     Implementation,
+    /// `frontend`: the frontend developer writes the interface.
     Frontend,
+    /// `testing`: the tester writes the tests.
     Testing,
     /// The n-th run of the repository's tests (1 after testing, n+1 after fix n).
     Verification(u8),
     /// The developer's n-th fix of failing tests.
     Fix(u8),
+    /// `review`: the reviewer reviews the change.
     Review,
+    /// `rework`: the developer applies the reviewer's changes (at most once).
     Rework,
     /// The tests again after the reviewer's rework.
     ReworkVerification,
+    /// `final_review`: the reviewer's last look after rework.
     FinalReview,
+    /// `integration`: commit, push and open the pull request (no LLM).
     Integration,
 }
 
@@ -42,6 +54,7 @@ pub struct Transition {
 }
 
 impl Step {
+    /// Every step, in the order a run may take them.
     pub const ALL: &'static [Step] = &[
         Step::StoryRetrieval,
         Step::RepositoryContext,
@@ -64,8 +77,10 @@ impl Step {
         Step::Integration,
     ];
 
+    /// Where every execution starts.
     pub const FIRST: Step = Step::StoryRetrieval;
 
+    /// The wire name (`verification`, `verification_2`, `fix_1`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Step::StoryRetrieval => "story_retrieval",
@@ -98,6 +113,7 @@ impl Step {
         }
     }
 
+    /// The step with this wire name, if any.
     pub fn parse(s: &str) -> Option<Step> {
         Step::ALL.iter().copied().find(|step| step.as_str() == s)
     }

@@ -21,12 +21,14 @@ pub enum Created<T> {
 }
 
 impl<T> Created<T> {
+    /// The record, whether new or existing.
     pub fn into_inner(self) -> T {
         match self {
             Created::New(t) | Created::Existing(t) => t,
         }
     }
 
+    /// Whether a new record was written.
     pub fn is_new(&self) -> bool {
         matches!(self, Created::New(_))
     }
@@ -64,13 +66,16 @@ pub trait WorkflowStore: Send + Sync + 'static {
     /// Creates the workflow unless one with the same `jira_story_id`
     /// exists; race-safe (a unique constraint decides, not a prior read).
     async fn create_workflow(&self, new: &NewWorkflow) -> StoreResult<Created<Workflow>>;
+    /// The workflow with this row id; `NotFound` when there is none.
     async fn get_workflow(&self, id: i64) -> StoreResult<Workflow>;
+    /// The workflow of this story key, if any.
     async fn find_workflow_by_story(&self, jira_story_id: &str) -> StoreResult<Option<Workflow>>;
     /// Newest first; `None` lists all (the legacy plain array).
     async fn list_workflows(&self, page: Option<PageRequest>) -> StoreResult<Paged<Workflow>>;
     /// The workflow with its conversations (oldest first, each with its
     /// files, message count and latest calls) and the flat list of files.
     async fn workflow_detail(&self, workflow_id: i64) -> StoreResult<WorkflowDetail>;
+    /// Every file produced under the workflow.
     async fn workflow_code_files(&self, workflow_id: i64) -> StoreResult<Vec<CodeFile>>;
     /// Deletes the workflow and everything under it in one transaction;
     /// `Conflict` while an execution is pending or running.
@@ -83,7 +88,9 @@ pub trait ExecutionStore: Send + Sync + 'static {
     /// A new pending execution; `Conflict` if one is pending or running
     /// (a partial unique index decides).
     async fn create_execution(&self, workflow_id: i64) -> StoreResult<Execution>;
+    /// The workflow's execution with this row id; `NotFound` when absent or of another workflow.
     async fn get_execution(&self, workflow_id: i64, execution_id: i64) -> StoreResult<Execution>;
+    /// The workflow's executions, newest first; `None` lists all (the legacy plain array).
     async fn list_executions(
         &self,
         workflow_id: i64,
@@ -98,9 +105,13 @@ pub trait ExecutionStore: Send + Sync + 'static {
 /// files they wrote.
 #[async_trait]
 pub trait CallStore: Send + Sync + 'static {
+    /// Writes a conversation row.
     async fn create_conversation(&self, new: &NewConversation) -> StoreResult<Conversation>;
+    /// The conversation with this row id; `NotFound` when there is none.
     async fn get_conversation(&self, id: i64) -> StoreResult<Conversation>;
+    /// Writes a message row.
     async fn add_message(&self, new: &NewMessage) -> StoreResult<Message>;
+    /// One page of the conversation's messages, oldest first.
     async fn list_messages(
         &self,
         conversation_id: i64,
@@ -109,6 +120,7 @@ pub trait CallStore: Send + Sync + 'static {
     /// Writes the call and adds it to the conversation's and execution's
     /// running totals in one transaction.
     async fn record_llm_calls(&self, calls: &[NewLlmCall]) -> StoreResult<Vec<i64>>;
+    /// One page of the conversation's calls, with its totals (`GET /conversations/{id}/llm-calls`).
     async fn list_llm_calls(
         &self,
         conversation_id: i64,
@@ -121,6 +133,7 @@ pub trait CallStore: Send + Sync + 'static {
         execution_id: i64,
         prompt_hash: &str,
     ) -> StoreResult<Option<LlmCall>>;
+    /// Writes a code file row.
     async fn add_code_file(&self, new: &NewCodeFile) -> StoreResult<CodeFile>;
 
     /// Every call of a workflow (`execution_id` None) or of one of its
@@ -149,6 +162,7 @@ pub trait EventStore: Send + Sync + 'static {
         event_type: &str,
         data: &serde_json::Value,
     ) -> StoreResult<Event>;
+    /// Up to `limit` of the workflow's events with an id above `after`, oldest first.
     async fn events_after(
         &self,
         workflow_id: i64,

@@ -4,10 +4,14 @@
 
 use std::path::Path;
 
+/// A story read from a local Markdown file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoryFile {
+    /// The story's key: from the heading, else `LOCAL-<NAME>` from the file name.
     pub key: String,
+    /// The story's title, from the first line.
     pub title: String,
+    /// The whole text of the file, trimmed.
     pub description: String,
 }
 
@@ -34,6 +38,7 @@ fn is_key(s: &str) -> bool {
         && number.chars().all(|c| c.is_ascii_digit())
 }
 
+/// Reads the story in `text`, the contents of the file at `path`; an empty file is an error.
 pub fn parse(path: &Path, text: &str) -> Result<StoryFile, String> {
     let description = text.trim().to_owned();
     if description.is_empty() {

@@ -23,13 +23,17 @@ pub enum TicketError {
 /// A story as the team reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {
+    /// The ticket's key (`PROJ-12`).
     pub key: String,
+    /// The ticket's title.
     pub summary: String,
     /// Markdown.
     pub description: String,
     /// Markdown, when the tracker has an acceptance-criteria field.
     pub acceptance_criteria: Option<String>,
+    /// The ticket's labels; empty when it has none.
     pub labels: Vec<String>,
+    /// The ticket's priority name, if it has one.
     pub priority: Option<String>,
     /// Where a person reads the ticket.
     pub url: Option<String>,
@@ -77,10 +81,12 @@ impl Ticket {
     }
 }
 
+/// Where stories come from: Jira, or a folder of story files (adapters in `ai-team-providers`).
 #[async_trait]
 pub trait TicketSource: Send + Sync + 'static {
     /// `jira`, `files`, …
     fn kind(&self) -> &'static str;
+    /// The ticket with this key, its text as Markdown.
     async fn fetch(&self, key: &str) -> Result<Ticket, TicketError>;
 }
 

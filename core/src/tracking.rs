@@ -46,12 +46,19 @@ pub fn prompt_hash(provider: &str, model: &str, request: &ChatRequest) -> String
 
 /// Where a call belongs and what governance decided before it.
 pub struct CallContext<'a> {
+    /// The conversation the call's row belongs to.
     pub conversation_id: i64,
+    /// The execution the call runs under, if any.
     pub execution_id: Option<i64>,
+    /// Prices the call (and warns of an unknown model).
     pub catalog: &'a Catalog,
+    /// The budgets and spend at admission, kept on the row.
     pub budget_snapshot: Value,
+    /// Prompt sections cut to fit, kept on the row.
     pub truncated_sections: Vec<String>,
+    /// Estimated prompt tokens; with `max_tokens` it gives the row's `total_tokens_requested`.
     pub prompt_tokens_estimate: Option<i64>,
+    /// Whether the request and response are redacted before they are stored.
     pub redact: bool,
     /// Where bodies larger than the threshold go; the row keeps a reference.
     pub spill: Option<Spill<'a>>,
@@ -60,7 +67,9 @@ pub struct CallContext<'a> {
 /// Bodies over `threshold` bytes move to `blobs`.
 #[derive(Clone, Copy)]
 pub struct Spill<'a> {
+    /// Where moved bodies go.
     pub blobs: &'a dyn BlobStore,
+    /// Size in bytes above which a body moves.
     pub threshold: usize,
 }
 
@@ -88,23 +97,30 @@ async fn spill_body(spill: Spill<'_>, hash: &str, part: &str, body: &mut Value) 
     }
 }
 
+/// What a tracked call came to.
 #[derive(Debug)]
 pub struct Tracked {
+    /// The model's answer.
     pub response: ChatResponse,
     /// True when the response came from the execution's cache: no call
     /// was made and no row written.
     pub cached: bool,
+    /// Row ids of the call rows written, one per attempt.
     pub call_ids: Vec<i64>,
 }
 
+/// Why a tracked call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TrackError {
+    /// The model failed for good (after retries).
     #[error(transparent)]
     Llm(#[from] LlmError),
+    /// A call row could not be written.
     #[error("could not record the call: {0}")]
     Store(#[from] StoreError),
 }
 
+/// One chat call with retries, every attempt written as a call row (a stored answer with the same prompt hash in the execution is replayed instead).
 pub async fn tracked_chat(
     store: &Arc<dyn Store>,
     client: &dyn LlmClient,

@@ -25,7 +25,9 @@ pub struct TestRun {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TestStatus {
+    /// The command exited 0 in time and ran tests (`success` as a check conclusion).
     Passed,
+    /// The command exited non-zero or hit its time limit (`failure`).
     Failed,
     /// It could not run (no command, no runtime): never reported as passed.
     Skipped,
@@ -45,15 +47,22 @@ impl TestStatus {
 /// What a verification found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestOutcome {
+    /// How it ended.
     pub status: TestStatus,
+    /// The command that ran; `None` when none could be found.
     pub command: Option<String>,
     /// Where the command came from: `workflow`, `AI_TEAM_TEST_COMMAND`,
     /// `AGENTS.md`, `package.json`, …
     pub command_source: Option<String>,
+    /// The command's exit code; `None` when it did not exit on its own or never ran.
     pub exit_code: Option<i32>,
+    /// Tests that passed, when the output said.
     pub passed: Option<u32>,
+    /// Tests that failed, when the output said.
     pub failed: Option<u32>,
+    /// Wall time of the run, in ms.
     pub duration_ms: u64,
+    /// Whether the run was stopped at its time limit.
     pub timed_out: bool,
     /// Why it was skipped, or what stopped it.
     pub reason: Option<String>,
@@ -130,6 +139,7 @@ pub trait TestRunner: Send + Sync + 'static {
 /// A runner for hosts without a toolchain (serverless functions): every
 /// verification is skipped, with the reason.
 pub struct NoRunner {
+    /// Why tests cannot run on this host, recorded with every skipped verification.
     pub reason: String,
 }
 
@@ -146,7 +156,9 @@ impl TestRunner for NoRunner {
 
 /// Reads a repository file (base tree with the team's files over it).
 pub trait RepoFiles {
+    /// The file's text; `None` when it is absent or not text.
     fn read(&self, path: &str) -> Option<String>;
+    /// Whether the path exists.
     fn exists(&self, path: &str) -> bool;
     /// Paths under `dir` (one level), for `tests/test_*.py`.
     fn list(&self, dir: &str) -> Vec<String>;

@@ -20,15 +20,24 @@ use crate::money::as_dollars;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusInfo {
+    /// The workflow's row id.
     pub workflow_id: i64,
+    /// The workflow's status, following its latest execution.
     pub status: WorkflowStatus,
+    /// Whether the status is completed, failed or cancelled; `isTerminal` on the wire.
     #[serde(rename = "isTerminal")]
     pub is_terminal: bool,
+    /// When the latest execution started; `None` without one.
     pub started_at: Option<DateTime<Utc>>,
+    /// When the latest execution finished; `None` until it has.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The latest execution's error, if it failed.
     pub error: Option<String>,
+    /// The latest execution worker's last beat, if any.
     pub last_heartbeat_at: Option<DateTime<Utc>>,
+    /// Whether a running execution's worker has been silent for longer than the heartbeat timeout.
     pub heartbeat_stale: bool,
+    /// A readable line of where the workflow stands (`Not started`, `Execution 3 is running`, ...).
     pub message: String,
 }
 
@@ -131,29 +140,47 @@ pub fn status_changed(a: &StatusInfo, b: &StatusInfo) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkflowView {
+    /// The workflow's row id.
     pub id: i64,
+    /// Display name.
     pub name: String,
+    /// The story's key in the ticket system.
     pub jira_story_id: String,
+    /// The story's title (see `Workflow::story_title`).
     pub jira_story_title: String,
     /// The same text as `description`.
     pub jira_story_description: Option<String>,
+    /// The story's description, as given at creation.
     pub description: Option<String>,
+    /// Status, following the latest execution.
     pub status: WorkflowStatus,
+    /// The repository the team works on, if any.
     pub repository_url: Option<String>,
+    /// The branch the pull request targets, if set.
     pub target_branch: Option<String>,
+    /// Command that runs the repository's tests, if set.
     pub test_command: Option<String>,
+    /// When the workflow was created.
     pub created_at: DateTime<Utc>,
+    /// When the workflow last changed.
     pub updated_at: DateTime<Utc>,
+    /// Whether the status is terminal; `isTerminal` on the wire.
     #[serde(rename = "isTerminal")]
     pub is_terminal: bool,
+    /// When the latest execution started, if any.
     pub started_at: Option<DateTime<Utc>>,
+    /// When the latest execution finished, if it has.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The latest execution's error, if it failed.
     pub error: Option<String>,
+    /// The latest execution worker's last beat, if any.
     pub last_heartbeat_at: Option<DateTime<Utc>>,
+    /// Whether a running execution's worker has gone silent (see `StatusInfo`).
     pub heartbeat_stale: bool,
 }
 
 impl WorkflowView {
+    /// The view of `workflow` with its current `status`.
     pub fn new(workflow: &Workflow, status: &StatusInfo) -> Self {
         Self {
             id: workflow.id,
@@ -182,7 +209,9 @@ impl WorkflowView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Interaction {
+    /// Display name of the agent raising it.
     pub from_agent: String,
+    /// Display name of the agent (or `Operator`) it goes to.
     pub to_agent: String,
     /// Why (escalations).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -190,8 +219,11 @@ pub struct Interaction {
     /// What is asked (collaborations).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_type: Option<String>,
+    /// `open` for escalations, `sent` for collaborations.
     pub status: String,
+    /// The step it happened at.
     pub step: String,
+    /// Row id of the event it comes from.
     pub event_id: i64,
 }
 
@@ -199,30 +231,46 @@ pub struct Interaction {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationView {
+    /// The conversation's row id.
     pub id: i64,
+    /// The workflow it belongs to.
     pub workflow_id: i64,
+    /// The execution that produced it, if any.
     pub execution_id: Option<i64>,
+    /// The step's wire name.
     pub step: String,
     /// The role's display name ("Product Manager").
     pub agent: String,
     /// The role's id (`pm`).
     pub agent_id: String,
+    /// `completed` once it has an output, else `running`.
     pub status: String,
     /// A readable line of what the step did.
     pub details: String,
     /// The step's structured record (hashes, usage, files, verdict…).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Value,
+    /// The prompt sent to the agent.
     pub prompt: String,
+    /// The agent's answer; `None` while running.
     pub output: Option<String>,
+    /// When the conversation was recorded.
     pub timestamp: DateTime<Utc>,
+    /// Its messages, oldest first.
     pub messages: Vec<Message>,
+    /// Files it produced.
     pub code_files: Vec<CodeFile>,
+    /// Its most recent calls (see `models::CALL_SUMMARY_LIMIT`).
     pub llm_calls: Vec<LlmCallSummary>,
+    /// Number of its LLM call rows (every attempt).
     pub llm_calls_count: i64,
+    /// Escalations to the operator raised at its step.
     pub escalations: Vec<Interaction>,
+    /// Hand-offs between agents at its step.
     pub collaborations: Vec<Interaction>,
+    /// Tokens used by its calls.
     pub total_tokens_used: i64,
+    /// Cost of its calls: nano-dollars in memory, dollars on the wire.
     #[serde(with = "as_dollars")]
     #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub total_cost: i64,
@@ -232,9 +280,12 @@ pub struct ConversationView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkflowDetailView {
+    /// The workflow's view, flattened into this object on the wire.
     #[serde(flatten)]
     pub workflow: WorkflowView,
+    /// Its conversations.
     pub conversations: Vec<ConversationView>,
+    /// Every file produced under the workflow.
     pub code_files: Vec<CodeFile>,
 }
 

@@ -20,73 +20,115 @@ use crate::verification::TestOutcome;
 pub enum WorkflowEvent {
     /// An execution was queued (new or resumed), at its `run`.
     ExecutionQueued {
+        /// The execution's row id.
         execution_id: i64,
+        /// Which run of the workflow this is (1 for the first).
         run: u32,
         /// The step a resume continues from, and the budgets it runs under.
         resumed: Option<(Step, Budgets)>,
     },
     /// An execution started running, completed or was cancelled.
     ExecutionStatus {
+        /// The execution's row id.
         execution_id: i64,
+        /// Its new status.
         status: ExecutionStatus,
     },
     /// An execution failed at `step`.
     ExecutionFailed {
+        /// The execution's row id.
         execution_id: i64,
+        /// The step that failed.
         step: Step,
+        /// Why it failed (already redacted).
         error: String,
     },
     /// An execution was given up (its worker is gone): an `error` event.
-    ExecutionAbandoned { execution_id: i64, error: String },
+    ExecutionAbandoned {
+        /// The execution's row id.
+        execution_id: i64,
+        /// Why it was given up.
+        error: String,
+    },
     /// The workflow follows its execution.
     WorkflowStatus {
+        /// The workflow's row id.
         workflow_id: i64,
+        /// Its new status, taken from the execution.
         status: WorkflowStatus,
     },
     /// A story was imported from the ticket system.
     StoryImported {
+        /// The ticket system (e.g. `jira`).
         source: &'static str,
+        /// The story's key.
         story: String,
+        /// The story's page in the ticket system, if known.
         url: Option<String>,
     },
     /// The story the run works on was read.
     StoryRetrieved {
+        /// The workflow's row id.
         workflow_id: i64,
+        /// The story's key.
         story: String,
+        /// Length of the story text, in characters.
         chars: usize,
     },
     /// The repository was read: its size, languages and base commit.
     RepositoryRead {
+        /// The workflow's row id.
         workflow_id: i64,
+        /// Number of files read.
         files: usize,
+        /// Languages with their file counts.
         languages: Vec<(String, usize)>,
+        /// The commit the change is based on; `None` without one.
         base_sha: Option<String>,
+        /// Which code host the repository was read from.
         code_host: &'static str,
     },
     /// The repository's tests ran.
     Verified {
+        /// The step that ran the tests.
         step: Step,
+        /// What the test run found.
         outcome: Box<TestOutcome>,
+        /// A one-line summary of the outcome.
         summary: String,
+        /// Where the full test log is stored, if it was kept.
         log_uri: Option<String>,
     },
     /// The change was committed and pushed (and a pull request opened).
     Integrated {
+        /// The workflow's row id.
         workflow_id: i64,
+        /// What was pushed and where.
         delivered: Box<Delivered>,
     },
     /// Integration opened or found the pull request.
     PullRequestOpened {
+        /// The pull request's number on the code host.
         number: i64,
+        /// The pull request's web address.
         url: String,
+        /// Its state on the code host (`open`, `closed`).
         state: String,
     },
     /// Integration delivered without a pull request, and says why.
-    PullRequestSkipped { workflow_id: i64, reason: String },
+    PullRequestSkipped {
+        /// The workflow's row id.
+        workflow_id: i64,
+        /// Why no pull request was opened.
+        reason: String,
+    },
     /// A refresh of the delivery (pull request, diffs, artifacts, checks).
     Refresh {
+        /// What is refreshed.
         kind: RefreshKind,
+        /// The refresh job's id, as returned by the refresh endpoint.
         job_id: String,
+        /// Where the job is.
         progress: RefreshProgress,
     },
     /// A GitHub webhook delivery was applied.
@@ -94,56 +136,91 @@ pub enum WorkflowEvent {
     /// A step that cannot run (no agent, no spec, an unreadable checkpoint,
     /// a repository or integration error).
     StepFailed {
+        /// The step, when one was reached.
         step: Option<Step>,
+        /// Why it cannot run, if known.
         error: Option<String>,
     },
     /// The model failed for good.
     ModelFailed {
+        /// The step whose call failed.
         step: Step,
+        /// The agent that made the call.
         agent: Agent,
+        /// The client's error code (see `llm::LlmError`).
         error_code: String,
+        /// The error message shown to the operator.
         message: String,
     },
     /// The budgets allowed the call (the prompt fits, or was shrunk).
     BudgetAdmitted(Box<Admission>),
     /// The prompt cannot fit the model's window.
     PromptDoesNotFit {
+        /// The step whose prompt does not fit.
         step: Step,
+        /// The agent the prompt is for.
         agent: Agent,
+        /// The sizes that do not fit.
         error: DoesNotFit,
     },
     /// A call the budgets refuse: the operator decides.
     OverBudget {
+        /// The step whose call is refused.
         step: Step,
+        /// The agent that would make the call.
         agent: Agent,
+        /// Which budget is exceeded, and by how much.
         over: OverBudget,
+        /// What the operator is told.
         message: String,
     },
     /// Paths in an answer that the path policy refused.
-    PathsRefused { step: Step, paths: Vec<String> },
+    PathsRefused {
+        /// The step whose answer held the paths.
+        step: Step,
+        /// The refused paths, as the answer gave them.
+        paths: Vec<String>,
+    },
     /// The reviewer sent the change back to the developer.
-    ChangesRequested { step: Step, changes: Vec<String> },
+    ChangesRequested {
+        /// The review step.
+        step: Step,
+        /// The changes the reviewer asks for.
+        changes: Vec<String>,
+    },
     /// One LLM call was recorded.
     LlmCallRecorded {
+        /// The call's row id.
         call_id: i64,
+        /// The conversation the call was made for.
         conversation_id: i64,
+        /// The step the call was made at.
         step: Step,
+        /// The agent that made the call.
         agent: Agent,
     },
     /// An agent's conversation finished.
     ConversationFinished(Box<ConversationFinished>),
     /// The assistant's message of a conversation was written.
     AnswerWritten {
+        /// The conversation's row id.
         conversation_id: i64,
+        /// The step of the conversation.
         step: Step,
+        /// The agent that answered.
         agent: Agent,
+        /// Length of the answer, in characters.
         chars: usize,
     },
     /// A line of the service's log about this workflow (already redacted).
     Log {
+        /// The log level (`info`, `warning`, `error`).
         level: String,
+        /// The log message, redacted.
         message: String,
+        /// When the line was logged.
         timestamp: DateTime<Utc>,
+        /// The line's structured fields, if any.
         fields: Option<Value>,
     },
 }
@@ -151,34 +228,54 @@ pub enum WorkflowEvent {
 /// Where a refresh job is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RefreshProgress {
+    /// The job is on the queue.
     Queued,
+    /// A worker picked the job up.
     Started,
+    /// The job failed and is tried again.
     Retrying {
+        /// Why the attempt failed.
         error: String,
+        /// How long until the next attempt; `retry_in_secs` on the wire.
         retry_in: std::time::Duration,
     },
+    /// The job failed for good.
     Failed {
+        /// Why it failed.
         error: String,
     },
     /// The pull request as read.
     PullRequest {
+        /// The pull request's number on the code host.
         number: i64,
+        /// Its state on the code host.
         state: String,
+        /// Whether it was merged.
         merged: bool,
+        /// The head commit, if known.
         head_sha: Option<String>,
     },
+    /// The pull request's per-file diffs were stored.
     Diffs {
+        /// Number of changed files.
         files: usize,
+        /// Lines added over all files.
         additions: i64,
+        /// Lines deleted over all files.
         deletions: i64,
     },
+    /// The workflow's artifacts were stored.
     Artifacts {
+        /// Number of artifacts.
         artifacts: usize,
     },
     /// Check runs and suites, with a count per conclusion.
     Checks {
+        /// Number of check runs.
         runs: usize,
+        /// Number of check suites.
         suites: usize,
+        /// Conclusion (`success`, `failure`, ...) to its count.
         conclusions: Map<String, Value>,
     },
 }
@@ -186,33 +283,54 @@ pub enum RefreshProgress {
 /// The budgets' verdict on a call that may go ahead.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admission {
+    /// The step the call is for.
     pub step: Step,
+    /// The agent making the call.
     pub agent: Agent,
+    /// The model the call goes to.
     pub model: String,
+    /// Estimated tokens in the prompt as sent.
     pub prompt_tokens: i64,
+    /// The `max_tokens` the call is sent with, after the budgets.
     pub max_tokens: i64,
+    /// The `max_tokens` the step asked for.
     pub requested_max_tokens: u32,
+    /// The model's context window, in tokens.
     pub context_window: i64,
+    /// Tokens kept free in the window for estimation error.
     pub safety_buffer: usize,
+    /// Prompt sections cut to make it fit; empty when it fit as is.
     pub truncated_sections: Vec<String>,
+    /// How many times the prompt was shrunk.
     pub shrink_attempts: u32,
+    /// The budgets the execution runs under.
     pub budgets: Budgets,
+    /// Tokens spent so far against each budget.
     pub spent: Spent,
 }
 
 /// A finished conversation: its tokens, cost and files, and an excerpt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConversationFinished {
+    /// The conversation's row id.
     pub conversation_id: i64,
+    /// The step of the conversation.
     pub step: Step,
+    /// The agent that answered.
     pub agent: Agent,
     /// The role's display name.
     pub agent_name: String,
+    /// Tokens in the prompts of the conversation's calls.
     pub prompt_tokens: i64,
+    /// Tokens in the answers of the conversation's calls.
     pub completion_tokens: i64,
+    /// The conversation's cost, as the stream shows it.
     pub cost: Value,
+    /// Whether the answer was replayed from a stored call instead of a new one.
     pub cached: bool,
+    /// The files the answer produced, as the stream shows them.
     pub files: Value,
+    /// The start of the answer.
     pub output_excerpt: String,
 }
 

@@ -45,6 +45,7 @@ use steps::Step;
 /// Counts tokens under a catalog tokenizer name (tiktoken lives in the
 /// providers; core only knows the estimate).
 pub trait TokenCounter: Send + Sync + 'static {
+    /// Tokens in `text` under the catalog's `tokenizer`.
     fn count(&self, tokenizer: &str, text: &str) -> usize;
 }
 
@@ -57,18 +58,24 @@ impl TokenCounter for EstimateCounter {
     }
 }
 
+/// How the engine runs steps: leases, retries, budgets, redaction, paths, tests.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// How long a claimed step is ours without a heartbeat.
     pub lease: Duration,
+    /// How LLM calls are retried.
     pub retry: RetryPolicy,
+    /// Whether secrets are redacted from what is stored (`AI_TEAM_REDACT_SENSITIVE`).
     pub redact: bool,
     /// Request/response bodies larger than this move to the blob store.
     pub spill_threshold: usize,
+    /// Token budgets an execution runs under unless its own meta sets others.
     pub budgets: Budgets,
     /// Tokens kept free in the window besides prompt and output.
     pub safety_buffer: usize,
+    /// Most times a prompt is shrunk before it is declared not to fit.
     pub max_shrink_attempts: u32,
+    /// Sampling temperature of every call.
     pub temperature: f32,
     /// This worker's name on leases.
     pub worker_id: String,
@@ -103,12 +110,16 @@ impl Default for EngineConfig {
     }
 }
 
+/// Why the engine could not run a step.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The queue failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// Input the engine refuses (e.g. an invalid budget patch).
     #[error("{0}")]
     Invalid(String),
 }
@@ -116,16 +127,25 @@ pub enum EngineError {
 /// The engine and the adapters it drives, built once.
 #[derive(Clone)]
 pub struct Engine {
+    /// Where everything is recorded.
     pub store: Arc<dyn Store>,
+    /// The model the agents talk to.
     pub llm: Arc<dyn LlmClient>,
+    /// Where steps are queued.
     pub queue: Arc<dyn StepQueue>,
+    /// Where large request and response bodies go; `None` keeps them inline.
     pub blobs: Option<Arc<dyn BlobStore>>,
+    /// Where delivered files land.
     pub code_host: Arc<dyn CodeHost>,
+    /// Per-model context windows, output limits, tokenizers and prices.
     pub catalog: Arc<Catalog>,
+    /// The agent team: roles and step definitions.
     pub team: Arc<Team>,
+    /// Counts tokens for the budgets.
     pub counter: Arc<dyn TokenCounter>,
     /// Runs the repository's tests (`NoRunner` where the host has no toolchain).
     pub tests: Arc<dyn crate::verification::TestRunner>,
+    /// The engine's settings.
     pub config: Arc<EngineConfig>,
 }
 

@@ -12,8 +12,11 @@ use super::state::RunState;
 
 /// A file's content for the `files` section.
 pub struct FileText<'a> {
+    /// Path relative to the repository root.
     pub path: &'a str,
+    /// The file's language, if known.
     pub language: Option<&'a str>,
+    /// The file's text.
     pub content: &'a str,
 }
 

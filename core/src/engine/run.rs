@@ -22,19 +22,45 @@ use crate::workflow_event::WorkflowEvent;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// The step ran and committed; `next` was queued.
-    Completed { step: String, next: Option<String> },
+    Completed {
+        /// The step's wire name.
+        step: String,
+        /// The step queued next; `None` when the execution is finished.
+        next: Option<String>,
+    },
     /// Finished before (a redelivery): its successor was queued again.
-    AlreadyDone { step: String, next: Option<String> },
+    AlreadyDone {
+        /// The step's wire name.
+        step: String,
+        /// The successor queued again; `None` when there is none.
+        next: Option<String>,
+    },
     /// Another worker holds the step: try again later.
-    Busy { retry_in: Duration },
+    Busy {
+        /// How long to wait before the message comes back.
+        retry_in: Duration,
+    },
     /// Nothing to do: the execution ended, was deleted, or the message
     /// belongs to an earlier run.
-    Stale { reason: String },
+    Stale {
+        /// Why there is nothing to do.
+        reason: String,
+    },
     /// The step failed for good (or escalated); the execution is failed
     /// with a message saying how to resume.
-    Failed { step: String, error: String },
+    Failed {
+        /// The step's wire name.
+        step: String,
+        /// What went wrong (also the execution's error).
+        error: String,
+    },
     /// A passing failure (code host down): try again after `delay`.
-    Retry { delay: Duration, reason: String },
+    Retry {
+        /// How long to wait before the message comes back.
+        delay: Duration,
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl Outcome {

@@ -11,27 +11,39 @@ use crate::codehost::Delivered;
 /// One file the team wrote: where its content is (a code file row).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
+    /// Path relative to the repository root.
     pub path: String,
+    /// The step that wrote this version (wire name).
     pub step: String,
+    /// The agent that wrote it (wire name).
     pub agent: String,
     /// The conversation that wrote this version (with the path, it names the code file row).
     pub conversation_id: i64,
+    /// Checksum of the content, as on the code file row.
     pub checksum: String,
+    /// Size of the content, in bytes.
     pub size_bytes: i64,
 }
 
+/// The running summary of a run, kept as a checkpoint's `summary`: what each step's prompt is built from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
+    /// The story's key in the ticket system.
     pub story_key: String,
+    /// The story's title.
     pub title: String,
+    /// The story's text.
     pub story: String,
+    /// The criteria the analysis step found.
     #[serde(default)]
     pub acceptance_criteria: Vec<String>,
+    /// The architect's design.
     #[serde(default)]
     pub design: String,
     /// Latest version of each path, in the order first written.
     #[serde(default)]
     pub files: Vec<FileEntry>,
+    /// The reviewer's latest verdict; `None` before review.
     #[serde(default)]
     pub review: Option<Verdict>,
     /// One line per finished step.
@@ -40,6 +52,7 @@ pub struct RunState {
     /// The step to run after the checkpoint's; `None` once finished.
     #[serde(default)]
     pub next_step: Option<String>,
+    /// What integration delivered; `None` before it ran.
     #[serde(default)]
     pub delivered: Option<Delivered>,
     /// What the repository context step read.
@@ -53,7 +66,9 @@ pub struct RunState {
 /// The target repository as the steps see it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoContext {
+    /// The commit the work is based on; `None` without one.
     pub base_sha: Option<String>,
+    /// Number of files in the base tree.
     pub file_count: usize,
     /// Paths with sizes, at most `TREE_LIMIT` of them.
     pub tree: Vec<(String, u64)>,
@@ -66,14 +81,21 @@ pub struct RepoContext {
 /// One run of the repository's tests, as the checkpoint keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerificationRecord {
+    /// The step that ran the tests (wire name).
     pub step: String,
+    /// How the run ended.
     pub status: crate::verification::TestStatus,
+    /// A one-line summary of the outcome.
     pub summary: String,
+    /// The command that ran; `None` when none did.
     pub command: Option<String>,
+    /// Tests that passed, when the output said.
     pub passed: Option<u32>,
+    /// Tests that failed, when the output said.
     pub failed: Option<u32>,
     /// The output's last lines, for the fix prompt and the PR body.
     pub tail: String,
+    /// Hash of the tree tested (see `verification::TestOutcome::tree_hash`).
     pub tree_hash: String,
 }
 
