@@ -275,7 +275,7 @@ async fn a_primary_limit_resetting_later_than_we_wait_is_handed_to_the_queue() {
             assert!(
                 (3590..=3602).contains(retry_after_secs),
                 "{retry_after_secs}"
-            )
+            );
         }
         other => panic!("expected RateLimited, got {other:?}"),
     }

@@ -562,7 +562,7 @@ async fn llm_calls_endpoint_answers_filters_sorts_and_whole_conversation_totals(
             })
             .map(|c| c.cost)
             .collect();
-        v.sort();
+        v.sort_unstable();
         v
     };
     assert_eq!(body["conversation_id"], conv);

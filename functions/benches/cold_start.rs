@@ -108,7 +108,7 @@ fn main() {
         stop(child);
     }
     samples.sort_by(f64::total_cmp);
-    rss.sort();
+    rss.sort_unstable();
     let pct = |v: &[f64], p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
     println!("binary: {}", env!("CARGO_BIN_EXE_ai-team"));
     println!("first start (creates and migrates the SQLite database): {first:.1} ms");

@@ -247,7 +247,7 @@ fn main() {
             "{} s per measurement, {} connections, {} cores, payload {} bytes",
             a.seconds,
             a.concurrency,
-            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
             PAYLOAD.len()
         );
         let hello = serve(Router::new().route("/", get(|| async { "Hello, World!" }))).await;

@@ -84,7 +84,10 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         open.total = open.total.saturating_sub(1);
         if let Some(n) = open.per_workflow.get_mut(&self.workflow_id) {
             *n = n.saturating_sub(1);
@@ -194,7 +197,10 @@ impl EventHub {
                         Err(broadcast::error::RecvError::Closed) => return,
                     };
                     let Some(hub) = weak.upgrade() else { return };
-                    let tails = hub.tails.lock().unwrap_or_else(|p| p.into_inner());
+                    let tails = hub
+                        .tails
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     match workflow_id {
                         Some(id) => {
                             if let Some(t) = tails.get(&id) {
@@ -211,7 +217,10 @@ impl EventHub {
 
     /// The tail of `workflow_id`, started on first use.
     fn follow(self: &Arc<Self>, workflow_id: i64, from: i64) -> broadcast::Receiver<TailMsg> {
-        let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tails = self
+            .tails
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(t) = tails.get(&workflow_id) {
             return t.sender.subscribe();
         }
@@ -243,7 +252,10 @@ impl EventHub {
                 () = tokio::time::sleep(self.poll) => false,
             };
             if sender.receiver_count() == 0 {
-                let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
+                let mut tails = self
+                    .tails
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if sender.receiver_count() == 0 {
                     tails.remove(&workflow_id);
                     return;
@@ -278,7 +290,7 @@ impl EventHub {
                         let _ = sender.send(TailMsg::Closed);
                         self.tails
                             .lock()
-                            .unwrap_or_else(|p| p.into_inner())
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
                             .remove(&workflow_id);
                         return;
                     }
@@ -295,7 +307,10 @@ impl EventHub {
 
     /// Open streams (for tests and metrics).
     pub fn open_streams(&self) -> usize {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).total
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .total
     }
 
     /// A place for one more stream of `workflow_id`, if the limits allow.
@@ -303,7 +318,10 @@ impl EventHub {
         if *self.closing.borrow() {
             return Err(SubscribeError::Refused("the server is shutting down"));
         }
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if open.total >= self.limits.total {
             return Err(SubscribeError::Refused(
                 "too many open event streams; try again later",
@@ -459,6 +477,9 @@ impl EventHub {
 
     /// Watched workflows (for tests and metrics).
     pub fn tails(&self) -> usize {
-        self.tails.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.tails
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 }

@@ -19,7 +19,7 @@ async fn path_ids<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Vec<i6
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("path parameters: {e}")))?;
     let mut ids = Vec::new();
     let mut errors = Vec::new();
-    for (name, value) in raw.iter() {
+    for (name, value) in &raw {
         match parse_id(name, value) {
             Ok(id) => ids.push(id),
             Err(e) => errors.push(e),

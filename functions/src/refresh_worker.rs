@@ -60,7 +60,7 @@ impl RefreshWorker {
             Ok(outcome) => {
                 match &outcome {
                     RefreshOutcome::Retry { delay, reason } => {
-                        self.jobs.retry(&delivery.receipt, *delay, reason).await?
+                        self.jobs.retry(&delivery.receipt, *delay, reason).await?;
                     }
                     _ => self.jobs.ack(&delivery.receipt).await?,
                 }

@@ -193,7 +193,7 @@ pub async fn run(
         }
         match outcome {
             None | Some(Outcome::Busy { .. } | Outcome::Retry { .. }) => {
-                tokio::time::sleep(Duration::from_millis(200)).await
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Some(_) => {}
         }

@@ -72,10 +72,10 @@ impl Worker {
                     Outcome::Busy { retry_in } => {
                         self.jobs
                             .retry(&delivery.receipt, *retry_in, "step busy")
-                            .await?
+                            .await?;
                     }
                     Outcome::Retry { delay, reason } => {
-                        self.jobs.retry(&delivery.receipt, *delay, reason).await?
+                        self.jobs.retry(&delivery.receipt, *delay, reason).await?;
                     }
                     _ => self.jobs.ack(&delivery.receipt).await?,
                 }

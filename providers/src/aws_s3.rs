@@ -76,7 +76,9 @@ impl BlobStore for S3BlobStore {
         {
             Ok(out) => out,
             Err(e) => {
-                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                if e.as_service_error()
+                    .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key)
+                {
                     return Err(BlobError::NotFound(uri.to_owned()));
                 }
                 return Err(BlobError::Unavailable(DisplayErrorContext(e).to_string()));

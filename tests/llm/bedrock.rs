@@ -208,7 +208,12 @@ async fn server_errors_are_retryable_and_retries_are_bounded() {
     let client = bedrock(&base, Duration::from_secs(5));
     let mut codes = Vec::new();
     let err = chat_with_retries(&client, &request(), fast_retries(), |a| {
-        codes.push(a.result.as_ref().err().map(|e| e.code()));
+        codes.push(
+            a.result
+                .as_ref()
+                .err()
+                .map(ai_team_core::llm::LlmError::code),
+        );
         std::future::ready(())
     })
     .await

@@ -76,7 +76,7 @@ impl SseClient {
             let left = deadline.checked_duration_since(Instant::now())?;
             match tokio::time::timeout(left, self.response.chunk()).await {
                 Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
-                Ok(Ok(None)) | Ok(Err(_)) => {
+                Ok(Ok(None) | Err(_)) => {
                     self.ended = true;
                     return None;
                 }

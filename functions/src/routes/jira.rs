@@ -110,7 +110,7 @@ pub async fn create_from_jira(
         // On the workflow's stream (and so in the log) from its first moment.
         let event = ai_team_core::WorkflowEvent::StoryImported {
             source: tickets.kind(),
-            story: story_id.to_string(),
+            story: story_id.clone(),
             url: ticket.url.clone(),
         }
         .into();

@@ -111,7 +111,7 @@ impl ModelLocation {
     pub fn existing(&self) -> Option<&Path> {
         let meta = std::fs::metadata(self.path())
             .ok()
-            .filter(|m| m.is_file())?;
+            .filter(std::fs::Metadata::is_file)?;
         match self {
             Self::Explicit(p) => Some(p),
             Self::Cached(p) => (meta.len() == MODEL_SIZE).then_some(p.as_path()),

@@ -464,7 +464,7 @@ impl ai_team_core::delivery::DeliveryStore for SqlStore {
                 order: "id",
             },
             workflow_id,
-            query.kind.map(|k| k.as_str()),
+            query.kind.map(ai_team_core::delivery::CheckKind::as_str),
             query.page,
             TryInto::try_into,
         )

@@ -72,7 +72,7 @@ impl SqlStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
-            .min_connections(if max == 1 { 1 } else { 0 })
+            .min_connections(u32::from(max == 1))
             .idle_timeout(if max == 1 {
                 None
             } else {
