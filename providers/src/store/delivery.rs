@@ -409,9 +409,8 @@ impl ai_team_core::delivery::DeliveryStore for SqlStore {
         let mut tx = self.db.begin().await.map_err(map_sqlx)?;
         let changed = Self::upsert_pull_request_tx(&mut tx, workflow_id, pr).await?;
         let events = crate::store::delivery::with_changed(events, changed);
-        let written = Self::append_events_tx(&mut tx, workflow_id, None, &events).await?;
-        tx.commit().await.map_err(map_sqlx)?;
-        self.published(&written);
+        self.commit_with_events(tx, workflow_id, None, &events)
+            .await?;
         Ok(changed)
     }
 
@@ -445,9 +444,8 @@ impl ai_team_core::delivery::DeliveryStore for SqlStore {
                 changed += 1;
             }
         }
-        let written = Self::append_events_tx(&mut tx, workflow_id, None, events).await?;
-        tx.commit().await.map_err(map_sqlx)?;
-        self.published(&written);
+        self.commit_with_events(tx, workflow_id, None, events)
+            .await?;
         Ok(changed)
     }
 
@@ -505,9 +503,8 @@ impl ai_team_core::delivery::DeliveryStore for SqlStore {
             .await
             .map_err(map_delivery_error)?;
         }
-        let written = Self::append_events_tx(&mut tx, workflow_id, None, events).await?;
-        tx.commit().await.map_err(map_sqlx)?;
-        self.published(&written);
+        self.commit_with_events(tx, workflow_id, None, events)
+            .await?;
         Ok(())
     }
 
@@ -576,9 +573,8 @@ impl ai_team_core::delivery::DeliveryStore for SqlStore {
             .await
             .map_err(map_sqlx)?;
         }
-        let written = Self::append_events_tx(&mut tx, workflow_id, None, events).await?;
-        tx.commit().await.map_err(map_sqlx)?;
-        self.published(&written);
+        self.commit_with_events(tx, workflow_id, None, events)
+            .await?;
         Ok(new)
     }
 
@@ -651,9 +647,8 @@ impl ai_team_core::delivery::DeliveryStore for SqlStore {
             .await
             .map_err(map_sqlx)?;
         let events = crate::store::delivery::with_changed(events, changed);
-        let written = Self::append_events_tx(&mut tx, workflow_id, None, &events).await?;
-        tx.commit().await.map_err(map_sqlx)?;
-        self.published(&written);
+        self.commit_with_events(tx, workflow_id, None, &events)
+            .await?;
         Ok(WebhookOutcome::Applied {
             workflow_id,
             changed,

@@ -66,6 +66,21 @@ impl SqlStore {
 
     /// After a commit: each event becomes one log line (the same
     /// fields as the stream) and in-process subscribers wake.
+    /// Appends `events` in `tx`, commits it, then logs and signals them:
+    /// how every write that reports its change as events ends.
+    pub(super) async fn commit_with_events(
+        &self,
+        mut tx: Tx,
+        workflow_id: i64,
+        execution_id: Option<i64>,
+        events: &[ai_team_core::ledger::NewEvent],
+    ) -> StoreResult<()> {
+        let written = Self::append_events_tx(&mut tx, workflow_id, execution_id, events).await?;
+        tx.commit().await.map_err(map_sqlx)?;
+        self.published(&written);
+        Ok(())
+    }
+
     pub(super) fn published(&self, events: &[Event]) {
         for e in events {
             tracing::info!(

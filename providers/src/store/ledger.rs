@@ -353,10 +353,8 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
                 Self::set_workflow_status_tx(&mut tx, c.workflow_id, wf).await?;
             }
         }
-        let written =
-            Self::append_events_tx(&mut tx, c.workflow_id, Some(c.execution_id), &c.events).await?;
-        tx.commit().await.map_err(map_sqlx)?;
-        self.published(&written);
+        self.commit_with_events(tx, c.workflow_id, Some(c.execution_id), &c.events)
+            .await?;
         Ok(true)
     }
 
@@ -405,10 +403,8 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
             .map_err(map_sqlx)?;
         }
         Self::set_workflow_status_tx(&mut tx, workflow_id, "failed").await?;
-        let written =
-            Self::append_events_tx(&mut tx, workflow_id, Some(execution_id), events).await?;
-        tx.commit().await.map_err(map_sqlx)?;
-        self.published(&written);
+        self.commit_with_events(tx, workflow_id, Some(execution_id), events)
+            .await?;
         self.execution_by_id(execution_id).await
     }
 
@@ -447,10 +443,8 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
             Err(e) => return Err(map_sqlx(e)),
         };
         Self::set_workflow_status_tx(&mut tx, workflow_id, "pending").await?;
-        let written =
-            Self::append_events_tx(&mut tx, workflow_id, Some(execution_id), events).await?;
-        tx.commit().await.map_err(map_sqlx)?;
-        self.published(&written);
+        self.commit_with_events(tx, workflow_id, Some(execution_id), events)
+            .await?;
         self.execution_by_id(execution_id).await
     }
 
@@ -573,10 +567,9 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
         execution_id: Option<i64>,
         events: &[ai_team_core::ledger::NewEvent],
     ) -> StoreResult<()> {
-        let mut tx = self.db.begin().await.map_err(map_sqlx)?;
-        let written = Self::append_events_tx(&mut tx, workflow_id, execution_id, events).await?;
-        tx.commit().await.map_err(map_sqlx)?;
-        self.published(&written);
+        let tx = self.db.begin().await.map_err(map_sqlx)?;
+        self.commit_with_events(tx, workflow_id, execution_id, events)
+            .await?;
         Ok(())
     }
 }
