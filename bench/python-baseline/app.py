@@ -8,7 +8,11 @@ architect, developer, frontend, tester, reviewer), each one HTTP POST to an
 OpenAI-compatible /v1/chat/completions (httpx), each recorded in the
 database (the LLM call with request/response text, tokens and cost, a
 conversation, its system/user/assistant messages, an event) with a
-checkpoint per step; then completion. It exists only so that
+checkpoint per step; then, as AI Team does, the files of the developer's
+and the tester's answers delivered on a branch of a git repository made for
+the workflow (`git init` and one `git fast-import`, the same two processes
+AI Team's local delivery runs for such a repository; BASELINE_DELIVERY=0
+leaves it out); then completion. It exists only so that
 `scripts/bench-vs-python` can time AI Team against a Python stack doing the
 same work; see README.md beside this file.
 
@@ -24,7 +28,10 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
+import subprocess
 import time
+from pathlib import Path
 
 import httpx
 from fastapi import BackgroundTasks, FastAPI, HTTPException
@@ -36,6 +43,10 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite:///./baseline.db")
 BASE_URL = os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:9999/v1").rstrip("/")
 MODEL = os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
 API_KEY = os.environ.get("OPENAI_API_KEY", "x")
+DELIVERY = os.environ.get("BASELINE_DELIVERY", "1") != "0"
+REPOS = Path(os.environ.get("BASELINE_DATA_DIR", "./data")) / "repos"
+# a fenced block whose info string names its path: ```python app/feature.py
+FENCE = re.compile(r"^```[\w+-]*[ \t]+([\w./-]+)[ \t]*\n(.*?)^```", re.M | re.S)
 # gpt-4o-mini list prices, US dollars per token (prompt, completion)
 PRICE = (0.15 / 1e6, 0.60 / 1e6)
 
@@ -155,6 +166,17 @@ class Event(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=now)
 
 
+class CodeFile(Base):
+    __tablename__ = "code_files"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"), index=True)
+    execution_id: Mapped[int] = mapped_column(ForeignKey("executions.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(40))
+    path: Mapped[str] = mapped_column(String(1024))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+
 class Checkpoint(Base):
     __tablename__ = "checkpoints"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -248,6 +270,44 @@ def agent_step(execution_id: int, step: str, agent: str, name: str, goal: str, t
         db.commit()
 
 
+def deliver(execution_id: int, state: dict):
+    """The files of the implementation and testing answers, one commit per
+    step, on a branch of the workflow's own repository (made here), with a
+    code-file row each: `git init` and one `git fast-import`."""
+    with SessionLocal() as db:
+        ex = db.get(Execution, execution_id)
+        commits = []
+        for step in ("implementation", "testing"):
+            output = next((v for k, v in state["outputs"].items() if k.startswith(step + " ")), "")
+            files = [(m.group(1), m.group(2)) for m in FENCE.finditer(output)]
+            for path, content in files:
+                db.add(CodeFile(workflow_id=ex.workflow_id, execution_id=ex.id, step=step, path=path,
+                                content=content))
+            if files:
+                commits.append((step, files))
+        repo = REPOS / f"workflow-{ex.workflow_id}"
+        if commits:
+            if not (repo / ".git").exists():
+                repo.mkdir(parents=True, exist_ok=True)
+                subprocess.run(["git", "init", "-q", "-b", "main", "--template=", str(repo)], check=True)
+            branch = f"refs/heads/ai-team/{state['story_key'].lower()}-execution-{ex.id}"
+            stream = bytearray()
+            for n, (step, files) in enumerate(commits, 1):
+                message = f"{state['story_key']}: {step}\n".encode()
+                stream += f"commit {branch}\nmark :{n}\ncommitter AI Team <ai-team@localhost> {int(time.time())} +0000\n".encode()
+                stream += b"data %d\n%s\n" % (len(message), message)
+                for path, content in files:
+                    data = content.encode()
+                    stream += f"M 100644 inline {path}\n".encode() + b"data %d\n%s\n" % (len(data), data)
+                stream += b"\n"
+            stream += f"get-mark :{len(commits)}\ndone\n".encode()
+            head = subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet", "--done", "--cat-blob-fd=1"],
+                                  input=bytes(stream), capture_output=True, check=True).stdout.decode().strip()
+            state["delivered"] = {"branch": branch, "head_sha": head}
+        checkpoint(db, ex.id, "integration", {"delivered": state.get("delivered")})
+        db.commit()
+
+
 def run_execution(execution_id: int):
     """The background task: story retrieval, six agent steps, completion."""
     try:
@@ -262,6 +322,8 @@ def run_execution(execution_id: int):
             db.commit()
         for step, agent, name, goal, task in TEAM:
             agent_step(execution_id, step, agent, name, goal, task, state)
+        if DELIVERY:
+            deliver(execution_id, state)
         with SessionLocal() as db:
             ex = db.get(Execution, execution_id)
             wf = db.get(Workflow, ex.workflow_id)

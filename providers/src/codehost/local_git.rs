@@ -1,10 +1,9 @@
 //! A local git repository as the code host: a branch per execution, one
-//! commit per step that produced files, made with git's plumbing through
-//! a private index (hash-object, update-index, write-tree, commit-tree,
-//! update-ref) — the same blobs/tree/commit/ref sequence as GitHub's Git
-//! data API, and the user's working tree and checked-out branch are never
-//! touched. Each commit carries an `AI-Team-Step` trailer, so a repeated
-//! delivery skips the commits already made.
+//! commit per step that produced files, written by one `git fast-import`
+//! (blobs, trees, commits and the branch's ref in one process; the user's
+//! working tree and checked-out branch are never touched). Each commit
+//! carries an `AI-Team-Step` trailer, so a repeated delivery skips the
+//! commits already made.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -228,7 +227,8 @@ fn index_path(dir: &std::path::Path, branch: &str) -> PathBuf {
 }
 
 /// The `git fast-import` stream that writes `commits` on `branch_ref`, the
-/// first one on `parent`; commit `n` (from 1) gets mark `:n`.
+/// first one on `parent`; commit `n` (from 1) gets mark `:n`, and the
+/// stream ends asking for the last one's id (`get-mark`).
 fn fast_import_stream(
     branch_ref: &str,
     parent: Option<&str>,
@@ -270,7 +270,7 @@ fn fast_import_stream(
         }
         out.push(b'\n');
     }
-    out.extend_from_slice(b"done\n");
+    out.extend_from_slice(format!("get-mark :{}\ndone\n", commits.len()).as_bytes());
     out
 }
 
@@ -377,19 +377,28 @@ impl CodeHost for LocalGit {
             dir: dir.clone(),
             index,
         };
-        if !tokio::fs::try_exists(&git_dir).await.unwrap_or(false) {
-            repo.git(&["init", "-q", "-b", "main"], None).await?;
-        }
-        let base_branch = repo
-            .git(&["symbolic-ref", "--short", "-q", "HEAD"], None)
-            .await
-            .unwrap_or_else(|_| "main".into());
         let branch_ref = format!("refs/heads/{branch}");
-        let existing = repo.resolve(&branch_ref).await;
-        let parent = match &existing {
-            Some(sha) => Some(sha.clone()),
-            None => repo.resolve("HEAD").await,
-        };
+        let (base_branch, existing, parent) =
+            if tokio::fs::try_exists(&git_dir).await.unwrap_or(false) {
+                let base_branch = repo
+                    .git(&["symbolic-ref", "--short", "-q", "HEAD"], None)
+                    .await
+                    .unwrap_or_else(|_| "main".into());
+                let existing = repo.resolve(&branch_ref).await;
+                let parent = match &existing {
+                    Some(sha) => Some(sha.clone()),
+                    None => repo.resolve("HEAD").await,
+                };
+                (base_branch, existing, parent)
+            } else {
+                // A repository made here (the default one of a workflow
+                // without a repository) has no commit, no branch and `main`
+                // checked out: nothing to ask git. No template either: its
+                // sample hooks are a dozen files per workflow, unused.
+                repo.git(&["init", "-q", "-b", "main", "--template="], None)
+                    .await?;
+                ("main".to_owned(), None, None)
+            };
         let done: Vec<String> = match &existing {
             Some(sha) => repo
                 .git(
@@ -429,35 +438,27 @@ impl CodeHost for LocalGit {
             // process instead of five per commit (read-tree, hash-object
             // and update-index per file, write-tree, commit-tree), which
             // was most of an execution's own time.
-            let marks = repo.index.with_extension("marks");
+            // The stream ends by asking for the last commit's id, which
+            // fast-import answers on stdout (`--cat-blob-fd=1`): no marks file.
             let stream = fast_import_stream(
                 &branch_ref,
                 parent.as_deref(),
                 &todo,
                 chrono::Utc::now().timestamp(),
             );
-            let export = format!("--export-marks={}", marks.display());
-            let imported = repo
+            let head = repo
                 .git(
-                    &["fast-import", "--quiet", "--done", &export],
+                    &["fast-import", "--quiet", "--done", "--cat-blob-fd=1"],
                     Some(&stream),
                 )
-                .await;
-            let written = tokio::fs::read_to_string(&marks).await;
-            let _ = tokio::fs::remove_file(&marks).await;
-            imported?;
-            let last = format!(":{} ", todo.len());
-            written
-                .ok()
-                .and_then(|m| {
-                    m.lines()
-                        .find_map(|l| l.strip_prefix(&last).map(str::to_owned))
-                })
-                .ok_or_else(|| {
-                    CodeHostError::Unavailable(
-                        "git fast-import wrote no mark for the last commit".into(),
-                    )
-                })?
+                .await?;
+            let head = head.trim();
+            if !matches!(head.len(), 40 | 64) || !head.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(CodeHostError::Unavailable(format!(
+                    "git fast-import answered {head:?} for the last commit's id"
+                )));
+            }
+            head.to_owned()
         };
         let _ = tokio::fs::remove_file(&repo.index).await;
         if todo.is_empty() && existing.as_deref() != Some(head_sha.as_str()) {
@@ -507,7 +508,7 @@ mod tests {
         );
         assert_eq!(stream.matches("\nM 100644 inline").count(), 1, "{stream}");
         assert!(stream.starts_with("commit refs/heads/b\nmark :1\ncommitter AI Team"));
-        assert!(stream.contains("from abc\n") && stream.ends_with("done\n"));
+        assert!(stream.contains("from abc\n") && stream.ends_with("\nget-mark :1\ndone\n"));
     }
 
     #[tokio::test]

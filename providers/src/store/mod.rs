@@ -54,16 +54,20 @@ impl SqlStore {
     /// `migrations/postgres`).
     pub async fn migrate(&self) -> StoreResult<()> {
         match &self.db {
-            Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await,
+            Db::Sqlite(pools) => {
+                sqlx::migrate!("../migrations/sqlite")
+                    .run(&pools.write)
+                    .await
+            }
             Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await,
         }
         .map_err(migrate_error)
     }
 
-    /// The SQLite pool, for benchmarks and tests that seed in bulk.
+    /// The SQLite pool that writes, for benchmarks and tests that seed in bulk.
     pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
         match &self.db {
-            Db::Sqlite(pool) => Some(pool),
+            Db::Sqlite(pools) => Some(&pools.write),
             Db::Postgres(_) => None,
         }
     }

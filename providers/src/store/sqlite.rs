@@ -9,7 +9,7 @@ use ai_team_core::query::LlmCallQuery;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::SqlStore;
-use super::db::{Db, query_scalar};
+use super::db::{Db, SqlitePools, query_scalar};
 use super::errors::map_sqlx;
 use super::sql::{TextSearch, fts_phrase};
 use super::url::DatabaseUrl;
@@ -46,20 +46,35 @@ impl SqlStore {
 
     /// Opens (creating if needed) the file, or a private in-memory database.
     pub async fn sqlite(url: &DatabaseUrl) -> StoreResult<Self> {
-        let (options, max) = match url {
+        let options = match url {
             DatabaseUrl::SqliteFile(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|e| {
                         StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
                     })?;
                 }
-                (SqliteConnectOptions::new().filename(path), 8)
+                SqliteConnectOptions::new().filename(path)
             }
-            // One connection: each in-memory connection is its own database.
-            DatabaseUrl::SqliteMemory => (
-                SqliteConnectOptions::from_str("sqlite::memory:").map_err(map_sqlx)?,
-                1,
-            ),
+            DatabaseUrl::SqliteMemory => {
+                // One connection, reading and writing: each in-memory
+                // connection is its own database.
+                let options = SqliteConnectOptions::from_str("sqlite::memory:")
+                    .map_err(map_sqlx)?
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .map_err(map_sqlx)?;
+                return Ok(Self::on(Db::Sqlite(SqlitePools {
+                    read: pool.clone(),
+                    write: pool,
+                })));
+            }
             DatabaseUrl::Postgres(_) => {
                 return Err(StoreError::Invalid("not a SQLite URL".into()));
             }
@@ -69,24 +84,20 @@ impl SqlStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Another process (a CLI run beside `serve`) still competes
+            // for the file's one writer.
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max)
-            .min_connections(u32::from(max == 1))
-            .idle_timeout(if max == 1 {
-                None
-            } else {
-                Some(Duration::from_secs(600))
-            })
-            .max_lifetime(if max == 1 {
-                None
-            } else {
-                Some(Duration::from_secs(3600))
-            })
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(map_sqlx)?;
-        Ok(Self::on(Db::Sqlite(pool)))
+        let pool = |max: u32, options: SqliteConnectOptions| {
+            SqlitePoolOptions::new()
+                .max_connections(max)
+                .idle_timeout(Some(Duration::from_secs(600)))
+                .max_lifetime(Some(Duration::from_secs(3600)))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+        };
+        // The writer first: it creates the file and switches it to WAL.
+        let write = pool(1, options.clone()).await.map_err(map_sqlx)?;
+        let read = pool(8, options.read_only(true)).await.map_err(map_sqlx)?;
+        Ok(Self::on(Db::Sqlite(SqlitePools { read, write })))
     }
 }
