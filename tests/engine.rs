@@ -31,6 +31,7 @@ on_both_databases!(
     step_leases_are_exclusive_until_they_expire,
     http_triggers_start_resume_and_cancel,
     an_execution_whose_worker_stopped_beating_is_failed_with_a_resume_hint,
+    an_unreadable_checkpoint_fails_the_run_once_and_refuses_a_resume,
 );
 
 async fn scalar(db: &TestDb, sql: &str) -> i64 {
@@ -168,13 +169,7 @@ async fn an_execution_runs_every_step_and_commits_the_files(db: TestDb) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        checkpoint.summary["acceptance_criteria"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(checkpoint.state.unwrap().acceptance_criteria.len(), 3);
     let architect = &detail.conversations[1].conversation;
     assert!(
         architect
@@ -201,10 +196,12 @@ async fn an_execution_runs_every_step_and_commits_the_files(db: TestDb) {
         .await
         .unwrap()
         .unwrap()
-        .summary["delivered"]
-        .clone();
-    let repo = delivered["location"].as_str().unwrap();
-    let branch = delivered["branch"].as_str().unwrap();
+        .state
+        .unwrap()
+        .delivered
+        .unwrap();
+    let repo = delivered.location.as_str();
+    let branch = delivered.branch.as_str();
     assert_eq!(branch, format!("ai-team/shop-1-execution-{}", done.id));
     assert_eq!(git(repo, &["rev-list", "--count", branch]), "3");
     assert_eq!(
@@ -263,20 +260,19 @@ async fn the_reviewer_sends_the_work_back_once(db: TestDb) {
         .await
         .unwrap()
         .unwrap()
-        .summary["delivered"]
-        .clone();
+        .state
+        .unwrap()
+        .delivered
+        .unwrap();
     let content = git(
-        delivered["location"].as_str().unwrap(),
-        &[
-            "show",
-            &format!("{}:app/reset.py", delivered["branch"].as_str().unwrap()),
-        ],
+        &delivered.location,
+        &["show", &format!("{}:app/reset.py", delivered.branch)],
     );
     assert!(content.contains("hashlib"), "{content}");
     assert_eq!(
         git(
-            delivered["location"].as_str().unwrap(),
-            &["rev-list", "--count", delivered["branch"].as_str().unwrap()]
+            &delivered.location,
+            &["rev-list", "--count", &delivered.branch]
         ),
         "4"
     );
@@ -345,7 +341,7 @@ async fn every_message_delivered_twice_gives_the_same_state_as_once(db: TestDb) 
         *n += 2;
         for _ in 0..2 {
             match h.engine.handle(&msg).await.unwrap() {
-                Outcome::Completed { step, .. } => completed.push(step),
+                Outcome::Completed { step, .. } => completed.push(step.as_str()),
                 Outcome::AlreadyDone { .. } | Outcome::Stale { .. } => {}
                 other => panic!("{other:?}"),
             }
@@ -520,6 +516,49 @@ async fn a_permanently_failing_llm_fails_the_execution_readably(db: TestDb) {
         h.execution(&failed).await.status,
         ExecutionStatus::Completed
     );
+}
+
+async fn an_unreadable_checkpoint_fails_the_run_once_and_refuses_a_resume(db: TestDb) {
+    let llm = FakeLlm::start(Script::default()).await;
+    let h = Harness::new(&db, &llm.base_url(), &[]).await;
+    let wf = h.workflow("SHOP-9").await;
+    let e = h.engine.start(wf.id).await.unwrap();
+    // story, repository: no model call yet.
+    for _ in 0..2 {
+        h.worker.try_execute_next().await.unwrap().unwrap();
+    }
+    // A state another version wrote (or a hand edit): not this version's shape.
+    db.execute(&format!(
+        "UPDATE checkpoints SET summary = '{{\"story_key\": 5}}' WHERE execution_id = {}",
+        e.id
+    ))
+    .await;
+    let rest = h.drain().await;
+    assert!(rest.len() <= 2, "the step is not retried: {rest:?}");
+    let failed = h.execution(&e).await;
+    assert_eq!(failed.status, ExecutionStatus::Failed);
+    let error = failed.error.unwrap();
+    assert!(
+        error.contains("the checkpoint after repository_context cannot be read")
+            && error.contains("start a new execution"),
+        "{error}"
+    );
+    assert_eq!(
+        llm.requests(),
+        0,
+        "nothing was sent on a state it could not read"
+    );
+    let refused = h
+        .engine
+        .resume(wf.id, e.id, Default::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("cannot be read"), "{refused}");
+    // A new execution of the same workflow runs.
+    let again = h.engine.start(wf.id).await.unwrap();
+    h.drain().await;
+    assert_eq!(h.execution(&again).await.status, ExecutionStatus::Completed);
 }
 
 async fn cancel_stops_after_the_step_in_flight_and_resume_continues(db: TestDb) {

@@ -10,11 +10,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::budgets::Budgets;
 use crate::error::StoreResult;
 use crate::execution_meta::ExecutionMeta;
 use crate::models::{
     Agent, Conversation, Execution, ExecutionStatus, NewCodeFile, NewConversation, NewMessage,
 };
+use crate::run_state::RunState;
 use crate::steps::Step;
 
 pub use crate::models::EventKind;
@@ -55,20 +57,41 @@ pub enum Claim {
 
 /// A checkpoint: the state after a step, from which the next one (or a
 /// resume) continues.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
     /// The execution the checkpoint belongs to.
     pub execution_id: i64,
-    /// The step it follows (its wire name).
-    pub step: String,
-    /// The engine's run state after the step (redacted), from which later steps continue.
-    pub summary: Value,
-    /// The files produced so far.
-    pub artifact_index: Value,
-    /// The budgets the execution ran the step under.
-    pub budgets: Value,
+    /// The step it follows.
+    pub step: Step,
+    /// The engine's run state after the step (redacted), from which later
+    /// steps continue; an error when the stored state is not one this
+    /// version reads, which ends the run with a clear failure rather
+    /// than retrying it.
+    pub state: Result<RunState, UnreadableCheckpoint>,
+    /// The budgets the execution ran the step under; `None` when the
+    /// stored value is not budgets this version reads.
+    pub budgets: Option<Budgets>,
     /// When the checkpoint was written.
     pub created_at: DateTime<Utc>,
+}
+
+impl Checkpoint {
+    /// The step to run after this checkpoint's; `None` once the run is
+    /// finished or when the state cannot be read.
+    pub fn next_step(&self) -> Option<Step> {
+        self.state.as_ref().ok().and_then(|s| s.next_step)
+    }
+}
+
+/// A stored run state this version cannot read (written by another
+/// version, or edited by hand).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the checkpoint after {step} cannot be read: {reason}")]
+pub struct UnreadableCheckpoint {
+    /// The step the checkpoint follows.
+    pub step: Step,
+    /// What the decoder said.
+    pub reason: String,
 }
 
 /// Everything a finished step writes, in one transaction.
@@ -88,12 +111,11 @@ pub struct StepCompletion {
     pub messages: Vec<NewMessage>,
     /// The files the step produced.
     pub code_files: Vec<NewCodeFile>,
-    /// The run state after the step, stored as the checkpoint's `summary`.
-    pub summary: Value,
-    /// The files produced so far, the checkpoint's `artifact_index`.
-    pub artifact_index: Value,
+    /// The run state after the step (redacted), stored as the
+    /// checkpoint's `summary`, with its files as the `artifact_index`.
+    pub state: RunState,
     /// The budgets the step ran under.
-    pub budgets: Value,
+    pub budgets: Budgets,
     /// The step's own result (call counts, sizes), stored with its lease.
     pub result: Value,
     /// Events appended in the same transaction.

@@ -30,6 +30,7 @@ pub mod queue;
 pub mod redact;
 pub mod refresh;
 pub mod repository;
+pub mod run_state;
 pub mod steps;
 pub mod store;
 pub mod story;

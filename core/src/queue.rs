@@ -72,10 +72,12 @@ pub trait StepQueue: Send + Sync + 'static {
 /// hosts receive their batches from the platform instead.
 #[async_trait]
 pub trait JobSource: Send + Sync + 'static {
-    /// Notified (`notify_waiters`) when this process queued a job that is
-    /// visible at once, so an idle worker starts it without waiting for
-    /// its next poll; `None` where the source cannot tell (poll only).
-    fn job_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+    /// Notified (`notify_one`, so one idle worker wakes) when this process
+    /// queued a job on `queue` that is visible at once, so that worker
+    /// starts it without waiting for its next poll; `None` where the
+    /// source cannot tell (poll only).
+    fn job_signal(&self, queue: &str) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        let _ = queue;
         None
     }
 

@@ -178,9 +178,28 @@ impl std::fmt::Display for Step {
     }
 }
 
+/// Read back by its wire name too (checkpoints, run state); a name this
+/// version does not know is an error, not a default.
+impl<'de> serde::Deserialize<'de> for Step {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Step::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown step {name:?}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_is_stored_by_its_wire_name() {
+        for step in Step::ALL {
+            let json = serde_json::to_value(step).unwrap();
+            assert_eq!(json, serde_json::json!(step.as_str()));
+            assert_eq!(serde_json::from_value::<Step>(json).unwrap(), *step);
+        }
+        assert!(serde_json::from_value::<Step>(serde_json::json!("deploy")).is_err());
+    }
 
     fn walk(t: Transition) -> Vec<&'static str> {
         let mut out = vec![];

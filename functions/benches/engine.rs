@@ -20,7 +20,7 @@ use ai_team_core::llm::{ChatRequest, ChatResponse, LlmClient, LlmError, Usage};
 use ai_team_core::query::NewWorkflow;
 use ai_team_core::queue::{JobSource, StepQueue};
 use ai_team_functions::configuration::Config;
-use ai_team_functions::engine;
+use ai_team_functions::engine_wiring;
 use ai_team_functions::worker::Worker;
 use ai_team_providers::store::{DatabaseUrl, SqlStore};
 use async_trait::async_trait;
@@ -157,7 +157,7 @@ async fn bench(backend: &str) {
         _ => None,
     })
     .unwrap();
-    let engine = engine::build(
+    let engine = engine_wiring::build(
         &config,
         db.store.clone(),
         db.queue.clone(),

@@ -19,7 +19,7 @@ use crate::cloud::{self, CloudProvider};
 use crate::configuration::{Config, keys};
 use crate::llm_config::LlmSettings;
 use crate::settings::{HostSettings, Settings};
-use crate::{engine, llm_config, telemetry};
+use crate::{engine_wiring, llm_config, telemetry};
 
 /// Reads the settings (the process's one read of its environment) and
 /// installs the log subscriber. Many instances of one function run at
@@ -156,7 +156,7 @@ pub async fn wire(settings: Settings) -> Result<Wired, String> {
     let llm = llm_config::build(&cloud.llm)
         .await
         .map_err(|e| e.to_string())?;
-    let engine = engine::build_with(
+    let engine = engine_wiring::build_with(
         &cloud.config,
         cloud.store.clone(),
         cloud.queue,

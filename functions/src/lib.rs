@@ -9,7 +9,7 @@
 pub mod azure;
 pub mod cloud;
 pub mod configuration;
-pub mod engine;
+pub mod engine_wiring;
 pub mod error;
 pub mod event_hub;
 pub mod extract;

@@ -85,7 +85,7 @@ impl RefreshWorker {
         if let Err(e) = self.jobs.release(&self.worker_id).await {
             tracing::warn!(error = %e, "could not release earlier refresh jobs");
         }
-        let signal = self.jobs.job_signal();
+        let signal = self.jobs.job_signal(REFRESH_QUEUE);
         crate::worker::poll_until_stopped(&mut stop, signal.as_deref(), || self.try_execute_next())
             .await;
     }

@@ -228,25 +228,12 @@ pub async fn run(
     );
     println!("time       {:.1} s", started.elapsed().as_secs_f64());
     if let Some(d) = checkpoint
-        .and_then(|c| c.summary.get("delivered").cloned())
-        .filter(|d| !d.is_null())
+        .and_then(|c| c.state.ok())
+        .and_then(|s| s.delivered)
     {
-        println!(
-            "branch     {} in {} (head {})",
-            d["branch"].as_str().unwrap_or("?"),
-            d["location"].as_str().unwrap_or("?"),
-            d["head_sha"]
-                .as_str()
-                .unwrap_or("?")
-                .chars()
-                .take(12)
-                .collect::<String>()
-        );
-        println!(
-            "           git -C {} log --stat {}",
-            d["location"].as_str().unwrap_or("."),
-            d["branch"].as_str().unwrap_or("")
-        );
+        let head: String = d.head_sha.chars().take(12).collect();
+        println!("branch     {} in {} (head {head})", d.branch, d.location);
+        println!("           git -C {} log --stat {}", d.location, d.branch);
     }
     if let Some(err) = &done.error {
         println!("error      {err}");

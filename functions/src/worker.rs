@@ -109,7 +109,7 @@ impl Worker {
             let me = self.clone();
             let mut stop = stop.clone();
             tasks.push(tokio::spawn(async move {
-                let signal = me.jobs.job_signal();
+                let signal = me.jobs.job_signal(STEPS_QUEUE);
                 poll_until_stopped(&mut stop, signal.as_deref(), || me.try_execute_next()).await;
             }));
         }
@@ -174,7 +174,7 @@ pub async fn poll_until_stopped<F, Fut, T>(
         };
         if idle {
             tokio::select! {
-                () = tokio::time::sleep(crate::engine::POLL_INTERVAL) => {}
+                () = tokio::time::sleep(crate::engine_wiring::POLL_INTERVAL) => {}
                 () = &mut woken => {}
                 _ = stop.changed() => {}
             }

@@ -9,7 +9,7 @@ use ai_team_core::models::{Execution, ExecutionStatus, Workflow};
 use ai_team_core::query::NewWorkflow;
 use ai_team_core::queue::{JobSource, StepQueue};
 use ai_team_functions::worker::Worker;
-use ai_team_functions::{engine, llm_config};
+use ai_team_functions::{engine_wiring, llm_config};
 
 use crate::{TestDb, config_with};
 
@@ -76,7 +76,8 @@ impl Harness {
             .collect();
         let llm = llm_config::LlmSettings::read(&|k| map.get(k).cloned()).expect("llm settings");
         let llm = llm_config::build(&llm).await.expect("llm");
-        let mut engine = engine::build(&config, db.store.clone(), queue, llm).expect("engine");
+        let mut engine =
+            engine_wiring::build(&config, db.store.clone(), queue, llm).expect("engine");
         let mut engine_config = (*engine.config).clone();
         engine_config.retry.base_delay = Duration::from_millis(10);
         engine_config.retry.max_delay = Duration::from_millis(50);

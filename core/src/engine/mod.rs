@@ -14,7 +14,9 @@ pub mod prompt;
 mod pull_request;
 mod repo_steps;
 pub mod run;
-pub mod state;
+/// The run state lives at the crate root (`crate::run_state`): a
+/// checkpoint, which the store ports carry, holds one.
+pub use crate::run_state as state;
 /// The step list lives at the crate root (`crate::steps`): the team file
 /// names steps too.
 pub use crate::steps;
@@ -169,6 +171,20 @@ impl Engine {
         }
         value
     }
+
+    /// The run state as a checkpoint stores it: redacted, so a secret in
+    /// the story reaches neither the database nor a later prompt.
+    /// Redaction only rewrites strings, so the state reads back.
+    pub(crate) fn persisted_state(
+        &self,
+        state: &crate::run_state::RunState,
+    ) -> crate::run_state::RunState {
+        if !self.config.redact {
+            return state.clone();
+        }
+        let value = self.persisted_value(serde_json::to_value(state).unwrap_or_default());
+        serde_json::from_value(value).unwrap_or_else(|_| state.clone())
+    }
 }
 
 /// How long a pending execution may go without any step claimed before it
@@ -277,22 +293,20 @@ impl Engine {
         let run = execution.meta.run() + 1;
         let budgets = patch.apply(execution.meta.budgets_or(self.config.budgets));
         let next = match self.store.latest_checkpoint(execution_id).await? {
-            Some(c) => c.summary["next_step"].as_str().map(str::to_owned),
-            None => Some(Step::FIRST.as_str().to_owned()),
+            Some(c) => {
+                c.state
+                    .map_err(|e| StoreError::Conflict(format!("{e}; start a new execution")))?
+                    .next_step
+            }
+            None => Some(Step::FIRST),
         };
-        let Some(next) = next else {
+        let Some(next_step) = next else {
             return Err(StoreError::Conflict("every step of this execution is done".into()).into());
-        };
-        let Some(next_step) = Step::parse(&next) else {
-            return Err(StoreError::Conflict(format!(
-                "the last checkpoint names an unknown next step {next:?}; start a new execution"
-            ))
-            .into());
         };
         let meta = ExecutionMeta {
             run: Some(run),
             budgets: Some(budgets),
-            resumed_from: Some(next.clone()),
+            resumed_from: Some(next_step.as_str().to_owned()),
             resume_hint: None,
             ..execution.meta.clone()
         };
@@ -306,12 +320,12 @@ impl Engine {
             .store
             .reopen_execution(execution_id, &meta, &events)
             .await?;
-        tracing::debug!(workflow_id, execution_id, run, step = %next, "execution resumed");
+        tracing::debug!(workflow_id, execution_id, run, step = %next_step, "execution resumed");
         send_step(
             self.queue.as_ref(),
             &StepMessage {
                 execution_id,
-                step: next,
+                step: next_step.as_str().to_owned(),
                 attempt: run,
             },
             Duration::ZERO,

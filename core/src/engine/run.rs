@@ -23,17 +23,17 @@ use crate::workflow_event::WorkflowEvent;
 pub enum Outcome {
     /// The step ran and committed; `next` was queued.
     Completed {
-        /// The step's wire name.
-        step: String,
+        /// The step that ran.
+        step: Step,
         /// The step queued next; `None` when the execution is finished.
-        next: Option<String>,
+        next: Option<Step>,
     },
     /// Finished before (a redelivery): its successor was queued again.
     AlreadyDone {
-        /// The step's wire name.
-        step: String,
+        /// The step that had run.
+        step: Step,
         /// The successor queued again; `None` when there is none.
-        next: Option<String>,
+        next: Option<Step>,
     },
     /// Another worker holds the step: try again later.
     Busy {
@@ -190,14 +190,11 @@ impl Engine {
                     .store
                     .checkpoint(execution.id, step)
                     .await?
-                    .and_then(|c| c.summary["next_step"].as_str().map(str::to_owned));
-                if let Some(n) = &next {
+                    .and_then(|c| c.next_step());
+                if let Some(n) = next {
                     self.queue_next(&execution, n, msg.attempt).await?;
                 }
-                return Ok(Err(Outcome::AlreadyDone {
-                    step: step.as_str().into(),
-                    next,
-                }));
+                return Ok(Err(Outcome::AlreadyDone { step, next }));
             }
             Claim::Busy { until } => {
                 let retry_in =
@@ -309,12 +306,12 @@ impl Engine {
     async fn queue_next(
         &self,
         execution: &Execution,
-        next: &str,
+        next: Step,
         run: u32,
     ) -> Result<(), EngineError> {
         let msg = StepMessage {
             execution_id: execution.id,
-            step: next.to_owned(),
+            step: next.as_str().to_owned(),
             attempt: run,
         };
         send_step(self.queue.as_ref(), &msg, Duration::ZERO).await?;
@@ -329,8 +326,8 @@ impl Engine {
         started: Instant,
         run: u32,
     ) -> Result<Outcome, EngineError> {
-        let next = out.next.map(|s| s.as_str().to_owned());
-        out.state.next_step = next.clone();
+        let next = out.next;
+        out.state.next_step = next;
         let budgets = execution.meta.budgets_or(self.config.budgets);
         let mut completion = StepCompletion {
             workflow_id: execution.workflow_id,
@@ -342,9 +339,8 @@ impl Engine {
             code_files: out.files,
             // The summary feeds later prompts and is stored: redacted, so
             // a secret in the story reaches neither the database nor the model.
-            summary: self.persisted_value(serde_json::to_value(&out.state).unwrap_or_default()),
-            artifact_index: out.state.artifact_index(),
-            budgets: json!(budgets),
+            state: self.persisted_state(&out.state),
+            budgets,
             result: out.result,
             events: out.events,
             finish: None,
@@ -373,7 +369,7 @@ impl Engine {
         }
         tracing::debug!(workflow_id = execution.workflow_id, execution_id = execution.id, step = %step,
             elapsed_ms = started.elapsed().as_millis() as u64, "step completed");
-        if let Some(n) = &next {
+        if let Some(n) = next {
             // A cancelled execution keeps what the step did but goes no further.
             let now = self.store.execution_by_id(execution.id).await?;
             if matches!(
@@ -383,17 +379,14 @@ impl Engine {
                 self.queue_next(execution, n, run).await?;
             }
         }
-        Ok(Outcome::Completed {
-            step: step.as_str().into(),
-            next,
-        })
+        Ok(Outcome::Completed { step, next })
     }
 
     async fn previous_state(&self, execution: &Execution) -> Result<RunState, StepStop> {
         let checkpoint = self.store.latest_checkpoint(execution.id).await?;
         match checkpoint {
-            Some(c) => serde_json::from_value(c.summary).map_err(|e| StepStop::Fail {
-                error: format!("the checkpoint cannot be read ({e}); start a new execution"),
+            Some(c) => c.state.map_err(|e| StepStop::Fail {
+                error: format!("{e}; start a new execution"),
                 event: WorkflowEvent::StepFailed {
                     step: None,
                     error: Some("unreadable checkpoint".into()),

@@ -10,7 +10,7 @@ use ai_team_functions::refresh_worker::RefreshWorker;
 use ai_team_functions::settings::Settings;
 use ai_team_functions::worker::Worker;
 use ai_team_functions::{
-    AppState, app, engine, hosting, integrations, llm_config, run_cmd, telemetry,
+    AppState, app, engine_wiring, hosting, integrations, llm_config, run_cmd, telemetry,
 };
 use clap::{Parser, Subcommand};
 
@@ -94,7 +94,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     let store = backend.store.clone();
     let build_engine = async |config: &Config| {
         let llm = llm_config::build(&llm).await.map_err(|e| e.to_string())?;
-        engine::build(config, store.clone(), backend.queue.clone(), llm).map_err(|e| e.to_string())
+        engine_wiring::build(config, store.clone(), backend.queue.clone(), llm)
+            .map_err(|e| e.to_string())
     };
     match cli.command {
         Command::Run { story, repo } => {

@@ -71,11 +71,7 @@ async fn skipped_reason(state: &AppState, workflow_id: i64) -> ApiResult<Option<
         .store
         .checkpoint(latest.id, ai_team_core::steps::Step::Integration)
         .await?
-        .and_then(|c| {
-            c.summary["delivered"]["pull_request_skipped"]
-                .as_str()
-                .map(str::to_owned)
-        }))
+        .and_then(|c| c.state.ok()?.delivered?.pull_request_skipped))
 }
 
 /// Without `page`/`page_size` a list is a plain array of its first

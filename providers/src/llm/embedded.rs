@@ -10,7 +10,7 @@
 //! of one model must not be made concurrently, and two would only share
 //! the same two cores).
 
-mod engine;
+mod llama;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,8 +23,8 @@ use ai_team_core::llm::{
 use ai_team_core::models::Role;
 use async_trait::async_trait;
 
-pub use engine::Timings;
-use engine::{Engine, EngineError};
+pub use llama::Timings;
+use llama::{LlamaError, LoadedModel};
 
 use super::model_fetch::{FetchError, MODEL_PATH_VAR, ModelLocation};
 
@@ -86,14 +86,14 @@ impl Drop for CancelOnDrop {
 /// Why the blocking part of a call failed.
 enum Failure {
     Load(String),
-    Engine(EngineError),
+    Llama(LlamaError),
 }
 
 pub struct EmbeddedClient {
     config: EmbeddedConfig,
     path: tokio::sync::OnceCell<PathBuf>,
     /// `None` until the first call loads the model; the lock serialises calls.
-    engine: Arc<Mutex<Option<Engine>>>,
+    model: Arc<Mutex<Option<LoadedModel>>>,
 }
 
 impl EmbeddedClient {
@@ -101,7 +101,7 @@ impl EmbeddedClient {
         Self {
             config,
             path: tokio::sync::OnceCell::new(),
-            engine: Arc::new(Mutex::new(None)),
+            model: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -132,17 +132,17 @@ impl EmbeddedClient {
                 )
             })?
             .clone();
-        let (engine, request) = (self.engine.clone(), request.clone());
+        let (model, request) = (self.model.clone(), request.clone());
         let (max_context, threads) = (self.config.max_context, self.config.threads);
         let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
         let cancelled = cancel.0.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let mut slot = engine.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut slot = model.lock().unwrap_or_else(PoisonError::into_inner);
             let loading = Instant::now();
-            let (engine, load_ms) = match slot.as_ref() {
-                Some(engine) => (engine, 0.0),
+            let (model, load_ms) = match slot.as_ref() {
+                Some(model) => (model, 0.0),
                 None => {
-                    let loaded = Engine::load(&path, max_context, threads).map_err(|e| {
+                    let loaded = LoadedModel::load(&path, max_context, threads).map_err(|e| {
                         Failure::Load(format!(
                             "could not load the embedded model from {} ({MODEL_PATH_VAR} or the \
                              cache): {e}",
@@ -161,9 +161,9 @@ impl EmbeddedClient {
                     )
                 }
             };
-            engine
+            model
                 .generate(&request, &cancelled)
-                .map_err(Failure::Engine)
+                .map_err(Failure::Llama)
                 .map(|mut g| {
                     g.timings.load_ms = load_ms;
                     g
@@ -173,10 +173,10 @@ impl EmbeddedClient {
         drop(cancel);
         let generation = match outcome {
             Ok(Ok(g)) => g,
-            Ok(Err(Failure::Engine(EngineError::Overflow(m)))) => {
+            Ok(Err(Failure::Llama(LlamaError::Overflow(m)))) => {
                 return Err(error(LlmErrorKind::ContextOverflow, m));
             }
-            Ok(Err(Failure::Engine(EngineError::Failed(m) | EngineError::Grammar(m)))) => {
+            Ok(Err(Failure::Llama(LlamaError::Failed(m) | LlamaError::Grammar(m)))) => {
                 return Err(error(LlmErrorKind::Fatal, format!("embedded model: {m}")));
             }
             Ok(Err(Failure::Load(m))) => return Err(error(LlmErrorKind::Fatal, m)),

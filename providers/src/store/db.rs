@@ -240,6 +240,25 @@ pub struct Stmt<'q, O> {
     out: PhantomData<O>,
 }
 
+/// The `VALUES` list of a multi-row insert, `($1, $2), ($3, $4)` for two
+/// rows of two columns: one statement (one round trip) for a step's
+/// messages or events instead of one each.
+pub fn values_list(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * columns + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
 /// A statement run for its effect.
 pub fn query(sql: &str) -> Stmt<'_, Effect> {
     Stmt {
@@ -367,7 +386,13 @@ impl<'q, T: DecodeEither> Stmt<'q, Scalar<T>> {
 
 #[cfg(test)]
 mod tests {
-    use super::reads_only;
+    use super::{reads_only, values_list};
+
+    #[test]
+    fn a_values_list_numbers_every_row_and_column() {
+        assert_eq!(values_list(1, 1), "($1)");
+        assert_eq!(values_list(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
 
     #[test]
     fn only_a_select_goes_to_the_readers() {

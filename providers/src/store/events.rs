@@ -7,7 +7,7 @@ use ai_team_core::error::StoreResult;
 use ai_team_core::models::*;
 
 use super::SqlStore;
-use super::db::{Tx, query, query_as, query_scalar};
+use super::db::{Tx, query, query_as, query_scalar, values_list};
 use super::errors::map_sqlx;
 use super::rows::*;
 use super::sql::now;
@@ -35,32 +35,34 @@ impl SqlStore {
         .map_err(map_sqlx)?
         .ok_or(StoreError::NotFound("workflow"))?;
         let created = now();
-        let mut written = Vec::with_capacity(events.len());
-        for (i, e) in events.iter().enumerate() {
-            let id = last - n + 1 + i as i64;
-            // Events are streamed to clients and logged: never a secret.
-            let data = ai_team_core::redact::redacted_value(&e.data);
-            query(
-                "INSERT INTO events (workflow_id, id, execution_id, type, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(workflow_id)
-            .bind(id)
-            .bind(execution_id)
-            .bind(e.kind.as_str())
-            .bind(data.to_string())
-            .bind(created)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-            written.push(Event {
+        let written: Vec<Event> = events
+            .iter()
+            .zip(last - n + 1..)
+            .map(|(e, id)| Event {
                 id,
                 workflow_id,
                 execution_id,
                 event_type: e.kind.as_str().to_owned(),
-                data,
+                // Events are streamed to clients and logged: never a secret.
+                data: ai_team_core::redact::redacted_value(&e.data),
                 created_at: created,
-            });
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO events (workflow_id, id, execution_id, type, data, created_at) VALUES {}",
+            values_list(written.len(), 6)
+        );
+        let mut insert = query(&sql);
+        for e in &written {
+            insert = insert
+                .bind(workflow_id)
+                .bind(e.id)
+                .bind(execution_id)
+                .bind(e.event_type.as_str())
+                .bind(e.data.to_string())
+                .bind(created);
         }
+        insert.execute(&mut *tx).await.map_err(map_sqlx)?;
         Ok(written)
     }
 

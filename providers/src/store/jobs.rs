@@ -21,6 +21,17 @@ fn receipt_id(receipt: &str) -> Result<i64, ai_team_core::queue::QueueError> {
         .map_err(|_| ai_team_core::queue::QueueError::Invalid(format!("bad receipt {receipt:?}")))
 }
 
+impl SqlStore {
+    /// The wake-up of `queue`'s idle workers in this process.
+    fn jobs_signal(&self, queue: &str) -> std::sync::Arc<tokio::sync::Notify> {
+        let mut signals = self
+            .jobs_signals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        signals.entry(queue.to_owned()).or_default().clone()
+    }
+}
+
 #[async_trait::async_trait]
 impl ai_team_core::queue::StepQueue for SqlStore {
     async fn send(
@@ -46,7 +57,9 @@ impl ai_team_core::queue::StepQueue for SqlStore {
         .await
         .map_err(queue_err)?;
         if delay.is_zero() {
-            self.jobs_signal.notify_waiters();
+            // One worker, not every idle one: the others would each send
+            // an empty receive through the one SQLite writer.
+            self.jobs_signal(queue).notify_one();
         }
         Ok(())
     }
@@ -54,8 +67,8 @@ impl ai_team_core::queue::StepQueue for SqlStore {
 
 #[async_trait::async_trait]
 impl ai_team_core::queue::JobSource for SqlStore {
-    fn job_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
-        Some(self.jobs_signal.clone())
+    fn job_signal(&self, queue: &str) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        Some(self.jobs_signal(queue))
     }
 
     async fn receive(

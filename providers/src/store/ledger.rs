@@ -14,7 +14,7 @@ use ai_team_core::store::WorkflowStore;
 use chrono::SubsecRound;
 
 use super::SqlStore;
-use super::db::{Tx, query, query_as, query_scalar};
+use super::db::{Tx, query, query_as, query_scalar, values_list};
 use super::errors::{is_foreign_key_violation, is_unique_violation, map_sqlx};
 use super::rows::*;
 use super::sql::now;
@@ -277,20 +277,22 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
                 .await
                 .map_err(map_sqlx)?;
         }
-        for m in &c.messages {
-            query(
-                "INSERT INTO messages (conversation_id, role, content, artifacts, message_metadata, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(m.conversation_id)
-            .bind(m.role.as_str())
-            .bind(&m.content)
-            .bind(serde_json::to_string(&m.artifacts).unwrap_or_else(|_| "[]".into()))
-            .bind(m.message_metadata.to_string())
-            .bind(m.created_at.trunc_subsecs(6))
-            .execute(&mut tx)
-            .await
-            .map_err(map_sqlx)?;
+        if !c.messages.is_empty() {
+            let sql = format!(
+                "INSERT INTO messages (conversation_id, role, content, artifacts, message_metadata, created_at) VALUES {}",
+                values_list(c.messages.len(), 6)
+            );
+            let mut insert = query(&sql);
+            for m in &c.messages {
+                insert = insert
+                    .bind(m.conversation_id)
+                    .bind(m.role.as_str())
+                    .bind(&m.content)
+                    .bind(serde_json::to_string(&m.artifacts).unwrap_or_else(|_| "[]".into()))
+                    .bind(m.message_metadata.to_string())
+                    .bind(m.created_at.trunc_subsecs(6));
+            }
+            insert.execute(&mut tx).await.map_err(map_sqlx)?;
         }
         for f in &c.code_files {
             query(
@@ -318,9 +320,9 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
         )
         .bind(c.execution_id)
         .bind(c.step.as_str())
-        .bind(c.summary.to_string())
-        .bind(c.artifact_index.to_string())
-        .bind(c.budgets.to_string())
+        .bind(serde_json::to_string(&c.state).unwrap_or_default())
+        .bind(c.state.artifact_index().to_string())
+        .bind(serde_json::to_string(&c.budgets).unwrap_or_default())
         .bind(at)
         .execute(&mut tx)
         .await

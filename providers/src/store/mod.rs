@@ -36,9 +36,12 @@ pub struct SqlStore {
     db: Db,
     /// Wakes this process's event subscribers after a commit.
     signal: tokio::sync::broadcast::Sender<i64>,
-    /// Wakes this process's idle workers when it queues a job they can
-    /// take at once (other processes find it by polling).
-    jobs_signal: Arc<tokio::sync::Notify>,
+    /// Wakes one idle worker of a queue when this process queues a job
+    /// it can take at once (other processes find it by polling); one per
+    /// queue, so a wake meant for the steps is not spent on the refresh
+    /// worker.
+    jobs_signals:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Notify>>>>,
 }
 
 impl SqlStore {
@@ -46,7 +49,7 @@ impl SqlStore {
         Self {
             db,
             signal: tokio::sync::broadcast::channel(1024).0,
-            jobs_signal: Arc::new(tokio::sync::Notify::new()),
+            jobs_signals: Arc::default(),
         }
     }
 

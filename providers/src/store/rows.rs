@@ -4,10 +4,12 @@
 
 use ai_team_core::StoreError;
 use ai_team_core::execution_meta::ExecutionMeta;
+use ai_team_core::ledger::UnreadableCheckpoint;
 use ai_team_core::models::{
     CodeFile, Conversation, Event, Execution, ExecutionStatus, LlmCall, LlmCallStatus,
     LlmCallSummary, Message, Role, Workflow, WorkflowStatus,
 };
+use ai_team_core::steps::Step;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
@@ -334,28 +336,33 @@ pub fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> Result<Vec
     rows.into_iter().map(T::try_from).collect()
 }
 
-pub const CHECKPOINT_COLUMNS: &str =
-    "execution_id, step, summary, artifact_index, budgets, created_at";
+pub const CHECKPOINT_COLUMNS: &str = "execution_id, step, summary, budgets, created_at";
 
 #[derive(sqlx::FromRow)]
 pub struct CheckpointRow {
     execution_id: i64,
     step: String,
     summary: String,
-    artifact_index: String,
     budgets: String,
     created_at: DateTime<Utc>,
 }
 
 impl TryFrom<CheckpointRow> for ai_team_core::ledger::Checkpoint {
     type Error = StoreError;
+    /// A state this version cannot read is kept as the checkpoint's error
+    /// (the engine ends the run with it), not a store failure that a
+    /// worker would retry; the `artifact_index` column is the state's
+    /// files again, for SQL readers, and is not read back.
     fn try_from(r: CheckpointRow) -> Result<Self, StoreError> {
+        let step = enum_value("checkpoints.step", &r.step, Step::parse)?;
         Ok(ai_team_core::ledger::Checkpoint {
             execution_id: r.execution_id,
-            step: r.step,
-            summary: json("checkpoints.summary", &r.summary)?,
-            artifact_index: json("checkpoints.artifact_index", &r.artifact_index)?,
-            budgets: json("checkpoints.budgets", &r.budgets)?,
+            step,
+            state: serde_json::from_str(&r.summary).map_err(|e| UnreadableCheckpoint {
+                step,
+                reason: e.to_string(),
+            }),
+            budgets: serde_json::from_str(&r.budgets).ok(),
             created_at: r.created_at,
         })
     }

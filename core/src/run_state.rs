@@ -5,8 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::parse::Verdict;
+use crate::answers::Verdict;
 use crate::codehost::Delivered;
+use crate::steps::Step;
 
 /// One file the team wrote: where its content is (a code file row).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +52,7 @@ pub struct RunState {
     pub notes: Vec<String>,
     /// The step to run after the checkpoint's; `None` once finished.
     #[serde(default)]
-    pub next_step: Option<String>,
+    pub next_step: Option<Step>,
     /// What integration delivered; `None` before it ran.
     #[serde(default)]
     pub delivered: Option<Delivered>,

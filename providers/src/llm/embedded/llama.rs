@@ -47,7 +47,7 @@ fn backend() -> Result<&'static LlamaBackend, String> {
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum EngineError {
+pub enum LlamaError {
     /// The prompt and `max_tokens` do not fit the window.
     #[error("{0}")]
     Overflow(String),
@@ -87,14 +87,14 @@ pub struct Generation {
     pub timings: Timings,
 }
 
-pub struct Engine {
+pub struct LoadedModel {
     model: LlamaModel,
     template: LlamaChatTemplate,
     window: u32,
     threads: i32,
 }
 
-impl Engine {
+impl LoadedModel {
     /// Loads the GGUF at `path` (memory-mapped) and its chat template; the
     /// window is the model's training context, capped at `max_window`.
     pub fn load(path: &Path, max_window: u32, threads: i32) -> Result<Self, String> {
@@ -120,17 +120,17 @@ impl Engine {
 
     /// The request's messages rendered with the GGUF's chat template
     /// (ending with the assistant's turn) and tokenised.
-    pub fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<LlamaToken>, EngineError> {
+    pub fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<LlamaToken>, LlamaError> {
         let chat = request
             .messages
             .iter()
             .map(|m| LlamaChatMessage::new(m.role.as_str().to_owned(), m.content.clone()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| EngineError::Failed(format!("message refused: {e}")))?;
+            .map_err(|e| LlamaError::Failed(format!("message refused: {e}")))?;
         let text = self
             .model
             .apply_chat_template(&self.template, &chat, true)
-            .map_err(|e| EngineError::Failed(format!("chat template: {e}")))?;
+            .map_err(|e| LlamaError::Failed(format!("chat template: {e}")))?;
         // add_special: a BOS only if the vocabulary asks for one;
         // parse_special: the template's <|im_start|> are control tokens.
         Ok(self.model.vocab().tokenize(text.as_bytes(), true, true))
@@ -143,21 +143,21 @@ impl Engine {
         &self,
         request: &ChatRequest,
         cancelled: &AtomicBool,
-    ) -> Result<Generation, EngineError> {
+    ) -> Result<Generation, LlamaError> {
         let check = || {
             if cancelled.load(Ordering::Relaxed) {
-                Err(EngineError::Failed("cancelled by the caller".into()))
+                Err(LlamaError::Failed("cancelled by the caller".into()))
             } else {
                 Ok(())
             }
         };
         let failed =
-            |what: &str, e: &dyn std::fmt::Display| EngineError::Failed(format!("{what}: {e}"));
+            |what: &str, e: &dyn std::fmt::Display| LlamaError::Failed(format!("{what}: {e}"));
         let prompt = self.prompt_tokens(request)?;
         let max_tokens = request.max_tokens as usize;
         let needed = prompt.len() + max_tokens;
         if needed > self.window as usize {
-            return Err(EngineError::Overflow(format!(
+            return Err(LlamaError::Overflow(format!(
                 "prompt of {} tokens + max_tokens {max_tokens} = {needed} tokens exceeds the \
                  embedded model's context window of {} tokens",
                 prompt.len(),
@@ -238,14 +238,14 @@ impl Engine {
     }
 }
 
-impl Engine {
+impl LoadedModel {
     /// The sampling of a call: a repetition penalty over the last 64
     /// tokens (without it the 135M model falls into loops: one comment
     /// line repeated to `max_tokens` was seen), then greedy at temperature
     /// 0 (reproducible), else llama.cpp's usual top-k / top-p / min-p chain
     /// before the temperature; and the request's grammar, if any, kept
     /// apart from that chain (see [`Sampling::next`]).
-    fn sampler(&self, temperature: f32, grammar: Option<&str>) -> Result<Sampling, EngineError> {
+    fn sampler(&self, temperature: f32, grammar: Option<&str>) -> Result<Sampling, LlamaError> {
         let grammar = grammar.map(|g| self.grammar(g)).transpose()?;
         let mut chain = vec![LlamaSampler::penalties(
             self.model.n_vocab(),
@@ -278,9 +278,9 @@ impl Engine {
 
     /// llama.cpp's grammar sampler for a GBNF text whose start rule is
     /// `root`; a text it cannot parse is refused (llama.cpp logs why).
-    pub fn grammar(&self, grammar: &str) -> Result<LlamaSampler, EngineError> {
+    pub fn grammar(&self, grammar: &str) -> Result<LlamaSampler, LlamaError> {
         LlamaSampler::grammar(&self.model, grammar, "root").map_err(|e| {
-            EngineError::Grammar(format!(
+            LlamaError::Grammar(format!(
                 "llama.cpp refused the grammar ({e}); see its log at debug level for the line"
             ))
         })
