@@ -203,22 +203,12 @@ impl ai_team_core::store::CallStore for SqlStore {
             .map_err(map_sqlx)?;
         }
         for (id, d) in per_execution {
-            let models: String =
-                query_scalar::<String>("SELECT models FROM executions WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&mut tx)
-                    .await
-                    .map_err(map_sqlx)?;
-            let mut models: Vec<String> = serde_json::from_str(&models).unwrap_or_default();
-            for m in d.models {
-                if !models.contains(&m) {
-                    models.push(m);
-                }
-            }
-            query(&format!(
+            // The totals, returning the models so far: a model is added
+            // by a second statement only the first time it is used.
+            let models: String = query_scalar::<String>(&format!(
                 "UPDATE executions SET total_calls = total_calls + $2, prompt_tokens = {}, \
                      completion_tokens = {}, total_tokens = {}, total_cost_nanos = {}, \
-                     total_latency_ms = {}, models = $8 WHERE id = $1",
+                     total_latency_ms = {} WHERE id = $1 RETURNING models",
                 saturating_sum("prompt_tokens", "$3"),
                 saturating_sum("completion_tokens", "$4"),
                 saturating_sum("total_tokens", "$5"),
@@ -232,10 +222,24 @@ impl ai_team_core::store::CallStore for SqlStore {
             .bind(capped_add(d.prompt_tokens, d.completion_tokens))
             .bind(d.cost)
             .bind(d.latency_ms)
-            .bind(serde_json::to_string(&models).unwrap_or_else(|_| "[]".into()))
-            .execute(&mut tx)
+            .fetch_one(&mut tx)
             .await
             .map_err(map_sqlx)?;
+            let mut models: Vec<String> = serde_json::from_str(&models).unwrap_or_default();
+            let known = models.len();
+            for m in d.models {
+                if !models.contains(&m) {
+                    models.push(m);
+                }
+            }
+            if models.len() > known {
+                query("UPDATE executions SET models = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(serde_json::to_string(&models).unwrap_or_else(|_| "[]".into()))
+                    .execute(&mut tx)
+                    .await
+                    .map_err(map_sqlx)?;
+            }
         }
         tx.commit().await.map_err(map_sqlx)?;
         Ok(ids)

@@ -81,6 +81,20 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
         events: &[ai_team_core::ledger::NewEvent],
     ) -> StoreResult<Execution> {
         let at = now();
+        // Every step but the first finds the execution running: one
+        // statement, no transaction, and the row comes back with it.
+        let beating = query_as::<ExecutionRow>(&format!(
+            "UPDATE executions SET heartbeat_at = $2 WHERE id = $1 AND status = 'running' \
+             RETURNING {EXECUTION_COLUMNS}"
+        ))
+        .bind(execution_id)
+        .bind(at)
+        .fetch_optional(&self.db)
+        .await
+        .map_err(map_sqlx)?;
+        if let Some(row) = beating {
+            return row.try_into();
+        }
         let mut tx = self.db.begin().await.map_err(map_sqlx)?;
         let mut written = Vec::new();
         let started = query_scalar::<i64>(

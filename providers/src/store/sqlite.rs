@@ -67,6 +67,7 @@ impl SqlStore {
                     .idle_timeout(None)
                     .max_lifetime(None)
                     .acquire_timeout(Duration::from_secs(10))
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await
                     .map_err(map_sqlx)?;
@@ -93,6 +94,11 @@ impl SqlStore {
                 .idle_timeout(Some(Duration::from_secs(600)))
                 .max_lifetime(Some(Duration::from_secs(3600)))
                 .acquire_timeout(Duration::from_secs(10))
+                // The file has no other end to hang up, and sqlx's default
+                // ping is one more trip to the connection's thread for
+                // every statement: through the one writer, that doubled
+                // what each write held it for.
+                .test_before_acquire(false)
                 .connect_with(options)
         };
         // The writer first: it creates the file and switches it to WAL.
