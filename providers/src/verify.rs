@@ -277,6 +277,20 @@ fn work_dir() -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The working copy of one run: a run cut short (its future dropped at a
+/// shutdown deadline) leaves nothing under the temp dir either.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, dir = %self.0.display(), "the working copy could not be removed");
+        }
+    }
+}
+
 fn uuid_like() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -295,12 +309,14 @@ impl TestRunner for LocalTestRunner {
     async fn run(&self, run: &TestRun) -> TestOutcome {
         let isolation = self.isolation.describe();
         let work = match work_dir() {
-            Ok(w) => w,
+            Ok(w) => WorkDir(w),
             Err(e) => return TestOutcome::skipped(format!("no working copy: {e}"), isolation),
         };
-        let outcome = self.run_in(&work, run, isolation).await;
-        if let Err(e) = tokio::fs::remove_dir_all(&work).await {
-            tracing::warn!(error = %e, dir = %work.display(), "the working copy could not be removed");
+        let outcome = self.run_in(&work.0, run, isolation).await;
+        // Off the runtime's threads when the run ends normally (a large
+        // repository's copy); the guard only finds it gone.
+        if let Err(e) = tokio::fs::remove_dir_all(&work.0).await {
+            tracing::warn!(error = %e, dir = %work.0.display(), "the working copy could not be removed");
         }
         outcome
     }
