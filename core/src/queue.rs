@@ -76,8 +76,7 @@ pub trait JobSource: Send + Sync + 'static {
     /// queued a job on `queue` that is visible at once, so that worker
     /// starts it without waiting for its next poll; `None` where the
     /// source cannot tell (poll only).
-    fn job_signal(&self, queue: &str) -> Option<std::sync::Arc<tokio::sync::Notify>> {
-        let _ = queue;
+    fn job_signal(&self, _queue: &str) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         None
     }
 

@@ -174,16 +174,20 @@ impl Engine {
 
     /// The run state as a checkpoint stores it: redacted, so a secret in
     /// the story reaches neither the database nor a later prompt.
-    /// Redaction only rewrites strings, so the state reads back.
+    /// Redaction only rewrites the text of strings, so the state reads
+    /// back; were it ever not to, nothing is stored rather than the
+    /// unredacted state.
     pub(crate) fn persisted_state(
         &self,
         state: &crate::run_state::RunState,
-    ) -> crate::run_state::RunState {
+    ) -> Result<crate::run_state::RunState, EngineError> {
         if !self.config.redact {
-            return state.clone();
+            return Ok(state.clone());
         }
         let value = self.persisted_value(serde_json::to_value(state).unwrap_or_default());
-        serde_json::from_value(value).unwrap_or_else(|_| state.clone())
+        serde_json::from_value(value).map_err(|e| {
+            EngineError::Invalid(format!("the redacted run state does not read back: {e}"))
+        })
     }
 }
 

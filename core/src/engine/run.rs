@@ -49,8 +49,8 @@ pub enum Outcome {
     /// The step failed for good (or escalated); the execution is failed
     /// with a message saying how to resume.
     Failed {
-        /// The step's wire name.
-        step: String,
+        /// The step that failed.
+        step: Step,
         /// What went wrong (also the execution's error).
         error: String,
     },
@@ -279,10 +279,7 @@ impl Engine {
             Err(e) => return Err(e.into()),
         }
         tracing::warn!(workflow_id = execution.workflow_id, execution_id = execution.id, step = %step, error = %error, "execution failed");
-        Ok(Outcome::Failed {
-            step: step.as_str().into(),
-            error,
-        })
+        Ok(Outcome::Failed { step, error })
     }
 
     /// Renews the lease every third of its length; returns only when the
@@ -339,7 +336,7 @@ impl Engine {
             code_files: out.files,
             // The summary feeds later prompts and is stored: redacted, so
             // a secret in the story reaches neither the database nor the model.
-            state: self.persisted_state(&out.state),
+            state: self.persisted_state(&out.state)?,
             budgets,
             result: out.result,
             events: out.events,
