@@ -28,6 +28,7 @@ on_both_databases!(
     a_budget_too_low_stops_with_the_math_and_resume_finishes_it,
     a_permanently_failing_llm_fails_the_execution_readably,
     cancel_stops_after_the_step_in_flight_and_resume_continues,
+    a_step_finishing_after_its_execution_was_cancelled_queues_nothing,
     step_leases_are_exclusive_until_they_expire,
     http_triggers_start_resume_and_cancel,
     an_execution_whose_worker_stopped_beating_is_failed_with_a_resume_hint,
@@ -606,6 +607,53 @@ async fn cancel_stops_after_the_step_in_flight_and_resume_continues(db: TestDb) 
         6,
         "the two finished steps were not run again"
     );
+}
+
+async fn a_step_finishing_after_its_execution_was_cancelled_queues_nothing(db: TestDb) {
+    let llm = FakeLlm::start(Script {
+        delay_ms: (400, 400),
+        ..Script::default()
+    })
+    .await;
+    let h = Harness::new(&db, &llm.base_url(), &[]).await;
+    let wf = h.workflow("SHOP-6B").await;
+    let e = h.engine.start(wf.id).await.unwrap();
+    // story, repository: no model call.
+    for _ in 0..2 {
+        h.worker.try_execute_next().await.unwrap().unwrap();
+    }
+    // Analysis waits on the model while the execution is cancelled.
+    let worker = h.worker.clone();
+    let in_flight = tokio::spawn(async move { worker.try_execute_next().await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    h.engine.cancel(wf.id, e.id).await.unwrap();
+    let outcome = in_flight.await.unwrap().unwrap().unwrap();
+    assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT COUNT(*) FROM queue_jobs WHERE status <> 'done'"
+        )
+        .await,
+        0,
+        "the next step was not queued"
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT COUNT(*) FROM checkpoints WHERE step = 'analysis'"
+        )
+        .await,
+        1,
+        "the step's work is kept"
+    );
+    assert_eq!(h.execution(&e).await.status, ExecutionStatus::Cancelled);
+    h.engine
+        .resume(wf.id, e.id, Default::default())
+        .await
+        .unwrap();
+    h.drain().await;
+    assert_eq!(h.execution(&e).await.status, ExecutionStatus::Completed);
 }
 
 async fn step_leases_are_exclusive_until_they_expire(db: TestDb) {

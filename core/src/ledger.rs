@@ -16,6 +16,7 @@ use crate::execution_meta::ExecutionMeta;
 use crate::models::{
     Agent, Conversation, Execution, ExecutionStatus, NewCodeFile, NewConversation, NewMessage,
 };
+use crate::queue::{DatabaseId, StepMessage};
 use crate::run_state::RunState;
 use crate::steps::Step;
 
@@ -122,6 +123,26 @@ pub struct StepCompletion {
     pub events: Vec<NewEvent>,
     /// Set by the last step: the execution's terminal status.
     pub finish: Option<ExecutionStatus>,
+    /// The next step's message, queued in the same transaction while the
+    /// execution is live; set only when the queue is a table of the
+    /// store's database (`StepQueue::database`).
+    pub next: Option<StepMessage>,
+    /// The receipt of the local queue job that carried this step,
+    /// acknowledged in the same transaction (set only by a worker polling
+    /// the store's own queue).
+    pub settles: Option<String>,
+}
+
+/// What `complete_step` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepCommit {
+    /// Nothing: the lease is not the worker's any more, or the step was
+    /// already completed.
+    NotOwner,
+    /// Written. The execution's status as the step committed (before
+    /// `finish`): a cancelled execution keeps the step's work but its
+    /// next step is not queued.
+    Written(ExecutionStatus),
 }
 
 /// The engine's side of the store: step leases, checkpoints and execution state changes, each written with its events.
@@ -157,10 +178,17 @@ pub trait StepLedger: Send + Sync + 'static {
     /// The step's conversation, created once whatever redelivery does.
     async fn ensure_conversation(&self, new: &NewConversation) -> StoreResult<Conversation>;
 
-    /// Writes the step's records, checkpoint and events and marks the
-    /// lease completed; false (and nothing written) when the lease is not
-    /// `owner`'s any more or the step was already completed.
-    async fn complete_step(&self, completion: &StepCompletion) -> StoreResult<bool>;
+    /// Writes the step's records, checkpoint and events, marks the lease
+    /// completed and queues `completion.next` when the execution is live;
+    /// nothing when the lease is not `owner`'s any more or the step was
+    /// already completed.
+    async fn complete_step(&self, completion: &StepCompletion) -> StoreResult<StepCommit>;
+
+    /// The database this store writes, when its queue can join its
+    /// transactions (see `StepQueue::database`).
+    fn database(&self) -> Option<DatabaseId> {
+        None
+    }
 
     /// Ends a live execution as failed or cancelled with `error`; the
     /// step's lease, when given, is marked failed. `Conflict` when the

@@ -55,9 +55,21 @@ pub struct ReceivedJob {
     pub receive_count: u32,
 }
 
+/// One open database (its pools), the same for every port it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DatabaseId(pub u64);
+
 /// The sending side, which every host needs.
 #[async_trait]
 pub trait StepQueue: Send + Sync + 'static {
+    /// The database this queue is a table of, if it is one. When the
+    /// store's `StepLedger::database` is the same, a step's completion
+    /// queues the next step in its own transaction (an outbox) instead
+    /// of a send after it.
+    fn database(&self) -> Option<DatabaseId> {
+        None
+    }
+
     /// Enqueues `payload` on `queue`, visible after `delay`; `dedup_key` collapses duplicates where the adapter can.
     async fn send(
         &self,
@@ -72,6 +84,13 @@ pub trait StepQueue: Send + Sync + 'static {
 /// hosts receive their batches from the platform instead.
 #[async_trait]
 pub trait JobSource: Send + Sync + 'static {
+    /// The database this source is a table of, if it is one (see
+    /// `StepQueue::database`): a job of it can be acknowledged in the
+    /// transaction that completes its step.
+    fn database(&self) -> Option<DatabaseId> {
+        None
+    }
+
     /// Notified (`notify_one`, so one idle worker wakes) when this process
     /// queued a job on `queue` that is visible at once, so that worker
     /// starts it without waiting for its next poll; `None` where the

@@ -152,6 +152,14 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Whether the queue is a table of the store's database, so a step's
+    /// completion queues the next step in its own transaction.
+    pub(crate) fn outbox(&self) -> bool {
+        self.queue
+            .database()
+            .is_some_and(|db| self.store.database() == Some(db))
+    }
+
     /// A text as the engine writes it (conversations, messages, execution
     /// errors): redacted unless `AI_TEAM_REDACT_SENSITIVE` is off.
     pub(crate) fn persisted(&self, text: String) -> String {

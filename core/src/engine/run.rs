@@ -12,7 +12,7 @@ use super::steps::{Step, Transition};
 use super::{Engine, EngineError, resume_path};
 use crate::codehost::PullRequestRequest;
 use crate::error::StoreError;
-use crate::ledger::{Claim, NewEvent, StepCompletion};
+use crate::ledger::{Claim, NewEvent, StepCommit, StepCompletion};
 use crate::models::WorkflowStatus;
 use crate::models::{Execution, ExecutionStatus, NewCodeFile, NewMessage};
 use crate::queue::{StepMessage, send_step};
@@ -106,8 +106,20 @@ impl Engine {
     /// lease, then commits its output or records why it stopped. Errors
     /// are passing (the store or queue is unreachable): the host retries
     /// the message.
-    #[tracing::instrument(skip(self), fields(execution_id = msg.execution_id, step = %msg.step, run = msg.attempt))]
     pub async fn handle(&self, msg: &StepMessage) -> Result<Outcome, EngineError> {
+        self.handle_settling(msg, None).await
+    }
+
+    /// `handle`, and when the step completes, the local queue job
+    /// `receipt` that carried `msg` is acknowledged in the step's own
+    /// transaction (`Outcome::Completed`: the caller does not ack it).
+    /// Only for a job of the store's own queue (`StepLedger::database`).
+    #[tracing::instrument(skip(self, receipt), fields(execution_id = msg.execution_id, step = %msg.step, run = msg.attempt))]
+    pub async fn handle_settling(
+        &self,
+        msg: &StepMessage,
+        receipt: Option<&str>,
+    ) -> Result<Outcome, EngineError> {
         let Some(step) = Step::parse(&msg.step) else {
             return Ok(Outcome::Stale {
                 reason: format!("unknown step {:?}", msg.step),
@@ -129,7 +141,7 @@ impl Engine {
         };
         match result {
             Ok(out) => {
-                self.commit(&execution, step, out, started, msg.attempt)
+                self.commit(&execution, step, out, started, msg.attempt, receipt)
                     .await
             }
             Err(StepStop::Store(e)) => Err(e.into()),
@@ -322,6 +334,7 @@ impl Engine {
         mut out: StepOutput,
         started: Instant,
         run: u32,
+        receipt: Option<&str>,
     ) -> Result<Outcome, EngineError> {
         let next = out.next;
         out.state.next_step = next;
@@ -341,6 +354,12 @@ impl Engine {
             result: out.result,
             events: out.events,
             finish: None,
+            next: next.filter(|_| self.outbox()).map(|n| StepMessage {
+                execution_id: execution.id,
+                step: n.as_str().to_owned(),
+                attempt: run,
+            }),
+            settles: receipt.map(str::to_owned),
         };
         if next.is_none() {
             completion.finish = Some(ExecutionStatus::Completed);
@@ -359,22 +378,23 @@ impl Engine {
                 .into(),
             );
         }
-        if !self.store.complete_step(&completion).await? {
-            return Ok(Outcome::Stale {
-                reason: "the step was completed by another worker".into(),
-            });
-        }
+        let status = match self.store.complete_step(&completion).await? {
+            StepCommit::Written(status) => status,
+            StepCommit::NotOwner => {
+                return Ok(Outcome::Stale {
+                    reason: "the step was completed by another worker".into(),
+                });
+            }
+        };
         tracing::debug!(workflow_id = execution.workflow_id, execution_id = execution.id, step = %step,
             elapsed_ms = started.elapsed().as_millis() as u64, "step completed");
-        if let Some(n) = next {
-            // A cancelled execution keeps what the step did but goes no further.
-            let now = self.store.execution_by_id(execution.id).await?;
-            if matches!(
-                now.status,
-                ExecutionStatus::Running | ExecutionStatus::Pending
-            ) {
-                self.queue_next(execution, n, run).await?;
-            }
+        // A cancelled execution keeps what the step did but goes no further.
+        let live = matches!(status, ExecutionStatus::Running | ExecutionStatus::Pending);
+        if let Some(n) = next
+            && live
+            && completion.next.is_none()
+        {
+            self.queue_next(execution, n, run).await?;
         }
         Ok(Outcome::Completed { step, next })
     }

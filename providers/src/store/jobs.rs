@@ -5,7 +5,7 @@
 //! `MAX_RECEIVES` receives it is dead (kept, with its last error).
 
 use super::SqlStore;
-use super::db::{Db, query, query_as};
+use super::db::{Db, On, query, query_as, query_scalar};
 use super::sql::now;
 
 /// Receives after which a job is dead.
@@ -15,13 +15,57 @@ fn queue_err(e: sqlx::Error) -> ai_team_core::queue::QueueError {
     ai_team_core::queue::QueueError::Unavailable(e.to_string())
 }
 
-fn receipt_id(receipt: &str) -> Result<i64, ai_team_core::queue::QueueError> {
+pub(super) fn receipt_id(receipt: &str) -> Result<i64, ai_team_core::queue::QueueError> {
     receipt
         .parse()
         .map_err(|_| ai_team_core::queue::QueueError::Invalid(format!("bad receipt {receipt:?}")))
 }
 
 impl SqlStore {
+    /// Queues `payload` on `queue` within `on` (the pool, or a step's
+    /// transaction); a duplicate `dedup_key` is dropped. The caller wakes
+    /// a worker (`job_queued`) once the job is committed.
+    pub(super) async fn insert_job<'c>(
+        on: impl Into<On<'c>>,
+        queue: &str,
+        payload: &str,
+        dedup_key: Option<&str>,
+        delay: std::time::Duration,
+    ) -> sqlx::Result<()> {
+        let at = now();
+        let visible = at + chrono::Duration::from_std(delay).unwrap_or_default();
+        query(
+            "INSERT INTO queue_jobs (queue, payload, dedup_key, status, attempts, visible_at, created_at) \
+             VALUES ($1, $2, $3, 'ready', 0, $4, $5) \
+             ON CONFLICT (queue, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING",
+        )
+        .bind(queue)
+        .bind(payload)
+        .bind(dedup_key)
+        .bind(visible)
+        .bind(at)
+        .execute(on)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks the job `id` done within `on` (the pool, or the transaction
+    /// that completes its step).
+    pub(super) async fn ack_job<'c>(on: impl Into<On<'c>>, id: i64) -> sqlx::Result<()> {
+        query("UPDATE queue_jobs SET status = 'done', locked_by = NULL, locked_until = NULL WHERE id = $1")
+            .bind(id)
+            .execute(on)
+            .await?;
+        Ok(())
+    }
+
+    /// After a job visible at once was committed: wakes one idle worker
+    /// of `queue`, not every one (the others would each send an empty
+    /// receive through the one SQLite writer).
+    pub(super) fn job_queued(&self, queue: &str) {
+        self.jobs_signal(queue).notify_one();
+    }
+
     /// The wake-up of `queue`'s idle workers in this process.
     fn jobs_signal(&self, queue: &str) -> std::sync::Arc<tokio::sync::Notify> {
         let mut signals = self
@@ -34,6 +78,10 @@ impl SqlStore {
 
 #[async_trait::async_trait]
 impl ai_team_core::queue::StepQueue for SqlStore {
+    fn database(&self) -> Option<ai_team_core::queue::DatabaseId> {
+        Some(self.id)
+    }
+
     async fn send(
         &self,
         queue: &str,
@@ -41,25 +89,11 @@ impl ai_team_core::queue::StepQueue for SqlStore {
         dedup_key: Option<&str>,
         delay: std::time::Duration,
     ) -> Result<(), ai_team_core::queue::QueueError> {
-        let at = now();
-        let visible = at + chrono::Duration::from_std(delay).unwrap_or_default();
-        query(
-            "INSERT INTO queue_jobs (queue, payload, dedup_key, status, attempts, visible_at, created_at) \
-             VALUES ($1, $2, $3, 'ready', 0, $4, $5) \
-             ON CONFLICT (queue, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING",
-        )
-        .bind(queue)
-        .bind(payload.to_string())
-        .bind(dedup_key)
-        .bind(visible)
-        .bind(at)
-        .execute(&self.db)
-        .await
-        .map_err(queue_err)?;
+        Self::insert_job(&self.db, queue, &payload.to_string(), dedup_key, delay)
+            .await
+            .map_err(queue_err)?;
         if delay.is_zero() {
-            // One worker, not every idle one: the others would each send
-            // an empty receive through the one SQLite writer.
-            self.jobs_signal(queue).notify_one();
+            self.job_queued(queue);
         }
         Ok(())
     }
@@ -67,6 +101,10 @@ impl ai_team_core::queue::StepQueue for SqlStore {
 
 #[async_trait::async_trait]
 impl ai_team_core::queue::JobSource for SqlStore {
+    fn database(&self) -> Option<ai_team_core::queue::DatabaseId> {
+        Some(self.id)
+    }
+
     fn job_signal(&self, queue: &str) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         Some(self.jobs_signal(queue))
     }
@@ -79,6 +117,23 @@ impl ai_team_core::queue::JobSource for SqlStore {
     ) -> Result<Option<ai_team_core::queue::ReceivedJob>, ai_team_core::queue::QueueError> {
         let at = now();
         let until = at + chrono::Duration::from_std(visibility).unwrap_or_default();
+        const VISIBLE: &str = "queue = $1 \
+            AND ((status = 'ready' AND visible_at <= $2) OR (status = 'running' AND locked_until < $2))";
+        if let Db::Sqlite(_) = self.db {
+            // SQLite has one writer: an idle worker looks on a reader
+            // first, so an empty receive neither waits behind the steps'
+            // writes nor holds them up.
+            let any =
+                query_scalar::<i64>(&format!("SELECT 1 FROM queue_jobs WHERE {VISIBLE} LIMIT 1"))
+                    .bind(queue)
+                    .bind(at)
+                    .fetch_optional(&self.db)
+                    .await
+                    .map_err(queue_err)?;
+            if any.is_none() {
+                return Ok(None);
+            }
+        }
         // PostgreSQL skips rows other workers hold; SQLite has one writer
         // and needs no row lock.
         let lock = match self.db {
@@ -86,16 +141,15 @@ impl ai_team_core::queue::JobSource for SqlStore {
             Db::Sqlite(_) => "",
         };
         let sql = format!(
-            "UPDATE queue_jobs SET status = 'running', attempts = attempts + 1, locked_by = $2, locked_until = $3 \
-             WHERE id = (SELECT id FROM queue_jobs WHERE queue = $1 \
-               AND ((status = 'ready' AND visible_at <= $4) OR (status = 'running' AND locked_until < $4)) \
+            "UPDATE queue_jobs SET status = 'running', attempts = attempts + 1, locked_by = $3, locked_until = $4 \
+             WHERE id = (SELECT id FROM queue_jobs WHERE {VISIBLE} \
                ORDER BY visible_at, id LIMIT 1 {lock}) RETURNING id, payload, attempts"
         );
         let row = query_as::<(i64, String, i32)>(&sql)
             .bind(queue)
+            .bind(at)
             .bind(worker)
             .bind(until)
-            .bind(at)
             .fetch_optional(&self.db)
             .await
             .map_err(queue_err)?;
@@ -113,12 +167,9 @@ impl ai_team_core::queue::JobSource for SqlStore {
     }
 
     async fn ack(&self, receipt: &str) -> Result<(), ai_team_core::queue::QueueError> {
-        query("UPDATE queue_jobs SET status = 'done', locked_by = NULL, locked_until = NULL WHERE id = $1")
-            .bind(receipt_id(receipt)?)
-            .execute(&self.db)
+        Self::ack_job(&self.db, receipt_id(receipt)?)
             .await
-            .map_err(queue_err)?;
-        Ok(())
+            .map_err(queue_err)
     }
 
     async fn retry(

@@ -7,6 +7,7 @@
 use ai_team_core::StoreError;
 use ai_team_core::error::StoreResult;
 use ai_team_core::execution_meta::ExecutionMeta;
+use ai_team_core::ledger::StepCommit;
 use ai_team_core::models::*;
 use ai_team_core::query::PageRequest;
 use ai_team_core::steps::Step;
@@ -62,6 +63,10 @@ impl SqlStore {
 
 #[async_trait::async_trait]
 impl ai_team_core::ledger::StepLedger for SqlStore {
+    fn database(&self) -> Option<ai_team_core::queue::DatabaseId> {
+        Some(self.id)
+    }
+
     async fn execution_by_id(&self, execution_id: i64) -> StoreResult<Execution> {
         query_as::<ExecutionRow>(&format!(
             "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1"
@@ -251,20 +256,24 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
     }
 
     #[tracing::instrument(skip(self, c), fields(execution_id = c.execution_id, step = %c.step))]
-    async fn complete_step(&self, c: &ai_team_core::ledger::StepCompletion) -> StoreResult<bool> {
+    async fn complete_step(
+        &self,
+        c: &ai_team_core::ledger::StepCompletion,
+    ) -> StoreResult<StepCommit> {
         let at = now();
         let mut tx = self.db.begin().await.map_err(map_sqlx)?;
-        let meta: Option<String> = query_scalar::<String>(
-            "UPDATE executions SET heartbeat_at = $2 WHERE id = $1 RETURNING meta",
+        let row = query_as::<(String, String)>(
+            "UPDATE executions SET heartbeat_at = $2 WHERE id = $1 RETURNING status, meta",
         )
         .bind(c.execution_id)
         .bind(at)
         .fetch_optional(&mut tx)
         .await
         .map_err(map_sqlx)?;
-        let Some(meta) = meta else {
+        let Some((status, meta)) = row else {
             return Err(StoreError::NotFound("execution"));
         };
+        let status = enum_value("executions.status", &status, ExecutionStatus::parse)?;
         let owned = query(
             "UPDATE step_leases SET status = 'completed', finished_at = $4, result = $5, lease_expires_at = NULL \
              WHERE execution_id = $1 AND step = $2 AND lease_owner = $3 AND status = 'running'",
@@ -280,7 +289,27 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
         .rows_affected();
         if owned != 1 {
             tx.rollback().await.map_err(map_sqlx)?;
-            return Ok(false);
+            return Ok(StepCommit::NotOwner);
+        }
+        let live = matches!(status, ExecutionStatus::Running | ExecutionStatus::Pending);
+        let next = c.next.as_ref().filter(|_| live);
+        if let Some(msg) = next {
+            let payload =
+                serde_json::to_string(msg).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            Self::insert_job(
+                &mut tx,
+                ai_team_core::queue::STEPS_QUEUE,
+                &payload,
+                Some(&msg.dedup_key()),
+                std::time::Duration::ZERO,
+            )
+            .await
+            .map_err(map_sqlx)?;
+        }
+        if let Some(receipt) = &c.settles {
+            let id =
+                super::jobs::receipt_id(receipt).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            Self::ack_job(&mut tx, id).await.map_err(map_sqlx)?;
         }
         if let Some((id, output, details)) = &c.conversation {
             query("UPDATE conversations SET output = $2, details = $3 WHERE id = $1")
@@ -371,7 +400,13 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
         }
         self.commit_with_events(tx, c.workflow_id, Some(c.execution_id), &c.events)
             .await?;
-        Ok(true)
+        // A worker settling its job here looks for the next one at once
+        // and finds this one; waking another would only race it to an
+        // empty receive.
+        if next.is_some() && c.settles.is_none() {
+            self.job_queued(ai_team_core::queue::STEPS_QUEUE);
+        }
+        Ok(StepCommit::Written(status))
     }
 
     #[tracing::instrument(skip(self, meta, events))]

@@ -42,11 +42,18 @@ pub struct SqlStore {
     /// worker.
     jobs_signals:
         Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Notify>>>>,
+    /// This open database, the same in every clone: the store and its
+    /// queue join one transaction only when they share it.
+    id: ai_team_core::queue::DatabaseId,
 }
 
 impl SqlStore {
     fn on(db: Db) -> Self {
+        static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Self {
+            id: ai_team_core::queue::DatabaseId(
+                OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ),
             db,
             signal: tokio::sync::broadcast::channel(1024).0,
             jobs_signals: Arc::default(),

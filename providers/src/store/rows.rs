@@ -18,7 +18,11 @@ fn json<T: DeserializeOwned>(column: &str, text: &str) -> Result<T, StoreError> 
         .map_err(|e| StoreError::Unknown(anyhow::anyhow!("column {column} holds bad JSON: {e}")))
 }
 
-fn enum_value<T>(column: &str, raw: &str, parse: fn(&str) -> Option<T>) -> Result<T, StoreError> {
+pub(super) fn enum_value<T>(
+    column: &str,
+    raw: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, StoreError> {
     parse(raw).ok_or_else(|| StoreError::Unknown(anyhow::anyhow!("column {column} holds {raw:?}")))
 }
 
