@@ -101,6 +101,14 @@ impl PageRequest {
     pub fn limit(&self) -> i64 {
         i64::from(self.page_size)
     }
+
+    /// The listing's total when this page, back with `rows` rows, tells
+    /// it: a page that is not full is the last one. An empty page past
+    /// the first tells nothing (the listing may end anywhere before it).
+    pub fn total_from_short_page(&self, rows: usize) -> Option<i64> {
+        let rows = i64::try_from(rows).ok()?;
+        (rows < self.limit() && (rows > 0 || self.page == 1)).then(|| self.offset() + rows)
+    }
 }
 
 fn parse_bounded(
@@ -503,6 +511,24 @@ fn valid_branch(b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_page_is_the_last_one_and_gives_the_total() {
+        let page = |page, page_size| PageRequest { page, page_size };
+        assert_eq!(page(1, 20).total_from_short_page(0), Some(0));
+        assert_eq!(page(1, 20).total_from_short_page(7), Some(7));
+        assert_eq!(page(3, 20).total_from_short_page(5), Some(45));
+        assert_eq!(
+            page(1, 20).total_from_short_page(20),
+            None,
+            "a full page may have more after it"
+        );
+        assert_eq!(
+            page(3, 20).total_from_short_page(0),
+            None,
+            "an empty page past the end"
+        );
+    }
 
     #[test]
     fn ids_must_be_positive_integers() {

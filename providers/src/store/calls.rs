@@ -262,16 +262,16 @@ impl ai_team_core::store::CallStore for SqlStore {
             last + 1,
             last + 2
         );
-        let rows = bind_call_filters(
-            query_as::<LlmCallRow>(&sql).bind(conversation_id),
-            query,
-            search,
-        )
-        .bind(query.page.limit())
-        .bind(query.page.offset())
-        .fetch_all(&self.db)
-        .await
-        .map_err(map_sqlx)?;
+        let mut rows = query_as::<LlmCallRow>(&sql);
+        if query.q.is_some() {
+            rows = rows.planned_per_call();
+        }
+        let rows = bind_call_filters(rows.bind(conversation_id), query, search)
+            .bind(query.page.limit())
+            .bind(query.page.offset())
+            .fetch_all(&self.db)
+            .await
+            .map_err(map_sqlx)?;
         // The unfiltered count is kept on the conversation row and the
         // per-model ones beside it, so these listings never count a
         // million rows.
@@ -289,6 +289,14 @@ impl ai_team_core::store::CallStore for SqlStore {
             .await
             .map_err(map_sqlx)?
             .unwrap_or(0)
+        } else if let Some(total) = query
+            .page
+            .total_from_short_page(rows.len())
+            .filter(|_| filtered)
+        {
+            // A filtered page that is not full ends the listing: its rows
+            // are the count, and a rare text is scanned once, not twice.
+            total
         } else if filtered {
             let count_sql = format!("SELECT COUNT(*) FROM llm_calls WHERE {filters}");
             bind_call_filters(

@@ -237,6 +237,8 @@ pub struct Scalar<T>(PhantomData<fn() -> T>);
 pub struct Stmt<'q, O> {
     sql: &'q str,
     args: Vec<Arg<'q>>,
+    /// Prepared once per connection and its plan cached (sqlx's default).
+    persistent: bool,
     out: PhantomData<O>,
 }
 
@@ -264,6 +266,7 @@ pub fn query(sql: &str) -> Stmt<'_, Effect> {
     Stmt {
         sql,
         args: Vec::new(),
+        persistent: true,
         out: PhantomData,
     }
 }
@@ -273,6 +276,7 @@ pub fn query_as<R: FromEitherRow>(sql: &str) -> Stmt<'_, Rows<R>> {
     Stmt {
         sql,
         args: Vec::new(),
+        persistent: true,
         out: PhantomData,
     }
 }
@@ -282,6 +286,7 @@ pub fn query_scalar<T: DecodeEither>(sql: &str) -> Stmt<'_, Scalar<T>> {
     Stmt {
         sql,
         args: Vec::new(),
+        persistent: true,
         out: PhantomData,
     }
 }
@@ -290,6 +295,16 @@ impl<'q, O> Stmt<'q, O> {
     /// Binds the next placeholder.
     pub fn bind(mut self, value: impl Into<Arg<'q>>) -> Self {
         self.args.push(value.into());
+        self
+    }
+
+    /// Planned with its values on every call: not prepared and cached,
+    /// where PostgreSQL would switch after five calls to a generic plan
+    /// that cannot see the values (a text search: the trigram indexes'
+    /// cost depends on the text, and the generic plan is twice as slow
+    /// for a rare one).
+    pub fn planned_per_call(mut self) -> Self {
+        self.persistent = false;
         self
     }
 
@@ -307,12 +322,12 @@ impl<'q, O> Stmt<'q, O> {
 /// arguments converted for it.
 macro_rules! run {
     ($stmt:expr, $on:expr, |$make:ident| $call:ident) => {{
-        let Stmt { sql, args, .. } = $stmt;
+        let Stmt { sql, args, persistent, .. } = $stmt;
         match $on.into() {
-            On::SqlitePool(p) => run!(@sqlite sql, args, $make).$call(p.for_sql(sql)).await,
-            On::SqliteTx(c) => run!(@sqlite sql, args, $make).$call(c).await,
-            On::PostgresPool(p) => run!(@postgres sql, args, $make).$call(p).await,
-            On::PostgresTx(c) => run!(@postgres sql, args, $make).$call(c).await,
+            On::SqlitePool(p) => run!(@sqlite sql, args, $make).persistent(persistent).$call(p.for_sql(sql)).await,
+            On::SqliteTx(c) => run!(@sqlite sql, args, $make).persistent(persistent).$call(c).await,
+            On::PostgresPool(p) => run!(@postgres sql, args, $make).persistent(persistent).$call(p).await,
+            On::PostgresTx(c) => run!(@postgres sql, args, $make).persistent(persistent).$call(c).await,
         }
     }};
     (@sqlite $sql:ident, $args:ident, $make:ident) => {
@@ -337,21 +352,30 @@ impl Done {
 
 impl<'q> Stmt<'q, Effect> {
     pub async fn execute<'c>(self, on: impl Into<On<'c>>) -> sqlx::Result<Done> {
-        let Stmt { sql, args, .. } = self;
+        let Stmt {
+            sql,
+            args,
+            persistent,
+            ..
+        } = self;
         let rows_affected = match on.into() {
             On::SqlitePool(p) => sqlx::query_with(sql, sqlite_args(args)?)
+                .persistent(persistent)
                 .execute(p.for_sql(sql))
                 .await?
                 .rows_affected(),
             On::SqliteTx(c) => sqlx::query_with(sql, sqlite_args(args)?)
+                .persistent(persistent)
                 .execute(c)
                 .await?
                 .rows_affected(),
             On::PostgresPool(p) => sqlx::query_with(sql, postgres_args(args)?)
+                .persistent(persistent)
                 .execute(p)
                 .await?
                 .rows_affected(),
             On::PostgresTx(c) => sqlx::query_with(sql, postgres_args(args)?)
+                .persistent(persistent)
                 .execute(c)
                 .await?
                 .rows_affected(),
