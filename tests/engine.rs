@@ -595,11 +595,7 @@ async fn cancel_stops_after_the_step_in_flight_and_resume_continues(db: TestDb) 
         h.engine.cancel(wf.id, e.id).await.is_err(),
         "cancelling twice is a conflict"
     );
-    h.engine
-        .resume(wf.id, e.id, Default::default())
-        .await
-        .unwrap();
-    h.drain().await;
+    h.resume_and_drain(&e).await;
     let done = h.execution(&e).await;
     assert_eq!(done.status, ExecutionStatus::Completed);
     assert_eq!(
@@ -648,11 +644,7 @@ async fn a_step_finishing_after_its_execution_was_cancelled_queues_nothing(db: T
         "the step's work is kept"
     );
     assert_eq!(h.execution(&e).await.status, ExecutionStatus::Cancelled);
-    h.engine
-        .resume(wf.id, e.id, Default::default())
-        .await
-        .unwrap();
-    h.drain().await;
+    h.resume_and_drain(&e).await;
     assert_eq!(h.execution(&e).await.status, ExecutionStatus::Completed);
 }
 
@@ -870,11 +862,7 @@ async fn an_execution_whose_worker_stopped_beating_is_failed_with_a_resume_hint(
     // The queued next step is stale now; resume continues from the checkpoint.
     h.drain().await;
     assert_eq!(llm.requests(), 1);
-    h.engine
-        .resume(wf.id, e.id, Default::default())
-        .await
-        .unwrap();
-    h.drain().await;
+    h.resume_and_drain(&e).await;
     assert_eq!(h.execution(&e).await.status, ExecutionStatus::Completed);
     assert_eq!(llm.requests(), 6, "analysis was not bought twice");
 }

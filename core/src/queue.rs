@@ -59,6 +59,14 @@ pub struct ReceivedJob {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DatabaseId(pub u64);
 
+impl DatabaseId {
+    /// Whether two ports are tables of one open database (neither `None`),
+    /// so one's writes can join the other's transaction.
+    pub fn shared(a: Option<Self>, b: Option<Self>) -> bool {
+        a.is_some() && a == b
+    }
+}
+
 /// The sending side, which every host needs.
 #[async_trait]
 pub trait StepQueue: Send + Sync + 'static {

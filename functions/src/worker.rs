@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ai_team_core::engine::{Engine, Outcome};
-use ai_team_core::queue::{JobSource, STEPS_QUEUE, StepMessage};
+use ai_team_core::queue::{DatabaseId, JobSource, STEPS_QUEUE, StepMessage};
 use tokio::sync::watch;
 
 /// How long a received job stays hidden from other workers; the step's
@@ -68,9 +68,8 @@ impl Worker {
         };
         // A job of the store's own queue is acknowledged by its step's
         // commit: one write fewer through the one SQLite writer.
-        let settles = (self.jobs.database().is_some()
-            && self.jobs.database() == self.engine.store.database())
-        .then_some(delivery.receipt.as_str());
+        let settles = DatabaseId::shared(self.jobs.database(), self.engine.store.database())
+            .then_some(delivery.receipt.as_str());
         match self.engine.handle_settling(&msg, settles).await {
             Ok(outcome) => {
                 match &outcome {

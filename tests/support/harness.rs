@@ -124,6 +124,15 @@ impl Harness {
         self.engine.store.execution_by_id(e.id).await.unwrap()
     }
 
+    /// Resumes the execution from its last checkpoint and runs what is queued.
+    pub async fn resume_and_drain(&self, e: &Execution) -> Vec<Outcome> {
+        self.engine
+            .resume(e.workflow_id, e.id, Default::default())
+            .await
+            .expect("resume");
+        self.drain().await
+    }
+
     pub async fn run_to_end(&self, workflow_id: i64) -> Execution {
         let e = self.engine.start(workflow_id).await.expect("start");
         self.drain().await;

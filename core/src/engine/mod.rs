@@ -155,9 +155,7 @@ impl Engine {
     /// Whether the queue is a table of the store's database, so a step's
     /// completion queues the next step in its own transaction.
     pub(crate) fn outbox(&self) -> bool {
-        self.queue
-            .database()
-            .is_some_and(|db| self.store.database() == Some(db))
+        crate::queue::DatabaseId::shared(self.queue.database(), self.store.database())
     }
 
     /// A text as the engine writes it (conversations, messages, execution

@@ -389,9 +389,8 @@ impl Engine {
         tracing::debug!(workflow_id = execution.workflow_id, execution_id = execution.id, step = %step,
             elapsed_ms = started.elapsed().as_millis() as u64, "step completed");
         // A cancelled execution keeps what the step did but goes no further.
-        let live = matches!(status, ExecutionStatus::Running | ExecutionStatus::Pending);
         if let Some(n) = next
-            && live
+            && !status.is_terminal()
             && completion.next.is_none()
         {
             self.queue_next(execution, n, run).await?;

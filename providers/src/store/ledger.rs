@@ -291,8 +291,7 @@ impl ai_team_core::ledger::StepLedger for SqlStore {
             tx.rollback().await.map_err(map_sqlx)?;
             return Ok(StepCommit::NotOwner);
         }
-        let live = matches!(status, ExecutionStatus::Running | ExecutionStatus::Pending);
-        let next = c.next.as_ref().filter(|_| live);
+        let next = c.next.as_ref().filter(|_| !status.is_terminal());
         if let Some(msg) = next {
             let payload =
                 serde_json::to_string(msg).map_err(|e| StoreError::Invalid(e.to_string()))?;
