@@ -261,6 +261,46 @@ async fn invalid_query_parameters_are_422_and_unknown_ones_ignored() {
     assert_eq!(ok.status(), StatusCode::OK);
 }
 
+/// A NUL reached PostgreSQL as text (500, "invalid byte sequence") and cut
+/// SQLite's pattern short (every call matched); it is a 422 on both.
+async fn a_nul_in_a_text_filter_is_422(backend: Backend) {
+    let (app, db) = app_on(backend).await;
+    let wf = seed::workflow(&*db.store, "NUL-1").await;
+    let conv = seed::conversation(&*db.store, wf, None, "analysis").await;
+    for (path, field) in [
+        (format!("/conversations/{conv}/llm-calls?q=%00"), "q"),
+        (
+            format!("/conversations/{conv}/llm-calls?q=pass%00word"),
+            "q",
+        ),
+        (
+            format!("/conversations/{conv}/llm-calls?model=gpt%00"),
+            "model",
+        ),
+        (format!("/workflows/{wf}/diffs?path=app%00"), "path"),
+        (format!("/workflows/{wf}/artifacts?kind=%00x"), "kind"),
+    ] {
+        let r = app.get(&path).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        let body = json_of(r).await;
+        assert_eq!(body["detail"][0]["loc"], json!(["query", field]), "{path}");
+    }
+    let ok = app
+        .get(&format!("/conversations/{conv}/llm-calls?q=pass%20word"))
+        .await;
+    assert_eq!(ok.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_nul_in_a_text_filter_is_422_on_sqlite() {
+    a_nul_in_a_text_filter_is_422(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_nul_in_a_text_filter_is_422_on_postgres() {
+    a_nul_in_a_text_filter_is_422(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn bad_bodies_are_422_and_oversized_ones_413() {
     let db = TestDb::sqlite().await;

@@ -236,7 +236,8 @@ async fn the_calc_story_keeps_add_fixes_a_wrong_subtract_and_passes_the_reposito
         .store
         .list_artifacts(
             wf,
-            &ai_team_core::delivery::FilteredPage::parse(None, None, Some("test-log")).unwrap(),
+            &ai_team_core::delivery::FilteredPage::parse(None, None, "kind", Some("test-log"))
+                .unwrap(),
         )
         .await
         .unwrap();

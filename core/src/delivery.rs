@@ -320,19 +320,28 @@ pub struct FilteredPage {
 }
 
 impl FilteredPage {
-    /// Validates the `page` and `page_size` query parameters and trims the filter.
+    /// Validates the `page` and `page_size` query parameters and the filter
+    /// named `filter_name`, trimmed.
     pub fn parse(
         page: Option<&str>,
         page_size: Option<&str>,
+        filter_name: &str,
         filter: Option<&str>,
     ) -> Result<Self, Vec<FieldError>> {
-        Ok(Self {
-            page: PageRequest::parse(page, page_size)?,
-            filter: filter
-                .map(str::trim)
-                .filter(|f| !f.is_empty())
-                .map(str::to_owned),
-        })
+        let filter = crate::query::query_text(filter_name, filter.map(str::trim));
+        let page = PageRequest::parse(page, page_size);
+        match (page, filter) {
+            (Ok(page), Ok(filter)) => Ok(Self {
+                page,
+                filter: filter.map(str::to_owned),
+            }),
+            (page, filter) => Err(page
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .chain(filter.err())
+                .collect()),
+        }
     }
 }
 

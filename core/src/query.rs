@@ -47,6 +47,21 @@ pub fn parse_id(field: &str, raw: &str) -> Result<i64, FieldError> {
     }
 }
 
+/// A free-text query value (`q`, `model`, a path or kind filter): absent
+/// when empty, refused when it holds a NUL, which PostgreSQL's text cannot
+/// hold and SQLite would cut the pattern at (matching everything).
+pub fn query_text<'a>(field: &str, raw: Option<&'a str>) -> Result<Option<&'a str>, FieldError> {
+    match raw.filter(|s| !s.is_empty()) {
+        Some(s) if s.contains('\0') => Err(FieldError::new(
+            "query",
+            field,
+            format!("{field} must not contain NUL characters"),
+            "value_error",
+        )),
+        other => Ok(other),
+    }
+}
+
 /// `page` and `page_size` of a paginated list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
@@ -290,14 +305,22 @@ impl LlmCallQuery {
         };
         let date_from = date("date_from", raw.date_from, false);
         let date_to = date("date_to", raw.date_to, true);
-        let non_empty = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+        let mut text = |field: &str, raw: Option<&str>| {
+            query_text(field, raw)
+                .map_err(|e| errors.push(e))
+                .ok()
+                .flatten()
+                .map(str::to_owned)
+        };
+        let model = text("model", raw.model);
+        let q = text("q", raw.q).map(|q| q.to_lowercase());
         if errors.is_empty() {
             Ok(Self {
                 page,
                 sort_by,
                 sort_dir,
-                model: non_empty(raw.model),
-                q: non_empty(raw.q).map(|q| q.to_lowercase()),
+                model,
+                q,
                 date_from,
                 date_to,
             })
@@ -563,6 +586,32 @@ mod tests {
         let end = parse_datetime("2026-11-23", true).unwrap();
         assert_eq!(end.to_rfc3339(), "2026-11-23T23:59:59.999999+00:00");
         assert!(parse_datetime("yesterday", false).is_none());
+    }
+
+    #[test]
+    fn a_nul_in_a_text_filter_is_refused_not_passed_to_the_database() {
+        let errors = LlmCallQuery::parse(RawLlmCallQuery {
+            q: Some("pass\0word"),
+            model: Some("\0"),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.loc[1].as_str()).collect();
+        assert_eq!(fields, ["model", "q"]);
+        let ok = LlmCallQuery::parse(RawLlmCallQuery {
+            q: Some("Pass Word"),
+            model: Some(""),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((ok.q.as_deref(), ok.model), (Some("pass word"), None));
+        assert_eq!(
+            crate::delivery::FilteredPage::parse(Some("0"), None, "path", Some("a\0"))
+                .unwrap_err()
+                .len(),
+            2,
+            "the page and the filter reported together"
+        );
     }
 
     #[test]

@@ -127,6 +127,7 @@ pub async fn list_diffs(
     let q = FilteredPage::parse(
         query.get("page"),
         page_size_or_max(&query),
+        "path",
         query.get("path"),
     )
     .map_err(ApiError::Validation)?;
@@ -150,6 +151,7 @@ pub async fn list_artifacts(
     let q = FilteredPage::parse(
         query.get("page"),
         page_size_or_max(&query),
+        "kind",
         query.get("kind"),
     )
     .map_err(ApiError::Validation)?;

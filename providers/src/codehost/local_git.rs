@@ -16,6 +16,8 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+use super::new_repository;
+
 const AUTHOR_NAME: &str = "AI Team";
 const AUTHOR_EMAIL: &str = "ai-team@localhost";
 const TRAILER: &str = "AI-Team-Step";
@@ -378,6 +380,47 @@ impl CodeHost for LocalGit {
             index,
         };
         let branch_ref = format!("refs/heads/{branch}");
+        if !tokio::fs::try_exists(&git_dir).await.unwrap_or(false)
+            && !commits.is_empty()
+            && commits
+                .iter()
+                .all(|c| c.files.iter().all(|f| new_repository::is_plain(&f.path)))
+        {
+            // A repository made here (the default one of a workflow
+            // without a repository): written in-process, no git to start.
+            let head_sha = {
+                let (into, branch_ref, commits) =
+                    (dir.clone(), branch_ref.clone(), commits.to_vec());
+                tokio::task::spawn_blocking(move || {
+                    let commits: Vec<&CommitRequest> = commits.iter().collect();
+                    new_repository::write(
+                        &into,
+                        &branch_ref,
+                        &commits,
+                        &format!("{AUTHOR_NAME} <{AUTHOR_EMAIL}>"),
+                        TRAILER,
+                        chrono::Utc::now().timestamp(),
+                    )
+                })
+                .await
+                .map_err(|e| CodeHostError::Unavailable(format!("git objects: {e}")))?
+                .map_err(|e| {
+                    CodeHostError::Unavailable(format!(
+                        "cannot write the repository {}: {e}",
+                        dir.display()
+                    ))
+                })?
+            };
+            return Ok(Delivered {
+                location: dir.display().to_string(),
+                branch: branch.to_owned(),
+                base_branch: "main".to_owned(),
+                head_sha,
+                new_commits: commits.len(),
+                pull_request: None,
+                pull_request_skipped: pr_skipped,
+            });
+        }
         let (base_branch, existing, parent) =
             if tokio::fs::try_exists(&git_dir).await.unwrap_or(false) {
                 let base_branch = repo
@@ -563,6 +606,85 @@ mod tests {
         // The working tree was not touched.
         assert!(!dir.join("app").exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_new_repository_written_in_process_is_the_one_git_would_write() {
+        let root = std::env::temp_dir().join(format!("ai-team-new-repo-{}", uuid_like()));
+        let (fresh, with_git) = (root.join("fresh"), root.join("cli"));
+        let git = LocalGit::new(root.join("copies"), vec![root.clone()]);
+        let commits = vec![
+            commit(
+                "execution-1/implementation",
+                &[("app/a.py", "a = 1\n"), ("app.py", "x\n"), ("app0", "")],
+            ),
+            commit(
+                "execution-1/testing",
+                &[
+                    ("tests/test_a.py", "def test(): pass\n"),
+                    ("app/a.py", "a = 2\n"),
+                ],
+            ),
+        ];
+        // The other one through git itself: an existing (empty) repository
+        // takes the fast-import path.
+        std::fs::create_dir_all(&with_git).unwrap();
+        let cli = Repo {
+            dir: with_git.clone(),
+            index: root.join("unused-index"),
+        };
+        cli.git(&["init", "-q", "-b", "main", "--template="], None)
+            .await
+            .unwrap();
+        let mut trees = Vec::new();
+        for dir in [&fresh, &with_git] {
+            let d = git
+                .deliver(&dir.display().to_string(), "ai-team/x-1", &commits, None)
+                .await
+                .unwrap();
+            assert_eq!((d.new_commits, d.base_branch.as_str()), (2, "main"));
+            let r = Repo {
+                dir: dir.clone(),
+                index: root.join("unused-index"),
+            };
+            r.git(&["fsck", "--strict", "--no-dangling"], None)
+                .await
+                .unwrap();
+            trees.push(
+                r.git(&["log", "--format=%T %P|%an <%ae>|%B", "ai-team/x-1"], None)
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(
+                r.git(&["symbolic-ref", "HEAD"], None).await.unwrap(),
+                "refs/heads/main"
+            );
+            // A repeat finds both commits by their trailers.
+            let again = git
+                .deliver(&dir.display().to_string(), "ai-team/x-1", &commits, None)
+                .await
+                .unwrap();
+            assert_eq!((again.new_commits, again.head_sha), (0, d.head_sha));
+        }
+        let strip_parents = |log: &str| -> Vec<String> {
+            log.lines()
+                .map(|l| {
+                    l.split_once(' ').map_or(l.to_owned(), |(tree, rest)| {
+                        format!("{tree} {}", rest.split_once('|').map_or("", |r| r.1))
+                    })
+                })
+                .collect()
+        };
+        assert_eq!(strip_parents(&trees[0]), strip_parents(&trees[1]));
+        assert!(trees[0].contains("AI-Team-Step: execution-1/testing"));
+        assert!(!fresh.join("app").exists(), "the working tree is untouched");
+        assert!(
+            std::fs::read_dir(&fresh)
+                .unwrap()
+                .all(|e| e.unwrap().file_name() == ".git"),
+            "no temporary .git is left"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[tokio::test]

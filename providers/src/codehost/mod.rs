@@ -2,5 +2,6 @@
 //! GitHub comes with its own adapter.
 
 mod local_git;
+mod new_repository;
 
 pub use local_git::LocalGit;
