@@ -301,7 +301,9 @@ impl Engine {
         // Spent before this step: a re-run of the step (after a crash) then
         // asks for the same output, so its request hashes the same and the
         // response already paid for is reused rather than bought again.
-        let current = self.store.execution_by_id(execution.id).await?;
+        // `execution` is the row the claim returned at this step's start,
+        // and no call of this step has been recorded since: its totals are
+        // current without reading the row again.
         let this_step = conversation.total_tokens_used;
         let spent = Spent {
             step: 0,
@@ -310,7 +312,7 @@ impl Engine {
                 .agent_tokens(execution.id, agent)
                 .await?
                 .saturating_sub(this_step),
-            execution: current.total_tokens.saturating_sub(this_step),
+            execution: execution.total_tokens.saturating_sub(this_step),
         };
         let max_tokens = match check_budgets(budgets, spent, prompt_tokens, i64::from(max_output)) {
             Ok(m) => m,

@@ -509,10 +509,11 @@ impl Engine {
         let slug = super::repo_steps::slug(&state.story_key);
         let branch = format!("ai-team/{slug}-execution-{}", execution.id);
         let repository = self.repository_of(&workflow, &state.story_key);
-        let current = self.store.execution_by_id(execution.id).await?;
+        // The claim's row: integration records no call, so its totals are
+        // the run's.
         let pr = PullRequestRequest {
             title: pull_request::title(&state),
-            body: pull_request::body(&state, &current),
+            body: pull_request::body(&state, execution),
             head: branch.clone(),
             base: String::new(),
         };
