@@ -248,7 +248,11 @@ fn fast_import_stream(
         out.extend_from_slice(
             format!("committer {AUTHOR_NAME} <{AUTHOR_EMAIL}> {now} +0000\n").as_bytes(),
         );
-        let message = format!("{}\n\n{TRAILER}: {}\n", c.message, c.step_key);
+        let message = format!(
+            "{}\n\n{TRAILER}: {}\n",
+            new_repository::without_nul(&c.message),
+            new_repository::without_nul(&c.step_key)
+        );
         data(&mut out, message.as_bytes());
         if n == 0
             && let Some(p) = parent
@@ -382,6 +386,7 @@ impl CodeHost for LocalGit {
         let branch_ref = format!("refs/heads/{branch}");
         if !tokio::fs::try_exists(&git_dir).await.unwrap_or(false)
             && !commits.is_empty()
+            && new_repository::is_plain_branch(branch)
             && commits
                 .iter()
                 .all(|c| c.files.iter().all(|f| new_repository::is_plain(&f.path)))

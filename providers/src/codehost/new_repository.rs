@@ -3,9 +3,13 @@
 //! leave on disk (the layout of `git init --template=`, loose objects, the
 //! branch's ref), without the two processes per workflow, which were most
 //! of a delivery's CPU (README: Speed where users feel it). It is built
-//! beside the target as a temporary `.git` and renamed into place, so a
-//! crash leaves either no repository or a whole one. Everything else (an
-//! existing repository, a path git would need to quote) goes through git.
+//! beside the target in a directory of its own (`.git.new-<pid>-<n>`) and
+//! renamed into place, so a process that dies leaves no half repository
+//! (at worst that directory; nothing is fsynced, so a power loss is not
+//! covered). Two deliveries racing to make the same repository: one
+//! rename wins, the other fails as passing and its retry takes the git
+//! path. Everything else (an existing repository, a path or branch git
+//! would quote or refuse) goes through git.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -34,6 +38,21 @@ pub fn is_plain(path: &str) -> bool {
             .all(|c| !c.is_empty() && c != "." && c != ".." && !c.eq_ignore_ascii_case(".git"))
 }
 
+/// Whether `branch` is a name `git check-ref-format` takes as it is, in
+/// the narrow form the engine makes (`ai-team/<slug>-execution-<id>`):
+/// plain components of letters, digits, `.`, `_` and `-`, none starting
+/// with `.` or ending in `.lock`. Other names take the git path.
+pub fn is_plain_branch(branch: &str) -> bool {
+    is_plain(branch)
+        && branch.split('/').all(|c| {
+            !c.starts_with('.')
+                && !c.ends_with(".lock")
+                && !c.contains("..")
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+}
+
 /// Writes a new repository at `dir` (which must have no `.git`) with
 /// `main` as its unborn HEAD and `commits` on `branch_ref`, each on the
 /// one before, authored and committed by `author` at `now` (UTC); returns
@@ -47,11 +66,21 @@ pub fn write(
     trailer: &str,
     now: i64,
 ) -> io::Result<String> {
+    static BUILDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let git_dir = dir.join(".git");
-    let building = dir.join(format!(".git.new-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&building);
-    let result = fill(&building, branch_ref, commits, author, trailer, now)
-        .and_then(|head| std::fs::rename(&building, &git_dir).map(|()| head));
+    let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let building = dir.join(format!(".git.new-{}-{n}", std::process::id()));
+    // `create_dir`, not `create_dir_all`: the name is this build's alone.
+    std::fs::create_dir(&building)?;
+    let result = fill(&building, branch_ref, commits, author, trailer, now).and_then(|head| {
+        if git_dir.exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "another delivery made the repository first",
+            ));
+        }
+        std::fs::rename(&building, &git_dir).map(|()| head)
+    });
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&building);
     }
@@ -89,7 +118,8 @@ fn fill(
         }
         body += &format!(
             "author {author} {now} +0000\ncommitter {author} {now} +0000\n\n{}\n\n{trailer}: {}\n",
-            c.message, c.step_key
+            without_nul(&c.message),
+            without_nul(&c.step_key)
         );
         parent = Some(hex(&put(&objects, "commit", body.as_bytes())?));
     }
@@ -100,6 +130,16 @@ fn fill(
     }
     std::fs::write(ref_path, format!("{head}\n"))?;
     Ok(head)
+}
+
+/// A commit message git keeps whole: `git fsck` refuses a NUL in one, and
+/// `%(trailers)` stops reading at it (a repeat would not find the step).
+pub fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "").into()
+    } else {
+        text.into()
+    }
 }
 
 /// Puts `id` at `path` in the tree; a file where a directory is needed
@@ -208,6 +248,34 @@ mod tests {
         ] {
             assert!(!is_plain(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn only_plain_branch_names_are_written_here() {
+        assert!(is_plain_branch("ai-team/slug-1-execution-12"));
+        for bad in [
+            "",
+            "a/../b",
+            "a/.hidden",
+            "x.lock",
+            "a..b",
+            "a b",
+            "a~1",
+            "a:b",
+            "a\\b",
+            "ü",
+        ] {
+            assert!(!is_plain_branch(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_nul_never_reaches_a_commit_message() {
+        assert_eq!(without_nul("a\0b"), "ab");
+        assert!(matches!(
+            without_nul("ab"),
+            std::borrow::Cow::Borrowed("ab")
+        ));
     }
 
     #[test]
