@@ -116,7 +116,7 @@ pub async fn list_checks(
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/diffs", tag = "pr",
     params(("workflow_id" = i64, Path, minimum = 1), ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000), ("page_size" = Option<u32>, Query, minimum = 1, maximum = 200),
-           ("path" = Option<String>, Query, description = "A path, exact or as a prefix")),
+           ("path" = Option<String>, Query, pattern = "^[^\\u0000]*$", description = "A path, exact or as a prefix; no NUL character")),
     responses((status = 200, description = "A plain array without page/page_size, else {page, page_size, total, items}", body = ListOf<DiffFile>),
               (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn list_diffs(
@@ -140,7 +140,7 @@ pub async fn list_diffs(
 
 #[utoipa::path(get, path = "/workflows/{workflow_id}/artifacts", tag = "pr",
     params(("workflow_id" = i64, Path, minimum = 1), ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000), ("page_size" = Option<u32>, Query, minimum = 1, maximum = 200),
-           ("kind" = Option<String>, Query, description = "An exact kind, e.g. github-actions")),
+           ("kind" = Option<String>, Query, pattern = "^[^\\u0000]*$", description = "An exact kind, e.g. github-actions; no NUL character")),
     responses((status = 200, description = "A plain array without page/page_size, else {page, page_size, total, items}", body = ListOf<Artifact>),
               (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)))]
 pub async fn list_artifacts(
