@@ -185,5 +185,65 @@ async fn main() {
         "the same tests run directly in the repository, {runs} runs: median {:.0} ms",
         median(direct).as_secs_f64() * 1000.0
     );
+    new_repositories(&root, host.as_ref()).await;
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// CPU ticks (10 ms) of this process and of its waited-for children.
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // After "(name) ": state, then numbers; utime, stime, cutime, cstime
+    // are fields 14-17 of the line, 12-15 after the name.
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    let n = |i: usize| fields[i].parse::<u64>().unwrap();
+    (n(11) + n(12), n(13) + n(14))
+}
+
+/// A workflow's own repository, made by a delivery of two commits: written
+/// in-process (the engine's branch names), and through `git init` and `git
+/// fast-import` (a branch name with `+`, which takes the git path).
+async fn new_repositories(root: &Path, host: &dyn CodeHost) {
+    use ai_team_core::codehost::CommitRequest;
+    let commits = [
+        (
+            "execution-1/implementation",
+            "app/feature.py",
+            "def feature():\n    return 42\n".to_owned(),
+        ),
+        (
+            "execution-1/testing",
+            "tests/test_feature.py",
+            "import unittest\n".repeat(8),
+        ),
+    ]
+    .map(|(key, path, content)| CommitRequest {
+        step_key: key.into(),
+        message: format!("{key}: 1 file(s)"),
+        files: vec![FileChange {
+            path: path.into(),
+            content,
+        }],
+    });
+    for (label, branch) in [
+        ("in-process", "ai-team/x-1"),
+        ("git init + fast-import", "ai-team/x+1"),
+    ] {
+        let n: u32 = 200;
+        let (own0, children0) = cpu_ticks();
+        let t = Instant::now();
+        for i in 0..n {
+            let dir = root.join(format!("new-{}-{i}", branch.len() + label.len()));
+            host.deliver(&dir.display().to_string(), branch, &commits, None)
+                .await
+                .unwrap();
+        }
+        let (own1, children1) = cpu_ticks();
+        let per = |ticks: u64| ticks as f64 * 10.0 / f64::from(n);
+        println!(
+            "a new repository, {label}, {n} deliveries: {:.2} ms each; CPU {:.2} ms own + {:.2} ms of git processes each",
+            t.elapsed().as_secs_f64() * 1000.0 / f64::from(n),
+            per(own1 - own0),
+            per(children1 - children0)
+        );
+    }
 }
