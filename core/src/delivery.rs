@@ -328,19 +328,19 @@ impl FilteredPage {
         filter_name: &str,
         filter: Option<&str>,
     ) -> Result<Self, Vec<FieldError>> {
-        let filter = crate::query::query_text(filter_name, filter.map(str::trim));
-        let page = PageRequest::parse(page, page_size);
+        let mut errors = Vec::new();
+        let page = PageRequest::parse(page, page_size)
+            .map_err(|e| errors.extend(e))
+            .ok();
+        let filter = crate::query::query_text(filter_name, filter.map(str::trim))
+            .map_err(|e| errors.push(e))
+            .ok();
         match (page, filter) {
-            (Ok(page), Ok(filter)) => Ok(Self {
+            (Some(page), Some(filter)) => Ok(Self {
                 page,
                 filter: filter.map(str::to_owned),
             }),
-            (page, filter) => Err(page
-                .err()
-                .unwrap_or_default()
-                .into_iter()
-                .chain(filter.err())
-                .collect()),
+            _ => Err(errors),
         }
     }
 }

@@ -224,15 +224,18 @@ async fn new_repositories(root: &Path, host: &dyn CodeHost) {
             content,
         }],
     });
-    for (label, branch) in [
+    for (way, (label, branch)) in [
         ("in-process", "ai-team/x-1"),
         ("git init + fast-import", "ai-team/x+1"),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let n: u32 = 200;
         let (own0, children0) = cpu_ticks();
         let t = Instant::now();
         for i in 0..n {
-            let dir = root.join(format!("new-{}-{i}", branch.len() + label.len()));
+            let dir = root.join(format!("new-{way}-{i}"));
             host.deliver(&dir.display().to_string(), branch, &commits, None)
                 .await
                 .unwrap();

@@ -384,7 +384,8 @@ impl CodeHost for LocalGit {
             index,
         };
         let branch_ref = format!("refs/heads/{branch}");
-        if !tokio::fs::try_exists(&git_dir).await.unwrap_or(false)
+        let has_git = tokio::fs::try_exists(&git_dir).await.unwrap_or(false);
+        if !has_git
             && !commits.is_empty()
             && new_repository::is_plain_branch(branch)
             && commits
@@ -434,27 +435,27 @@ impl CodeHost for LocalGit {
                 pull_request_skipped: pr_skipped,
             });
         }
-        let (base_branch, existing, parent) =
-            if tokio::fs::try_exists(&git_dir).await.unwrap_or(false) {
-                let base_branch = repo
-                    .git(&["symbolic-ref", "--short", "-q", "HEAD"], None)
-                    .await
-                    .unwrap_or_else(|_| "main".into());
-                let existing = repo.resolve(&branch_ref).await;
-                let parent = match &existing {
-                    Some(sha) => Some(sha.clone()),
-                    None => repo.resolve("HEAD").await,
-                };
-                (base_branch, existing, parent)
-            } else {
-                // A repository made here (the default one of a workflow
-                // without a repository) has no commit, no branch and `main`
-                // checked out: nothing to ask git. No template either: its
-                // sample hooks are a dozen files per workflow, unused.
-                repo.git(&["init", "-q", "-b", "main", "--template="], None)
-                    .await?;
-                ("main".to_owned(), None, None)
+        let (base_branch, existing, parent) = if has_git {
+            let base_branch = repo
+                .git(&["symbolic-ref", "--short", "-q", "HEAD"], None)
+                .await
+                .unwrap_or_else(|_| "main".into());
+            let existing = repo.resolve(&branch_ref).await;
+            let parent = match &existing {
+                Some(sha) => Some(sha.clone()),
+                None => repo.resolve("HEAD").await,
             };
+            (base_branch, existing, parent)
+        } else {
+            // A repository made here that the in-process writer does
+            // not take (a path or branch git quotes or refuses, or no
+            // commit): no commit, no branch and `main` checked out,
+            // nothing to ask git. No template either: its sample hooks
+            // are a dozen files per workflow, unused.
+            repo.git(&["init", "-q", "-b", "main", "--template="], None)
+                .await?;
+            ("main".to_owned(), None, None)
+        };
         let done: Vec<String> = match &existing {
             Some(sha) => repo
                 .git(

@@ -5,9 +5,9 @@
 //! workflow, which were most of a delivery's CPU (README: Speed where
 //! users feel it). One pack, as fast-import writes, not loose objects: a
 //! directory per object's first byte made each delivery allocate a dozen
-//! more directory inodes, which on a busy ext4 cost more CPU than git. It is built
-//! beside the target in a directory of its own (`.git.new-<pid>-<n>`) and
-//! renamed into place, so a process that dies leaves no half repository
+//! more directory inodes, which on a busy ext4 cost more CPU than git. It
+//! is built beside the target in a directory of its own
+//! (`.git.new-<pid>-<n>`) and renamed into place, so a process that dies leaves no half repository
 //! (at worst that directory; nothing is fsynced, so a power loss is not
 //! covered). Two deliveries racing to make the same repository: one
 //! rename wins, the other fails as passing and its retry takes the git
@@ -69,12 +69,13 @@ pub fn write(
     now: i64,
 ) -> io::Result<String> {
     static BUILDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let signature = format!("{author} {now} +0000");
     let git_dir = dir.join(".git");
     let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let building = dir.join(format!(".git.new-{}-{n}", std::process::id()));
     // `create_dir`, not `create_dir_all`: the name is this build's alone.
     std::fs::create_dir(&building)?;
-    let result = fill(&building, branch_ref, commits, author, trailer, now).and_then(|head| {
+    let result = fill(&building, branch_ref, commits, &signature, trailer).and_then(|head| {
         if git_dir.exists() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -89,13 +90,14 @@ pub fn write(
     result
 }
 
+/// The repository's files in `git_dir`; `signature` is the author and
+/// committer line's value (`name <email> seconds +0000`).
 fn fill(
     git_dir: &Path,
     branch_ref: &str,
     commits: &[&CommitRequest],
-    author: &str,
+    signature: &str,
     trailer: &str,
-    now: i64,
 ) -> io::Result<String> {
     for sub in ["objects/info", "objects/pack", "refs/heads", "refs/tags"] {
         std::fs::create_dir_all(git_dir.join(sub))?;
@@ -119,7 +121,7 @@ fn fill(
             body += &format!("parent {p}\n");
         }
         body += &format!(
-            "author {author} {now} +0000\ncommitter {author} {now} +0000\n\n{}\n\n{trailer}: {}\n",
+            "author {signature}\ncommitter {signature}\n\n{}\n\n{trailer}: {}\n",
             without_nul(&c.message),
             without_nul(&c.step_key)
         );
